@@ -1,0 +1,100 @@
+"""The console adapter: the same commands as the chat platforms, in a terminal.
+
+`stickerbot demo` and `stickerbot chat` use it. Stickers are written as
+Telegram-spec WebP files (what a Telegram user would receive) under out_dir.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+
+from bot.errors import UserError
+from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
+from bot.service import StickerService, help_text
+from bot.sticker_spec import to_telegram_sticker
+
+
+class ConsoleSink:
+    """Prints progress on one updating line and writes finished stickers to files."""
+
+    def __init__(self, out_dir: Path, print_fn=print) -> None:
+        self.out_dir = out_dir
+        self.print = print_fn
+        self.delivered: dict[str, list[Path]] = {}
+        self.failures: dict[str, str] = {}
+        self._last_line = ""
+
+    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+        line = update.user_message()
+        if line != self._last_line and (update.step in (1, update.total) or update.stage in ("queued", "started")):
+            self.print(f"  … {line}")
+            self._last_line = line
+
+    async def deliver(self, job: JobView, stickers: list[StickerOut]) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for sticker in stickers:
+            # File names come from our own ids, never from user input.
+            path = self.out_dir / f"sticker-{sticker.sticker_id:05d}.webp"
+            started = time.perf_counter()
+            path.write_bytes(to_telegram_sticker(_open_png(sticker.png)))
+            self.print(f"  ✓ {sticker.emoji} {sticker.description} -> {path} "
+                       f"({path.stat().st_size // 1024} KiB, formatted in {time.perf_counter() - started:.3f}s)")
+            paths.append(path)
+        self.delivered[job.job_id] = paths
+
+    async def failed(self, job: JobView, message: str) -> None:
+        self.failures[job.job_id] = message
+        self.print(f"  ✗ {message}")
+
+
+def _open_png(data: bytes):
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image.convert("RGBA")
+
+
+class ConsoleSession:
+    """Parses console lines like chat messages: /setref PATH, /mysticker words, /help…"""
+
+    def __init__(self, service: StickerService, user: UserRef) -> None:
+        self.service = service
+        self.user = user
+
+    def handle(self, line: str) -> str | None:
+        """Returns the reply text; queued jobs are picked up by the worker."""
+        line = line.strip()
+        if not line:
+            return None
+        command, _, rest = line.partition(" ")
+        command = command.lower()
+        try:
+            if command in ("/start", "/help"):
+                return help_text()
+            if command == "/setref":
+                if not rest.strip():
+                    return "Usage: /setref PATH-TO-PICTURE"
+                path = Path(shlex.split(rest)[0]).expanduser()
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    return f"Cannot read {path}: {exc.strerror}"
+                return self.service.set_reference(self.user, data).user_message()
+            if command == "/mysticker":
+                return self.service.request_sticker(self.user, rest, chat={"console": True}).user_message()
+            if command == "/again":
+                return self.service.again(self.user, chat={"console": True}).user_message()
+            if command == "/status":
+                return self.service.status(self.user)
+            if command == "/forget":
+                counts = self.service.forget(self.user)
+                return "Deleted your character and everything I stored for you." if counts else "I had nothing stored for you."
+            return f"I don't know {command}. Send /help to see what I can do."
+        except UserError as exc:
+            return exc.user_message

@@ -1,0 +1,158 @@
+"""The command layer: what /setref, /mysticker, /again, /forget, /status and /help do.
+
+Platform-free: adapters parse their events into calls here and render the typed
+results back. Long work is not done here: /mysticker only records a durable job;
+the JobWorker runs it against the runtime and hands the sticker to a DeliverySink.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+
+import sqlite_utils
+
+from bot.errors import BusyError, NoReferenceError, UserError
+from bot.image_input import load_reference_image
+from bot.messages import QueuedJob, ReferenceSaved, UserRef
+from bot.prompt_builder import build_prompt
+from bot.settings import Settings
+from bot.sticker_request import StickerRequest, normalise_words, parse_prompt, words_for_help
+from seal_runtime.subject_mask import classical_mask
+from storage import embeddings, jobs, references, users
+from storage.forget import forget_user
+
+log = logging.getLogger(__name__)
+
+
+def help_text() -> str:
+    vocab = words_for_help()
+    lines = [
+        "I make stickers of your own character.",
+        "1. /setref — send one picture of your character (a photo with /setref as caption, "
+        "or reply /setref to a picture). A plain background works best.",
+        "2. /mysticker <words> — e.g. /mysticker happy waving beach",
+        "   /again — another take of your last sticker",
+        "   /status — where your sticker is in the queue",
+        "   /forget — delete your character and everything I stored for you",
+        "",
+        "Words I understand (anything else is passed on as a free description):",
+    ]
+    for attribute, words in vocab.items():
+        lines.append(f"• {attribute}: {', '.join(words)}")
+    lines.append("Examples: /mysticker sad sitting rain · /mysticker love close up night sky · "
+                 "/mysticker angry thumbs up city flat")
+    return "\n".join(lines)
+
+
+class StickerService:
+    def __init__(self, db: sqlite_utils.Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self._blocklist = {w.lower() for w in settings.limits.blocklist}
+
+    # -- users -------------------------------------------------------------------------------
+    def user_id(self, user: UserRef) -> int:
+        record = users.get_or_create_user(self.db, user.platform, user.platform_user_id, user.display_name)
+        if record.banned:
+            raise UserError("Sorry, you can't use this bot.", code="banned")
+        return record.id
+
+    # -- /setref -----------------------------------------------------------------------------
+    def set_reference(self, user: UserRef, data: bytes) -> ReferenceSaved:
+        """Validate, compute the subject mask, then store. Nothing is stored on bad input."""
+        limits = self.settings.limits
+        image = load_reference_image(data, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels)
+        user_id = self.user_id(user)
+        current = references.active_reference(self.db, user_id)
+        png = image.png_bytes()
+        mask, mask_source = classical_mask(image.image)
+        saved = references.save_reference(self.db, user_id, png, _png(mask), mask_source)
+        log.info("reference saved", extra={"user_id": user_id, "sha256": saved.sha256[:12], "mask": mask_source})
+        return ReferenceSaved(
+            reference_id=saved.id,
+            sha256=saved.sha256,
+            width=saved.width,
+            height=saved.height,
+            mask_source=mask_source,
+            notes=tuple(image.notes),
+            unchanged=current is not None and current.sha256 == saved.sha256,
+        )
+
+    # -- /mysticker, /again ------------------------------------------------------------------
+    def parse(self, text: str) -> StickerRequest:
+        request = parse_prompt(text, max_chars=self.settings.limits.max_prompt_chars)
+        blocked = self._blocklist.intersection(normalise_words(text))
+        if blocked:
+            raise UserError("Sorry, I can't make that sticker. Try other words.", code="blocked")
+        return request
+
+    def request_sticker(self, user: UserRef, text: str, chat: dict, *, seed: int | None = None) -> QueuedJob:
+        request = self.parse(text)
+        user_id = self.user_id(user)
+        reference = references.active_reference(self.db, user_id)
+        if reference is None:
+            raise NoReferenceError()
+        if jobs.count_active(self.db) >= self.settings.limits.queue_cap:
+            raise BusyError()
+        payload = {
+            "text": text,
+            "tags": request.as_tags(),
+            "prompt": build_prompt(request),
+            "description": request.describe(),
+            "seed": seed if seed is not None else random.randrange(2**31),
+            "reference_id": reference.id,
+            "reference_sha256": reference.sha256,
+        }
+        job = jobs.create_job(self.db, user_id, "sticker", payload, chat=chat,
+                              max_attempts=self.settings.limits.job_attempts)
+        cached = self._has_cached_embedding(reference.sha256)
+        log.info("job queued", extra={"job_id": job.id, "user_id": user_id, "cached": cached})
+        return QueuedJob(job.id, jobs.queue_position(self.db, job.id), request.describe(), cached)
+
+    def again(self, user: UserRef, chat: dict) -> QueuedJob:
+        user_id = self.user_id(user)
+        last = jobs.last_job(self.db, user_id, kind="sticker")
+        if last is None:
+            raise UserError("There is no sticker to redo yet. Try /mysticker happy waving first.", code="no_last")
+        return self.request_sticker(user, last.request["text"], chat)
+
+    def _has_cached_embedding(self, reference_sha256: str) -> bool:
+        model_id = embeddings.last_model_id(self.db)
+        if model_id is None:
+            return False
+        settings_hash = self.settings.adaptation.settings_hash(model_id)
+        return embeddings.exists(self.db, reference_sha256, model_id, settings_hash)
+
+    # -- /status, /forget --------------------------------------------------------------------
+    def status(self, user: UserRef) -> str:
+        user_id = self.user_id(user)
+        active = jobs.active_jobs_for_user(self.db, user_id)
+        has_ref = references.active_reference(self.db, user_id) is not None
+        if not active:
+            ref = "Your character is saved." if has_ref else "No character saved yet: send /setref with a picture."
+            return f"Nothing in the queue for you. {ref}"
+        lines = []
+        for job in active:
+            if job.state == "queued":
+                lines.append(f"• {job.request['description']}: queued at position {jobs.queue_position(self.db, job.id)}")
+            else:
+                lines.append(f"• {job.request['description']}: {job.state}")
+        return "Your stickers in progress:\n" + "\n".join(lines)
+
+    def forget(self, user: UserRef) -> dict[str, int]:
+        record = users.find_user(self.db, user.platform, user.platform_user_id)
+        if record is None:
+            return {}
+        counts = forget_user(self.db, record.id)
+        log.info("user forgotten", extra={"user_id": record.id, "counts": json.dumps(counts)})
+        return counts
+
+
+def _png(image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,174 @@
+"""All configuration in one typed object: a TOML file plus environment overrides.
+
+Precedence: defaults < TOML file < environment. Environment keys are
+`STICKERBOT_<SECTION>__<FIELD>` (e.g. `STICKERBOT_RUNTIME__DEVICE=cuda`), plus the
+conventional `TELEGRAM_BOT_TOKEN` and `DISCORD_BOT_TOKEN`. Secrets may also come
+from files (`token_file`); they are never printed (see `redacted()`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seal_runtime.config import AdaptationSettings, GenerationSettings, RuntimeSettings
+
+SECRET_FIELDS = {"token", "shared_secret"}
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class GeneralSettings:
+    database: str = "data/stickerbot.sqlite"
+    runtime_url: str = "http://127.0.0.1:8765"
+    out_dir: str = "out"
+    log_level: str = "INFO"
+    log_format: str = "json"  # json | text
+    adapters: tuple[str, ...] = ()  # which adapters `stickerbot run` starts: telegram, discord
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_prompt_chars: int = 200
+    max_upload_bytes: int = 10_000_000
+    max_upload_pixels: int = 40_000_000
+    blocklist: tuple[str, ...] = ()
+    requests_per_minute: int = 6
+    daily_quota: int = 100
+    queue_cap: int = 200
+    job_attempts: int = 3
+    job_timeout_s: int = 1800
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    token: str | None = None
+    token_file: str | None = None
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    admin_ids: tuple[int, ...] = ()
+    pack_title: str = "{name}'s stickers"
+
+
+@dataclass(frozen=True)
+class DiscordSettings:
+    token: str | None = None
+    token_file: str | None = None
+    dev_guild_id: int | None = None
+    admin_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    general: GeneralSettings = field(default_factory=GeneralSettings)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    adaptation: AdaptationSettings = field(default_factory=AdaptationSettings)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    discord: DiscordSettings = field(default_factory=DiscordSettings)
+
+    def redacted(self) -> dict:
+        """The effective settings as a dict, secrets replaced by ***."""
+        return _redact(dataclasses.asdict(self))
+
+    def runtime_secret(self) -> str | None:
+        return self.runtime.shared_secret
+
+
+class SettingsError(Exception):
+    pass
+
+
+def _redact(data):
+    if isinstance(data, dict):
+        return {k: (REDACTED if k in SECRET_FIELDS and v else _redact(v)) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_redact(v) for v in data]
+    return data
+
+
+def _coerce(value, annotation, where: str):
+    """Turn TOML values or environment strings into the field's declared type."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
+            return None
+        inner = [a for a in args if a is not type(None)][0]
+        return _coerce(value, inner, where)
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(_coerce(i.strip() if isinstance(i, str) else i, args[0], where) for i in items if i != "")
+    if annotation is bool:
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise SettingsError(f"{where}: expected true/false, got {value!r}")
+        return bool(value)
+    if annotation in (int, float, str):
+        try:
+            return annotation(value)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{where}: expected {annotation.__name__}, got {value!r}") from None
+    return value
+
+
+def _build_section(cls, values: dict, section: str):
+    hints = typing.get_type_hints(cls)
+    unknown = set(values) - set(hints)
+    if unknown:
+        raise SettingsError(f"[{section}] has unknown keys: {', '.join(sorted(unknown))}")
+    return cls(**{k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()})
+
+
+def load_settings(path: str | Path | None = None, environ: typing.Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("STICKERBOT_CONFIG")
+    raw: dict[str, dict] = {}
+    if path:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise SettingsError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+
+    sections = {f.name: f.type for f in dataclasses.fields(Settings)}
+    hints = typing.get_type_hints(Settings)
+    unknown = set(raw) - set(sections)
+    if unknown:
+        raise SettingsError(f"unknown config sections: {', '.join(sorted(unknown))}")
+    merged: dict[str, dict] = {name: dict(raw.get(name, {})) for name in sections}
+    for key, value in environ.items():
+        if key.startswith("STICKERBOT_") and "__" in key:
+            section, _, name = key[len("STICKERBOT_"):].partition("__")
+            if section.lower() in merged:
+                merged[section.lower()][name.lower()] = value
+    if environ.get("TELEGRAM_BOT_TOKEN"):
+        merged["telegram"]["token"] = environ["TELEGRAM_BOT_TOKEN"]
+    if environ.get("DISCORD_BOT_TOKEN"):
+        merged["discord"]["token"] = environ["DISCORD_BOT_TOKEN"]
+    built = {name: _build_section(hints[name], values, name) for name, values in merged.items()}
+    return Settings(**built)
+
+
+def read_token(token: str | None, token_file: str | None, what: str) -> str:
+    """The secret itself: from the setting, else from its file. Errors never echo the secret."""
+    if token:
+        return token.strip()
+    if token_file:
+        try:
+            value = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise SettingsError(f"cannot read the {what} token file {token_file}: {exc.strerror}") from None
+        if value:
+            return value
+    raise SettingsError(f"no {what} token: set the environment variable or token_file")

@@ -1,0 +1,134 @@
+"""`/mysticker <words>` -> a typed StickerRequest over the six-attribute schema."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from bot.errors import UserError
+from bot.vocabulary import (
+    ACTION,
+    ALL_VOCABULARIES,
+    APPEARANCE,
+    BACKGROUND,
+    COMPOSITION,
+    EMOTION,
+    STYLE,
+    Attribute,
+)
+
+MAX_PHRASE_WORDS = 3
+_WORD_RE = re.compile(r"[a-z0-9']+")
+
+
+@dataclass(frozen=True)
+class StickerRequest:
+    """What a user asked for. Appearance is the learned concept plus `appearance` extras."""
+
+    emotion: str = EMOTION.default or "happy"
+    action: str = ACTION.default or "standing"
+    composition: str = COMPOSITION.default or "full body"
+    style: str = STYLE.default or "bold outline"
+    background: str = BACKGROUND.default or "plain"
+    appearance: tuple[str, ...] = ()
+    free_text: tuple[str, ...] = ()
+    # Which slots the user filled explicitly (the rest are defaults).
+    explicit: frozenset[Attribute] = field(default_factory=frozenset)
+
+    def as_tags(self) -> dict[str, str]:
+        return {
+            "appearance": " ".join(self.appearance),
+            "emotion": self.emotion,
+            "action": self.action,
+            "composition": self.composition,
+            "style": self.style,
+            "background": self.background,
+        }
+
+    def describe(self) -> str:
+        """Short human summary for progress messages: 'happy, waving, beach'."""
+        parts = [self.emotion, self.action, self.background if self.background != "plain" else ""]
+        parts += list(self.appearance) + list(self.free_text)
+        return ", ".join(p for p in parts if p)
+
+
+def _build_phrase_index() -> dict[tuple[str, ...], tuple[Attribute, str]]:
+    index: dict[tuple[str, ...], tuple[Attribute, str]] = {}
+    for vocabulary in ALL_VOCABULARIES:
+        for value in vocabulary.values:
+            for spelling in value.spellings():
+                words = tuple(_WORD_RE.findall(spelling.replace("-", " ")))
+                index[words] = (vocabulary.attribute, value.key)
+    return index
+
+
+_PHRASES = _build_phrase_index()
+
+
+def normalise_words(text: str) -> list[str]:
+    """Lower-case words; hyphens split words; accents folded; emoji and punctuation dropped."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return _WORD_RE.findall(text.lower().replace("-", " ").replace("_", " "))
+
+
+def parse_prompt(text: str, *, max_chars: int = 200) -> StickerRequest:
+    """Fill the schema from free words; the first value given for a slot wins.
+
+    Unknown words are kept as free text (they still reach the prompt), so nothing
+    the user typed is silently dropped. Raises UserError for empty or overlong prompts.
+    """
+    stripped = (text or "").strip()
+    if len(stripped) > max_chars:
+        raise UserError(
+            f"That prompt is {len(stripped)} characters long; the limit is {max_chars}. "
+            "Try a few words, e.g. /mysticker happy waving beach"
+        )
+    words = normalise_words(stripped)
+    if not words:
+        raise UserError(
+            "Tell me what the sticker should show, e.g. /mysticker happy waving beach "
+            "(send /help for all the words I know)."
+        )
+    slots: dict[Attribute, str] = {}
+    appearance: list[str] = []
+    free: list[str] = []
+    i = 0
+    while i < len(words):
+        for size in range(min(MAX_PHRASE_WORDS, len(words) - i), 0, -1):
+            match = _PHRASES.get(tuple(words[i:i + size]))
+            if match is None:
+                continue
+            attribute, key = match
+            if attribute is Attribute.APPEARANCE:
+                if key not in appearance:
+                    appearance.append(key)
+            elif attribute not in slots:
+                slots[attribute] = key
+            else:
+                free.extend(words[i:i + size])
+            i += size
+            break
+        else:
+            if words[i] not in _FILLER_WORDS:
+                free.append(words[i])
+            i += 1
+    return StickerRequest(
+        emotion=slots.get(Attribute.EMOTION, EMOTION.default or "happy"),
+        action=slots.get(Attribute.ACTION, ACTION.default or "standing"),
+        composition=slots.get(Attribute.COMPOSITION, COMPOSITION.default or "full body"),
+        style=slots.get(Attribute.STYLE, STYLE.default or "bold outline"),
+        background=slots.get(Attribute.BACKGROUND, BACKGROUND.default or "plain"),
+        appearance=tuple(appearance),
+        free_text=tuple(free),
+        explicit=frozenset(slots),
+    )
+
+
+# Glue words that carry no attribute ("waving *on the* beach") are not free text.
+_FILLER_WORDS = frozenset({"a", "an", "the", "on", "in", "at", "with", "and", "of", "my", "me", "is", "very", "please"})
+
+
+def words_for_help() -> dict[str, list[str]]:
+    """Attribute -> its canonical words, for /help and autocomplete."""
+    return {v.attribute.value: v.keys() for v in (EMOTION, ACTION, COMPOSITION, STYLE, BACKGROUND, APPEARANCE)}

@@ -1,0 +1,70 @@
+"""The parts of a text-to-image diffusion model that adaptation and sampling use.
+
+One type serves SD-1.5-class pipelines (latent space, with a VAE) and the builtin
+pixel-space model (`vae is None`), so the adaptation loop and the sampler are
+written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import AutoencoderKL, SchedulerMixin, UNet2DConditionModel
+from transformers import CLIPTextModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class DiffusionBackbone:
+    model_id: str
+    tokenizer: PreTrainedTokenizerBase
+    text_encoder: CLIPTextModel
+    unet: UNet2DConditionModel
+    noise_scheduler: SchedulerMixin
+    vae: AutoencoderKL | None
+    resolution: int
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def latent_channels(self) -> int:
+        return self.unet.config.in_channels
+
+    @property
+    def latent_size(self) -> int:
+        if self.vae is None:
+            return self.resolution
+        return self.resolution // (2 ** (len(self.vae.config.block_out_channels) - 1))
+
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        return self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        ).input_ids.to(self.device)
+
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        return self.text_encoder(self.tokenize(prompts))[0].to(self.dtype)
+
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels in [-1, 1] (B, 3, H, W) -> what the U-Net denoises."""
+        pixels = pixels.to(self.device, self.dtype)
+        if self.vae is None:
+            return pixels
+        return self.vae.encode(pixels).latent_dist.sample() * self.vae.config.scaling_factor
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """The inverse of encode_images; returns pixels in [-1, 1]."""
+        if self.vae is None:
+            return latents.clamp(-1, 1)
+        pixels = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+        return pixels.clamp(-1, 1)
+
+    def freeze(self) -> None:
+        """Test-time adaptation trains only what a method asks for; everything else is frozen."""
+        for module in (self.unet, self.text_encoder, self.vae):
+            if module is not None:
+                module.requires_grad_(False)
+                module.eval()

@@ -1,0 +1,72 @@
+"""Runtime settings: which model, where it runs, and how adaptation is done.
+
+Plain dataclasses with no torch import, so the bot layer can carry them in
+requests and hash them without loading the runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class AdaptationSettings:
+    """How a reference becomes a learned concept. Every SEAL component is a switch.
+
+    With `num_tokens=1`, `attention_loss="none"` and `masked_diffusion_loss=False`
+    this is plain textual inversion.
+    """
+
+    method: str = "textual_inversion"  # or "lora" (second TTF base)
+    steps: int = 60
+    learning_rate: float = 5e-3
+    batch_size: int = 2
+    seed: int = 0
+    initializer_word: str = "character"
+    # Split-merge token strategy: k tokens while learning, merged for generation.
+    num_tokens: int = 1
+    merge_rule: str = "mean"
+    # Semantic-guided spatial attention loss.
+    attention_loss: str = "none"  # "none" | "mse" | "fastcomposer"
+    attention_loss_weight: float = 0.01
+    # Structure-aware layer restriction: which cross-attention layers carry the loss.
+    attention_layers: tuple[str, ...] = ("down_blocks.1", "down_blocks.2", "mid_block", "up_blocks.0", "up_blocks.1")
+    masked_diffusion_loss: bool = False
+    lora_rank: int = 4
+
+    def settings_hash(self, model_id: str) -> str:
+        """Key of the embedding cache: a change to any setting or the model re-adapts."""
+        payload = json.dumps({"model": model_id, **asdict(self)}, sort_keys=True, default=list)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AdaptationSettings":
+        known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        if "attention_layers" in values:
+            values["attention_layers"] = tuple(values["attention_layers"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    steps: int = 20
+    guidance_scale: float = 5.0
+    # Images per request; the first is sent, the others are "again" candidates.
+    images_per_request: int = 1
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    model: str = "builtin"  # "builtin", a local diffusers folder, or a model id
+    device: str = "auto"  # auto | cuda | mps | cpu
+    dtype: str = "auto"  # auto (fp16 on GPU, fp32 on CPU) | float16 | bfloat16 | float32
+    resolution: int | None = None  # None: the model's native size
+    shared_secret: str | None = field(default=None, repr=False)
+    sam_checkpoint: str | None = None
+    sam_model_type: str = "vit_b"
+    allow_downloads: bool = False  # a model id may only be fetched when the operator allows it

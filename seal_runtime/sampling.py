@@ -1,0 +1,50 @@
+"""Text-to-image sampling with classifier-free guidance, written out like diffusers'
+pipelines so that progress can be reported per step and both model kinds share it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from diffusers import DDIMScheduler
+
+from seal_runtime.backbone import DiffusionBackbone
+
+StepCallback = Callable[[int, int], None]
+
+
+@torch.no_grad()
+def sample(
+    backbone: DiffusionBackbone,
+    prompts: list[str],
+    *,
+    steps: int = 20,
+    guidance_scale: float = 5.0,
+    generator: torch.Generator | None = None,
+    on_step: StepCallback | None = None,
+    negative_prompt: str = "",
+) -> torch.Tensor:
+    """Returns pixels in [-1, 1], shape (len(prompts), 3, H, W)."""
+    scheduler = DDIMScheduler.from_config(backbone.noise_scheduler.config)
+    scheduler.set_timesteps(steps, device=backbone.device)
+    cond = backbone.encode_prompts(prompts)
+    uncond = backbone.encode_prompts([negative_prompt] * len(prompts))
+    shape = (len(prompts), backbone.latent_channels, backbone.latent_size, backbone.latent_size)
+    latents = torch.randn(shape, generator=generator, device="cpu", dtype=torch.float32)
+    latents = (latents * scheduler.init_noise_sigma).to(backbone.device, backbone.dtype)
+    for i, t in enumerate(scheduler.timesteps):
+        model_in = scheduler.scale_model_input(torch.cat([latents, latents]), t)
+        noise = backbone.unet(model_in, t, encoder_hidden_states=torch.cat([uncond, cond])).sample
+        noise_uncond, noise_cond = noise.chunk(2)
+        noise = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+        latents = scheduler.step(noise, t, latents).prev_sample
+        if on_step is not None:
+            on_step(i + 1, steps)
+    return backbone.decode_latents(latents).float()
+
+
+def to_pil_images(pixels: torch.Tensor):
+    from PIL import Image
+
+    arrays = ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(a, "RGB") for a in arrays]
