@@ -1,0 +1,156 @@
+"""Numbered schema migrations, applied in order and recorded in `schema_migrations`.
+
+Each migration is a small function that changes the schema of an existing database
+without losing rows. `migrate(db)` applies the ones not yet recorded, each in its own
+`BEGIN IMMEDIATE` transaction together with its record, so two processes opening the
+same file at once do not both apply it, and a crash leaves no half-applied step.
+Never edit a released migration: add the next number.
+
+The character references live in `reference_images` (`references` is an SQL keyword).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from storage.transactions import immediate_transaction, now
+
+
+@dataclass(frozen=True)
+class Migration:
+    number: int
+    name: str
+    apply: Callable[[sqlite_utils.Database], None]
+
+
+def _m001_core(db: sqlite_utils.Database) -> None:
+    """Users, their reference pictures, cached embeddings and the job table."""
+    db["users"].create(
+        {"id": int, "platform": str, "platform_user_id": str, "display_name": str,
+         "created_at": float, "banned": int, "daily_quota": int},
+        pk="id", not_null={"platform", "platform_user_id", "created_at", "banned"}, defaults={"banned": 0},
+    )
+    db["users"].create_index(["platform", "platform_user_id"], unique=True)
+
+    db["reference_images"].create(
+        {"id": int, "user_id": int, "sha256": str, "image": bytes, "mask": bytes, "mask_source": str,
+         "width": int, "height": int, "created_at": float, "active": int},
+        pk="id", foreign_keys=[("user_id", "users", "id")],
+        not_null={"user_id", "sha256", "image", "width", "height", "created_at", "active"},
+        defaults={"active": 1},
+    )
+    db["reference_images"].create_index(["user_id", "active"])
+    db["reference_images"].create_index(["sha256"])
+
+    db["embeddings"].create(
+        {"id": int, "reference_sha256": str, "model_id": str, "settings_hash": str, "data": bytes,
+         "meta": str, "created_at": float, "last_used_at": float},
+        pk="id", not_null={"reference_sha256", "model_id", "settings_hash", "data", "created_at", "last_used_at"},
+    )
+    db["embeddings"].create_index(["reference_sha256", "model_id", "settings_hash"], unique=True)
+
+    db["jobs"].create(
+        {"id": str, "user_id": int, "kind": str, "request": str, "state": str, "attempts": int,
+         "max_attempts": int, "progress": str, "error": str, "result": str, "lease_owner": str,
+         "lease_expires_at": float, "next_attempt_at": float, "created_at": float, "updated_at": float,
+         "finished_at": float, "delivered_at": float, "chat": str},
+        pk="id", foreign_keys=[("user_id", "users", "id")],
+        not_null={"user_id", "kind", "request", "state", "attempts", "max_attempts", "next_attempt_at",
+                  "created_at", "updated_at"},
+        defaults={"state": "queued", "attempts": 0, "max_attempts": 3},
+    )
+
+
+def _m002_stickers_and_packs(db: sqlite_utils.Database) -> None:
+    """Finished stickers (the RGBA PNG master) and the packs they were added to."""
+    db["stickers"].create(
+        {"id": int, "user_id": int, "job_id": str, "position": int, "request": str, "emoji": str,
+         "image": bytes, "created_at": float, "last_used_at": float, "platform_file_ids": str},
+        pk="id", foreign_keys=[("user_id", "users", "id")],
+        not_null={"user_id", "image", "created_at", "last_used_at"},
+        defaults={"platform_file_ids": "{}"},
+    )
+    db["stickers"].create_index(["user_id", "created_at"])
+    # A job that runs twice (its worker died after saving) overwrites, not duplicates.
+    db["stickers"].create_index(["job_id", "position"], unique=True)
+
+    db["packs"].create(
+        {"id": int, "user_id": int, "platform": str, "name": str, "title": str, "sticker_count": int,
+         "created_at": float},
+        pk="id", foreign_keys=[("user_id", "users", "id")],
+        not_null={"user_id", "platform", "name", "title", "sticker_count", "created_at"},
+        defaults={"sticker_count": 0},
+    )
+    db["packs"].create_index(["platform", "name"], unique=True)
+    db["packs"].create_index(["user_id"])
+
+    db["pack_stickers"].create(
+        {"pack_id": int, "sticker_id": int, "platform_file_id": str, "added_at": float},
+        pk=("pack_id", "sticker_id"),
+        foreign_keys=[("pack_id", "packs", "id"), ("sticker_id", "stickers", "id")],
+        not_null={"added_at"},
+    )
+    db["pack_stickers"].create_index(["sticker_id"])
+
+
+def _m003_fair_queue(db: sqlite_utils.Database) -> None:
+    """What the fair claim needs: each user's last turn, the current attempt's start,
+    and indexes for the claim query."""
+    db["users"].add_column("last_claim_at", float)
+    db["jobs"].add_column("claimed_at", float)
+    db["jobs"].create_index(["state", "next_attempt_at"])
+    db["jobs"].create_index(["user_id", "state"])
+    db["jobs"].create_index(["state", "delivered_at"])
+
+
+def _m004_embedding_adapter_weights(db: sqlite_utils.Database) -> None:
+    """A LoRA-style concept is an embedding plus U-Net adapter weights; cache both."""
+    db["embeddings"].add_column("adapter_weights", bytes)
+    db["embeddings"].create_index(["last_used_at"])
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "core", _m001_core),
+    Migration(2, "stickers_and_packs", _m002_stickers_and_packs),
+    Migration(3, "fair_queue", _m003_fair_queue),
+    Migration(4, "embedding_adapter_weights", _m004_embedding_adapter_weights),
+)
+
+
+def applied_migrations(db: sqlite_utils.Database) -> list[int]:
+    if not db["schema_migrations"].exists():
+        return []
+    return [row["id"] for row in db.query("SELECT id FROM schema_migrations ORDER BY id")]
+
+
+def migrate(db: sqlite_utils.Database, *, upto: int | None = None) -> list[int]:
+    """Apply the pending migrations (up to and including `upto`); returns the numbers applied.
+
+    Safe to call on every start: what is recorded is skipped.
+    """
+    db["schema_migrations"].create(
+        {"id": int, "name": str, "applied_at": float}, pk="id", if_not_exists=True
+    )
+    applied = []
+    for migration in MIGRATIONS:
+        if upto is not None and migration.number > upto:
+            break
+        with immediate_transaction(db):
+            # Checked under the write lock: another process may have just applied it.
+            if db.execute("SELECT 1 FROM schema_migrations WHERE id = ?", [migration.number]).fetchone():
+                continue
+            migration.apply(db)
+            db.execute(
+                "INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)",
+                [migration.number, migration.name, now()],
+            )
+        applied.append(migration.number)
+    return applied
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    versions = applied_migrations(db)
+    return versions[-1] if versions else 0
