@@ -11,7 +11,9 @@ optimizer, loop, result. SEAL plugs in through three hook points, each switchabl
 - the diffusion loss itself, optionally restricted to the subject mask.
 
 With no loss terms, k = 1 and an unmasked diffusion loss, this is plain textual
-inversion.
+inversion. `settings.method = "lora"` is the second TTF base: LoRA layers on the
+U-Net attention (`seal_runtime.lora_adaptation`) learn together with the tokens, in
+this same loop; their weights come back in `AdaptationResult.extra_state["lora"]`.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class StepContext:
     timesteps: torch.Tensor
     mask: torch.Tensor  # (B, 1, H, W) subject mask at pixel resolution, 1 = subject
     token_ids: list[int]
+    vectors: torch.Tensor | None = None  # the (k, d) concept vectors being learned
 
 
 class LossTerm(Protocol):
@@ -80,7 +83,8 @@ class AdaptationResult:
     loss_terms: dict[str, list[float]]
     seconds: float
     steps: int
-    extra_state: dict = field(default_factory=dict)  # e.g. LoRA weights of a second TTF base
+    # Second TTF base: {"lora": {key: tensor}, "lora_rank": r} (see lora_adaptation).
+    extra_state: dict = field(default_factory=dict)
 
 
 ProgressCallback = Callable[[int, int, float], None]
@@ -121,8 +125,21 @@ def adapt_concept(
     latents = backbone.encode_images(reference).detach()
     mask = mask.to(backbone.device, torch.float32)
 
+    # 2b. The TTF base: textual inversion learns only the vectors; LoRA also learns
+    # low-rank updates of the U-Net attention, attached for this run only.
+    lora = None
+    if settings.method == "lora":
+        from seal_runtime.lora_adaptation import UnetLora
+
+        lora = UnetLora(settings.lora_rank, seed=settings.seed)
+    elif settings.method != "textual_inversion":
+        raise ValueError(f"adaptation method must be 'textual_inversion' or 'lora', got {settings.method!r}")
+
     # 3. Optimizer.
-    optimizer = torch.optim.AdamW([vectors], lr=settings.learning_rate, weight_decay=0.0)
+    groups = [{"params": [vectors], "lr": settings.learning_rate}]
+    if lora is not None:
+        groups.append({"params": lora.attach(backbone), "lr": settings.lora_learning_rate})
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
     for term in loss_terms:
         term.attach(backbone, token_ids)
 
@@ -151,7 +168,7 @@ def adapt_concept(
             pred = backbone.unet(noisy, timesteps, encoder_hidden_states=text).sample
 
             loss = diffusion_loss(pred, noise, step_mask if settings.masked_diffusion_loss else None)
-            context = StepContext(step, pred, noise, timesteps, step_mask, token_ids)
+            context = StepContext(step, pred, noise, timesteps, step_mask, token_ids, vectors)
             for term in loss_terms:
                 value = term(context)
                 term_history[term.name].append(float(value.detach()))
@@ -165,6 +182,10 @@ def adapt_concept(
     finally:
         for term in loss_terms:
             term.detach()
+        extra_state = {}
+        if lora is not None:
+            extra_state = {"lora": lora.state_dict(), "lora_rank": settings.lora_rank}
+            lora.detach()
 
     learned = vectors.detach().float().cpu()
     return AdaptationResult(
@@ -174,4 +195,5 @@ def adapt_concept(
         loss_terms=term_history,
         seconds=time.perf_counter() - started,
         steps=settings.steps,
+        extra_state=extra_state,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,16 @@ class AdaptationSettings:
     attention_loss: str = "none"  # "none" | "mse" | "fastcomposer"
     attention_loss_weight: float = 0.01
     # Structure-aware layer restriction: which cross-attention layers carry the loss.
-    attention_layers: tuple[str, ...] = ("down_blocks.1", "down_blocks.2", "mid_block", "up_blocks.0", "up_blocks.1")
+    # Selectors (seal_runtime/layer_selection.py): "deep" drops the highest-resolution level.
+    attention_layers: tuple[str, ...] = ("deep",)
     masked_diffusion_loss: bool = False
+    # Second TTF base (method = "lora"): LoRA on the U-Net attention projections.
     lora_rank: int = 4
+    lora_learning_rate: float = 1e-4
+
+    def without_seal(self) -> "AdaptationSettings":
+        """The same TTF run with every SEAL component off (the benchmark's baseline)."""
+        return replace(self, num_tokens=1, attention_loss="none", masked_diffusion_loss=False)
 
     def settings_hash(self, model_id: str) -> str:
         """Key of the embedding cache: a change to any setting or the model re-adapts."""

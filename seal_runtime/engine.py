@@ -21,6 +21,7 @@ from seal_runtime.concept_tokens import ensure_tokens, expand_prompt, inject_con
 from seal_runtime.config import AdaptationSettings, GenerationSettings
 from seal_runtime.cutout import cut_out, has_plain_background
 from seal_runtime.embedding_io import embedding_from_bytes, embedding_to_bytes
+from seal_runtime.lora_adaptation import lora_applied, lora_to_bytes
 from seal_runtime.protocol import JobRequest, JobResult, ProgressEvent, RuntimeJobError
 from seal_runtime.sampling import sample, to_pil_images
 from seal_runtime.seal_plugins import build_loss_terms
@@ -78,11 +79,17 @@ class StickerEngine:
         mask = Image.open(io.BytesIO(mask_png))
 
         adapted = False
-        if request.embedding is not None:
-            vectors, meta = embedding_from_bytes(request.embedding)
+        adapter_weights = request.adapter_weights
+        cached = request.embedding
+        if cached is not None and adaptation.method == "lora" and adapter_weights is None:
+            # A LoRA concept is the embedding *and* its U-Net weights; half of it is a miss.
+            log.warning("cached LoRA concept came without its adapter weights; adapting again")
+            cached = None
+        if cached is not None:
+            vectors, meta = embedding_from_bytes(cached)
             if meta.get("model_id") not in (None, backbone.model_id):
                 raise RuntimeJobError("cached embedding was made for another model", retryable=False)
-            embedding = request.embedding
+            embedding = cached
         else:
             result = adapt_concept(
                 backbone,
@@ -98,16 +105,24 @@ class StickerEngine:
             meta = {
                 "model_id": backbone.model_id,
                 "settings_hash": settings_hash,
+                "method": adaptation.method,
                 "num_tokens": adaptation.num_tokens,
                 "merge_rule": adaptation.merge_rule,
                 "steps": result.steps,
                 "final_loss": result.losses[-1] if result.losses else None,
             }
             embedding = embedding_to_bytes(vectors, meta)
+            adapter_weights = None
+            if "lora" in result.extra_state:
+                adapter_weights = lora_to_bytes(
+                    result.extra_state["lora"],
+                    {"model_id": backbone.model_id, "settings_hash": settings_hash, "rank": result.extra_state["lora_rank"]},
+                )
             adapted = True
 
         started = time.perf_counter()
-        images = self.generate(request, vectors, generation, emit)
+        with lora_applied(backbone, adapter_weights if adaptation.method == "lora" else None):
+            images = self.generate(request, vectors, generation, emit)
         timings["generate_s"] = time.perf_counter() - started
         timings["generate_per_image_s"] = timings["generate_s"] / max(1, len(images))
         return JobResult(
@@ -120,6 +135,7 @@ class StickerEngine:
             mask_source=mask_source,
             adapted=adapted,
             timings=timings,
+            adapter_weights=adapter_weights if adaptation.method == "lora" else None,
         )
 
     def generate(self, request: JobRequest, vectors: torch.Tensor, generation: GenerationSettings, emit: Emit):

@@ -32,11 +32,14 @@ class JobRequest:
     generation: dict  # GenerationSettings as a dict
     mask_png: bytes | None = None
     embedding: bytes | None = None  # cached learned_embeds.safetensors; skips adaptation
+    # Cached LoRA weights that belong with `embedding` when adaptation.method is "lora".
+    adapter_weights: bytes | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
         data.update(reference_png=b64(self.reference_png), mask_png=b64(self.mask_png),
-                    embedding=b64(self.embedding), prompts=list(self.prompts), seeds=list(self.seeds))
+                    embedding=b64(self.embedding), adapter_weights=b64(self.adapter_weights),
+                    prompts=list(self.prompts), seeds=list(self.seeds))
         return data
 
     @classmethod
@@ -50,6 +53,7 @@ class JobRequest:
             generation=dict(data.get("generation") or {}),
             mask_png=unb64(data.get("mask_png")),
             embedding=unb64(data.get("embedding")),
+            adapter_weights=unb64(data.get("adapter_weights")),
         )
 
 
@@ -76,6 +80,8 @@ class JobResult:
     mask_source: str | None = None
     adapted: bool = False  # False when the cached embedding was used
     timings: dict = field(default_factory=dict)
+    # LoRA weights (safetensors) of the second TTF base; cache them with the embedding.
+    adapter_weights: bytes | None = None
 
     def to_json(self) -> dict:
         return {
@@ -88,6 +94,7 @@ class JobResult:
             "mask_source": self.mask_source,
             "adapted": self.adapted,
             "timings": self.timings,
+            "adapter_weights": b64(self.adapter_weights),
         }
 
     @classmethod
@@ -102,6 +109,7 @@ class JobResult:
             mask_source=data.get("mask_source"),
             adapted=bool(data.get("adapted")),
             timings=dict(data.get("timings") or {}),
+            adapter_weights=unb64(data.get("adapter_weights")),
         )
 
 

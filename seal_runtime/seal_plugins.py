@@ -1,16 +1,21 @@
 """Builds the SEAL loss terms an AdaptationSettings asks for.
 
-Foundation state: only plain textual inversion (no extra loss terms). The SEAL
-components (attention capture, spatial attention loss, layer restriction) are
-added here by the SEAL work.
+The adaptation loop (`seal_runtime.adaptation`) is plain test-time fine-tuning; SEAL
+plugs into it through these terms, the split-merge token strategy
+(`seal_runtime.token_strategy`) and the optional masked diffusion loss. With
+`attention_loss = "none"` no processor is installed and no term is added.
 """
 
 from __future__ import annotations
 
+from seal_runtime.attention_loss import ATTENTION_LOSSES, SpatialAttentionLoss
 from seal_runtime.config import AdaptationSettings
 
 
-def build_loss_terms(settings: AdaptationSettings, backbone) -> list:
+def build_loss_terms(settings: AdaptationSettings, backbone=None) -> list:
+    """The extra LossTerms for `settings` (the backbone is bound later, in `attach`)."""
     if settings.attention_loss == "none":
         return []
-    raise ValueError(f"attention_loss={settings.attention_loss!r} is not available in this build")
+    if settings.attention_loss not in ATTENTION_LOSSES:
+        raise ValueError(f"attention_loss must be one of {ATTENTION_LOSSES}, got {settings.attention_loss!r}")
+    return [SpatialAttentionLoss(settings.attention_loss, settings.attention_loss_weight, settings.attention_layers)]

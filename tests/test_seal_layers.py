@@ -1,0 +1,104 @@
+"""Attention capture and structure-aware layer restriction."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from diffusers import UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from seal_runtime.attention_capture import ConceptAttentionCapture, ConceptAttentionProcessor, cross_attention_layers
+from seal_runtime.layer_selection import describe, select_layers
+
+
+def sd15_shaped_model():
+    """SD 1.5's block layout (4 levels, 2 layers per block, cross-attention in the first
+    three down and last three up blocks) with tiny channels, at 64 x 64 latents (= 512 px)."""
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=64,
+        block_out_channels=(8, 16, 16, 16),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        layers_per_block=2,
+        cross_attention_dim=16,
+        attention_head_dim=2,
+        norm_num_groups=4,
+    ).eval()
+    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=32, hidden_size=16, intermediate_size=32,
+                                                num_hidden_layers=1, num_attention_heads=2,
+                                                max_position_embeddings=8)).eval()
+    return SimpleNamespace(unet=unet, text_encoder=text_encoder)
+
+
+def test_sd15_layout_has_sixteen_cross_attention_layers_at_four_resolutions():
+    layers = cross_attention_layers(sd15_shaped_model().unet)
+    assert len(layers) == 16
+    by_block = {}
+    for layer in layers:
+        by_block.setdefault(layer.block, set()).add(layer.resolution)
+    assert by_block == {
+        "down_blocks.0": {64}, "down_blocks.1": {32}, "down_blocks.2": {16}, "mid_block": {8},
+        "up_blocks.1": {16}, "up_blocks.2": {32}, "up_blocks.3": {64},
+    }
+    assert [layer.order for layer in layers] == list(range(16))
+    assert layers[6].block == "mid_block"  # forward order: down, mid, up
+
+
+def test_recorded_maps_have_each_layers_resolution_and_are_probabilities():
+    model = sd15_shaped_model()
+    layers = cross_attention_layers(model.unet)
+    token = 7
+    capture = ConceptAttentionCapture(layers)
+    with capture.attached(model, [token]):
+        ids = torch.full((1, 8), token)  # every text position is the concept token
+        text = model.text_encoder(ids)[0]
+        model.unet(torch.randn(1, 4, 64, 64), torch.tensor([10]), encoder_hidden_states=text)
+        maps = capture.take()
+    for layer in layers:
+        assert maps[layer.name].shape == (1, layer.resolution**2, 1)
+        # The concept holds every position, so its column is the whole softmax: 1.
+        torch.testing.assert_close(maps[layer.name].sum(-1), torch.ones(1, layer.resolution**2))
+
+
+def test_watching_changes_neither_the_output_nor_the_other_layers(tiny_backbone):
+    layers = cross_attention_layers(tiny_backbone.unet, tiny_backbone.latent_size)
+    watched = select_layers(layers, ("deep",))
+    before = dict(tiny_backbone.unet.attn_processors)
+    x, t = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)), torch.tensor([500])
+    text = tiny_backbone.encode_prompts(["a sticker of a character"])
+    with torch.no_grad():
+        plain = tiny_backbone.unet(x, t, encoder_hidden_states=text).sample
+        with ConceptAttentionCapture(watched).attached(tiny_backbone, [5]):
+            now = tiny_backbone.unet.attn_processors
+            for name, processor in now.items():
+                if any(name.startswith(layer.name) for layer in watched):
+                    assert isinstance(processor, ConceptAttentionProcessor)
+                else:
+                    assert processor is before[name]
+            observed = tiny_backbone.unet(x, t, encoder_hidden_states=text).sample
+    assert torch.equal(plain, observed)
+    assert tiny_backbone.unet.attn_processors == before  # detach put the originals back
+
+
+def test_default_restriction_drops_the_shallow_highest_resolution_layers(tiny_backbone):
+    layers = cross_attention_layers(tiny_backbone.unet, tiny_backbone.latent_size)
+    chosen = select_layers(layers, ("deep",))
+    assert {layer.block for layer in chosen} == {"down_blocks.2", "mid_block", "up_blocks.0"}
+    assert {layer.resolution for layer in chosen} == {16}
+    sd_layers = cross_attention_layers(sd15_shaped_model().unet)
+    sd_chosen = select_layers(sd_layers, ("deep",))
+    assert len(sd_chosen) == 11 and 64 not in {layer.resolution for layer in sd_chosen}
+
+
+def test_selectors_by_block_resolution_path_and_exclusion(tiny_backbone):
+    layers = cross_attention_layers(tiny_backbone.unet, tiny_backbone.latent_size)
+    assert len(select_layers(layers, ("all",))) == 7
+    assert {layer.resolution for layer in select_layers(layers, ("res:32",))} == {32}
+    assert [layer.block for layer in select_layers(layers, ("mid_block",))] == ["mid_block"]
+    assert len(select_layers(layers, ("up_blocks.0.attentions.1",))) == 1
+    assert "mid_block" not in {layer.block for layer in select_layers(layers, ("deep", "-mid_block"))}
+    assert len(select_layers(layers, ("-res:32",))) == 4
+    assert describe(select_layers(layers, ("mid_block",))) == ["mid_block.attentions.0 (16²)"]
+    with pytest.raises(ValueError, match="matches no layer"):
+        select_layers(layers, ("down_blocks.0",))
