@@ -1,0 +1,221 @@
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from bot.errors import UserError
+from bot.image_input import ReferenceImage, load_reference_image
+
+
+def encode(image: Image.Image, fmt: str, **kw) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kw)
+    return buffer.getvalue()
+
+
+def raw_png(width: int, height: int, *, bit_depth=8, color_type=2, rows: bytes | None = None) -> bytes:
+    """A PNG written by hand: lets a test claim any size without allocating the pixels."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows or b"\0")) + chunk(b"IEND", b"")
+
+
+def character(size=(200, 160), mode="RGB") -> Image.Image:
+    """A red disc on white: a minimal 'character on a plain background'."""
+    image = Image.new("RGB", size, "white")
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(image).ellipse([size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4], fill="red")
+    return image.convert(mode)
+
+
+def code_of(data: bytes, **kw) -> str:
+    with pytest.raises(UserError) as info:
+        load_reference_image(data, **kw)
+    message = info.value.user_message
+    assert "\n" not in message and len(message) < 200
+    return info.value.code
+
+
+def test_plain_png_becomes_rgba_reference():
+    ref = load_reference_image(encode(character(), "PNG"))
+    assert isinstance(ref, ReferenceImage)
+    assert ref.image.mode == "RGBA" and ref.size == (200, 160)
+    assert ref.original_size == (200, 160) and ref.original_format == "PNG"
+    assert ref.notes == []
+    assert ref.image.getpixel((100, 80)) == (255, 0, 0, 255)
+
+
+def test_png_bytes_and_sha256_are_stable():
+    data = encode(character(), "PNG")
+    a, b = load_reference_image(data), load_reference_image(data)
+    assert a.png_bytes() == b.png_bytes()
+    assert a.sha256() == b.sha256() and len(a.sha256()) == 64
+    assert Image.open(io.BytesIO(a.png_bytes())).mode == "RGBA"
+
+
+def test_large_picture_is_scaled_to_1024_on_the_long_side():
+    ref = load_reference_image(encode(character((3000, 2000)), "JPEG", quality=80))
+    assert ref.size == (1024, 683)
+    assert ref.original_size == (3000, 2000)
+
+
+@pytest.mark.parametrize("data", [b"hello, this is not a picture", b"%PDF-1.4\n" + b"x" * 100, bytes(range(256)) * 4])
+def test_non_images_are_refused(data):
+    assert code_of(data) == "not_an_image"
+
+
+def test_empty_file_is_refused():
+    assert code_of(b"") == "empty_image"
+
+
+def test_uncommon_formats_are_not_decoded():
+    assert code_of(encode(character((64, 64)), "ICO")) == "not_an_image"
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_truncated_files_are_refused(fmt):
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8))
+    data = encode(noisy, fmt)
+    assert code_of(data[: len(data) // 2]) == "damaged_image"
+
+
+def test_too_many_bytes_is_refused_before_decoding():
+    data = encode(character(), "PNG")
+    assert code_of(data, max_bytes=len(data) - 1) == "image_too_big"
+
+
+def test_decompression_bomb_20000_square_is_refused_from_the_header():
+    bomb = raw_png(20000, 20000)  # 400 Mpx claimed in a ~60 byte file
+    assert len(bomb) < 100
+    assert code_of(bomb) == "image_too_large"
+
+
+def test_pixel_limit_is_checked_before_decoding():
+    assert code_of(raw_png(8000, 8000)) == "image_too_large"  # 64 Mpx > 40 Mpx default
+    assert code_of(raw_png(300, 300), max_pixels=300 * 300 - 1) == "image_too_large"
+
+
+def test_pillows_bomb_warning_becomes_a_user_error():
+    # Above Pillow's own warning threshold (~89 Mpx), even when our limit is higher.
+    assert code_of(raw_png(10000, 10000), max_pixels=10**9) == "image_too_large"
+
+
+@pytest.mark.parametrize("size", [(1, 1), (31, 200), (200, 10)])
+def test_tiny_images_are_refused(size):
+    assert code_of(encode(Image.new("RGB", size, "red"), "PNG")) == "image_too_small"
+
+
+def test_long_thin_images_are_refused():
+    assert code_of(encode(Image.new("RGB", (2000, 40), "red"), "PNG")) == "image_aspect"
+
+
+def test_fully_transparent_image_is_refused():
+    assert code_of(encode(Image.new("RGBA", (64, 64), (255, 0, 0, 0)), "PNG")) == "image_transparent"
+
+
+def test_exif_rotation_is_applied():
+    image = Image.new("RGB", (120, 60), "white")
+    image.paste((255, 0, 0), (0, 0, 60, 60))  # red on the left as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    ref = load_reference_image(encode(image, "JPEG", exif=exif.tobytes(), quality=95))
+    assert ref.size == (60, 120)
+    r, g, b, _ = ref.image.getpixel((30, 20))  # the red half is now on top
+    assert r > 200 and g < 60 and b < 60
+
+
+def test_cmyk_jpeg_is_converted_to_rgb_colours():
+    ref = load_reference_image(encode(character().convert("CMYK"), "JPEG", quality=95))
+    assert ref.image.mode == "RGBA"
+    r, g, b, a = ref.image.getpixel((100, 80))
+    assert r > 200 and g < 60 and b < 60 and a == 255
+
+
+def test_palette_with_transparency_keeps_it_as_alpha():
+    image = Image.new("P", (64, 64), 0)
+    image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    image.paste(1, (16, 16, 48, 48))
+    for fmt in ("PNG", "GIF"):
+        ref = load_reference_image(encode(image, fmt, transparency=0))
+        assert ref.image.getpixel((0, 0))[3] == 0, fmt
+        assert ref.image.getpixel((32, 32)) == (255, 0, 0, 255), fmt
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "1"])
+def test_grey_modes_become_rgba(mode):
+    ref = load_reference_image(encode(character(mode=mode), "PNG"))
+    assert ref.image.mode == "RGBA"
+    assert ref.image.getpixel((0, 0))[:3] == (255, 255, 255)
+
+
+def test_16_bit_grey_is_scaled_not_clipped():
+    array = np.full((64, 64), 40000, dtype=np.uint16)
+    array[:, :32] = 1000
+    data = encode(Image.fromarray(array), "PNG")
+    assert Image.open(io.BytesIO(data)).mode.startswith("I")
+    ref = load_reference_image(data)
+    assert ref.image.getpixel((48, 10))[0] == round(40000 / 257)
+    assert ref.image.getpixel((10, 10))[0] == round(1000 / 257)
+
+
+def test_16_bit_rgb_png_is_read():
+    width = height = 40
+    row = b"\0" + b"\xff\xff\x00\x00\x00\x00" * width  # filter byte + red in 16-bit RGB
+    ref = load_reference_image(raw_png(width, height, bit_depth=16, color_type=2, rows=row * height))
+    assert ref.image.getpixel((5, 5)) == (255, 0, 0, 255)
+
+
+def _frames():
+    return [Image.new("RGB", (64, 64), c) for c in ("red", "blue", "green")]
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_animated_images_use_the_first_frame_and_say_so(fmt):
+    first, *rest = _frames()
+    data = encode(first, fmt, save_all=True, append_images=rest, duration=100, loop=0)
+    ref = load_reference_image(data)
+    assert ref.notes == ["Your picture is animated: I used its first frame."]
+    r, g, b, a = ref.image.getpixel((32, 32))
+    assert r > 200 and g < 40 and b < 40 and a == 255
+
+
+def test_still_webp_and_bmp_and_tiff_load():
+    for fmt in ("WEBP", "BMP", "TIFF"):
+        ref = load_reference_image(encode(character(), fmt))
+        assert ref.size == (200, 160) and ref.notes == [], fmt
+
+
+_SEEDS = [encode(character((48, 40)), "PNG"), encode(character((48, 40)), "JPEG"),
+          encode(character((48, 40)).convert("P"), "GIF"), encode(character((48, 40)), "WEBP")]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.sampled_from(_SEEDS), cuts=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=8),
+       truncate=st.integers(0, 4000))
+def test_fuzzed_uploads_never_raise_anything_but_user_error(seed, cuts, truncate):
+    data = bytearray(seed)
+    for position, value in cuts:
+        data[position % len(data)] = value
+    data = bytes(data[: max(1, len(data) - truncate % len(data))])
+    try:
+        ref = load_reference_image(data)
+    except UserError:
+        return
+    assert ref.image.mode == "RGBA" and max(ref.size) <= 1024
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=2000))
+def test_random_bytes_never_crash(data):
+    try:
+        load_reference_image(data)
+    except UserError:
+        pass
