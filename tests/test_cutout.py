@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from seal_runtime.cutout import cut_out, has_plain_background, prepare_sticker, trim_and_pad
+
+
+def generated(size=64, background=(255, 255, 255), noise=0.0, seed=0):
+    """What a generator gives for 'sticker, plain background': a character in the middle."""
+    image = Image.new("RGB", (size, size), background)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse([size * 0.3, size * 0.2, size * 0.7, size * 0.85], fill=(30, 120, 220), outline=(0, 0, 0),
+                 width=max(1, size // 64))
+    draw.ellipse([size * 0.42, size * 0.35, size * 0.5, size * 0.45], fill=background)  # eye
+    if noise:
+        array = np.asarray(image).astype(np.float64) + np.random.default_rng(seed).normal(0, noise, (size, size, 3))
+        image = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
+    return image
+
+
+def scene(size=128):
+    """'on a beach': sky gradient above sand, character in front."""
+    y = np.linspace(0, 1, size)[:, None, None]
+    sky = np.array([90, 160, 255]) * (1 - y) + np.array([200, 230, 255]) * y
+    array = np.repeat(sky, size, axis=1)
+    array[int(size * 0.65):, :] = [230, 200, 140]
+    image = Image.fromarray(array.astype(np.uint8))
+    ImageDraw.Draw(image).ellipse([40, 30, 88, 110], fill=(30, 120, 220))
+    return image
+
+
+@pytest.mark.parametrize("size", [64, 512])
+def test_plain_background_becomes_transparent(size):
+    image = generated(size)
+    assert has_plain_background(image)
+    out = cut_out(image)
+    alpha = np.asarray(out.getchannel("A"))
+    assert out.mode == "RGBA" and out.size == image.size
+    assert alpha[0, 0] == 0 and alpha[-1, -1] == 0
+    assert alpha[size // 2, size // 2] == 255
+    eye = int(size * 0.46), int(size * 0.4)
+    assert alpha[eye[1], eye[0]] == 255  # enclosed background colour is part of the character
+
+
+def test_edge_is_soft_one_or_two_pixels():
+    out = cut_out(generated(256))
+    alpha = np.asarray(out.getchannel("A"))
+    row = alpha[128]
+    partial = np.where((row > 0) & (row < 255))[0]
+    assert 2 <= len(partial) <= 8  # a few soft pixels at each of the two edges, not a wide blur
+    assert (alpha == 255).mean() > 0.15
+
+
+def test_noisy_plain_background_is_still_cut():
+    image = generated(128, noise=6.0)
+    assert has_plain_background(image)
+    alpha = np.asarray(cut_out(image).getchannel("A"))
+    assert (alpha[:4] == 0).mean() > 0.95
+
+
+def test_scene_background_is_kept():
+    image = scene()
+    assert not has_plain_background(image)
+    out = cut_out(image)
+    assert out.mode == "RGBA"
+    assert (np.asarray(out.getchannel("A")) == 255).all()
+    assert np.array_equal(np.asarray(out.convert("RGB")), np.asarray(image))
+
+
+def test_noise_image_is_not_plain():
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    assert not has_plain_background(noise)
+    assert (np.asarray(cut_out(noise).getchannel("A")) == 255).all()
+
+
+def test_blank_image_is_not_emptied():
+    out = cut_out(Image.new("RGB", (64, 64), "white"))
+    assert (np.asarray(out.getchannel("A")) == 255).all()
+
+
+def test_already_transparent_is_left_alone():
+    rgba = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    ImageDraw.Draw(rgba).ellipse([10, 10, 50, 50], fill=(255, 255, 255, 255))  # white subject!
+    assert has_plain_background(rgba)
+    assert np.array_equal(np.asarray(cut_out(rgba)), np.asarray(rgba))
+
+
+def test_trim_and_pad_centres_subject_on_transparent_square():
+    rgba = Image.new("RGBA", (300, 200), (0, 0, 0, 0))
+    rgba.paste((255, 0, 0, 255), (20, 50, 100, 90))  # 80 x 40 subject off-centre
+    out = trim_and_pad(rgba, 0.1)
+    assert out.width == out.height == 100  # 80 / (1 - 2 * 0.1)
+    assert out.getchannel("A").getbbox() == (10, 30, 90, 70)
+    assert out.getpixel((0, 0))[3] == 0
+
+
+def test_trim_and_pad_without_margin_and_on_empty_image():
+    rgba = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    rgba.paste((0, 0, 255, 255), (10, 10, 20, 30))
+    assert trim_and_pad(rgba, 0).size == (20, 20)
+    assert trim_and_pad(Image.new("RGBA", (30, 20), (0, 0, 0, 0))).size[0] >= 30
+
+
+def test_prepare_sticker_cuts_plain_and_keeps_scene():
+    plain = prepare_sticker(generated(128))
+    assert plain.width == plain.height and plain.getpixel((0, 0))[3] == 0
+    kept = prepare_sticker(scene())
+    assert kept.size == (128, 128) and kept.getpixel((0, 0))[3] == 255
