@@ -72,6 +72,7 @@ async def _with_local_runtime(settings: Settings, config_path, body):
 def cmd_demo(args) -> int:
     from adapters.console import ConsoleSink
     from bot.errors import UserError
+    from bot.image_input import load_reference_image
     from bot.messages import UserRef
 
     settings = _settings(args)
@@ -84,6 +85,12 @@ def cmd_demo(args) -> int:
         reference = reference_path.read_bytes()
     except OSError as exc:
         print(f"error: cannot read reference {reference_path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:  # check the picture before starting the runtime: a bad file fails fast
+        load_reference_image(reference, max_bytes=settings.limits.max_upload_bytes,
+                             max_pixels=settings.limits.max_upload_pixels)
+    except UserError as exc:
+        print(f"error: {reference_path}: {exc.user_message}", file=sys.stderr)
         return 2
     user = UserRef("console", "demo", "Demo user")
     sink = ConsoleSink(out_dir)

@@ -107,7 +107,8 @@ class JobWorker:
         except RuntimeJobError as exc:
             heartbeat.cancel()
             retry_in = RETRY_BASE_SECONDS * 2 ** job.attempts
-            final = jobs.fail_job(self.db, job.id, str(exc), retry_delay=retry_in if exc.retryable else None)
+            final = jobs.fail_job(self.db, job.id, str(exc), retry_delay=retry_in if exc.retryable else None,
+                                  worker_id=self.worker_id)
             log.warning("job attempt failed", extra={"job_id": job.id, "attempt": job.attempts,
                                                      "final": final, "error": str(exc)})
             if final and jobs.mark_delivered(self.db, job.id):
@@ -120,7 +121,8 @@ class JobWorker:
                              "adapted": result.adapted, **result.timings}
         log.info("job done", extra={"job_id": job.id, "adapted": result.adapted, "seconds": round(total_s, 3)})
         finished = jobs.get_job(self.db, job.id)
-        await self._deliver(view, finished, out)
+        if finished is not None and finished.state == "done":
+            await self._deliver(view, finished, out)
 
     async def _deliver(self, view: JobView, job, out: list[StickerOut] | None = None) -> None:
         if out is None:
@@ -157,11 +159,16 @@ class JobWorker:
                                      result.embedding, meta={"timings": result.timings})
         emoji = emoji_for_emotion(payload["tags"]["emotion"])
         out = []
-        for png in result.images_png:
-            record = stickers.save_sticker(self.db, job.user_id, job.id, png, emoji, payload["tags"])
+        for position, png in enumerate(result.images_png):
+            # Keyed by (job, position): a job that runs twice replaces, never duplicates.
+            record = stickers.save_sticker(self.db, job.user_id, job.id, png, emoji, payload["tags"], position=position)
             out.append(StickerOut(record.id, job.id, png, emoji, payload["description"], payload["tags"]))
-        jobs.finish_job(self.db, job.id, {"sticker_ids": [s.sticker_id for s in out], "adapted": result.adapted,
-                                          "timings": result.timings})
+        finished = jobs.finish_job(self.db, job.id, {"sticker_ids": [s.sticker_id for s in out],
+                                                     "adapted": result.adapted, "timings": result.timings},
+                                   worker_id=self.worker_id)
+        if not finished:
+            # Our lease expired and another worker owns the job now; it will deliver.
+            log.warning("lease lost before finishing", extra={"job_id": job.id, "worker": self.worker_id})
         return out
 
     async def _heartbeat(self, job_id: str) -> None:

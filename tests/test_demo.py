@@ -1,0 +1,47 @@
+"""`stickerbot demo` end to end, as `make demo` runs it (fast settings), twice."""
+
+import os
+import subprocess
+import sys
+
+from bot.sticker_spec import validate_telegram_sticker
+from tests.runtime_helpers import FAST_ENV
+
+
+def run_demo(tmp_path, *extra):
+    env = {**os.environ, **FAST_ENV}
+    return subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "demo", "--out", str(tmp_path / "out"), *extra],
+        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+
+
+def test_demo_writes_telegram_stickers_then_hits_the_cache(tmp_path):
+    first = run_demo(tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    stickers = sorted((tmp_path / "out").glob("*.webp"))
+    assert len(stickers) >= 3
+    for path in stickers:
+        assert validate_telegram_sticker(path.read_bytes()) == []
+    assert "learned the character" in first.stdout
+    assert first.stdout.count("embedding cache hit") == 2  # prompts 2 and 3 reuse the concept
+
+    second = run_demo(tmp_path)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout.count("embedding cache hit") == 3
+    assert "learned the character" not in second.stdout
+
+
+def test_demo_with_a_broken_reference_exits_with_one_line(tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    result = run_demo(tmp_path, "--reference", str(broken))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1, result.stderr
+
+
+def test_demo_with_a_missing_reference_exits_with_one_line(tmp_path):
+    result = run_demo(tmp_path, "--reference", str(tmp_path / "nope.png"))
+    assert result.returncode == 2 and "cannot read reference" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,54 @@
+import json
+
+import pytest
+
+from adapters.cli import main
+from bot.settings import SettingsError, load_settings, read_token
+
+
+def test_toml_then_environment_overrides(tmp_path):
+    config = tmp_path / "bot.toml"
+    config.write_text('[runtime]\ndevice = "cuda"\nport = 9000\n[adaptation]\nnum_tokens = 2\n'
+                      '[limits]\nblocklist = ["badword"]\n')
+    settings = load_settings(config, environ={"STICKERBOT_RUNTIME__PORT": "9100",
+                                              "STICKERBOT_ADAPTATION__ATTENTION_LOSS": "mse"})
+    assert settings.runtime.device == "cuda"
+    assert settings.runtime.port == 9100
+    assert settings.adaptation.num_tokens == 2
+    assert settings.adaptation.attention_loss == "mse"
+    assert settings.limits.blocklist == ("badword",)
+
+
+def test_unknown_keys_and_bad_types_are_clear_errors(tmp_path):
+    config = tmp_path / "bot.toml"
+    config.write_text("[runtime]\ndevise = 'cpu'\n")
+    with pytest.raises(SettingsError, match="unknown keys: devise"):
+        load_settings(config, environ={})
+    with pytest.raises(SettingsError, match="runtime.port: expected int"):
+        load_settings(None, environ={"STICKERBOT_RUNTIME__PORT": "lots"})
+
+
+def test_tokens_come_from_env_or_file_and_are_redacted(tmp_path, capsys, monkeypatch):
+    token_file = tmp_path / "token"
+    token_file.write_text("123456:SECRET-FROM-FILE\n")
+    assert read_token(None, str(token_file), "Telegram") == "123456:SECRET-FROM-FILE"
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:SECRET-FROM-ENV")
+    monkeypatch.setenv("STICKERBOT_RUNTIME__SHARED_SECRET", "runtime-secret-value")
+    assert main(["config", "--show"]) == 0
+    out = capsys.readouterr().out
+    assert "SECRET" not in out and "runtime-secret-value" not in out
+    shown = json.loads(out)
+    assert shown["telegram"]["token"] == "***" and shown["runtime"]["shared_secret"] == "***"
+
+
+def test_missing_token_error_does_not_echo_anything_secret():
+    with pytest.raises(SettingsError, match="no Discord token"):
+        read_token(None, None, "Discord")
+
+
+def test_settings_hash_changes_with_any_adaptation_setting():
+    base = load_settings(None, environ={})
+    changed = load_settings(None, environ={"STICKERBOT_ADAPTATION__STEPS": "61"})
+    assert base.adaptation.settings_hash("m") != changed.adaptation.settings_hash("m")
+    assert base.adaptation.settings_hash("m") != base.adaptation.settings_hash("other-model")
+    assert base.adaptation.settings_hash("m") == load_settings(None, environ={}).adaptation.settings_hash("m")
