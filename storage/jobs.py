@@ -268,7 +268,7 @@ def undelivered_finished_jobs(db: sqlite_utils.Database, limit: int = 100) -> li
 
 def count_active(db: sqlite_utils.Database, user_id: int | None = None) -> int:
     """Queued plus running jobs, of everyone or of one user (for the global queue cap)."""
-    sql = f"SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'adapting', 'generating')"
+    sql = "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'adapting', 'generating')"
     params: list = []
     if user_id is not None:
         sql, params = sql + " AND user_id = ?", [user_id]
