@@ -19,7 +19,7 @@ from seal_runtime.adaptation import adapt_concept
 from seal_runtime.backbone import DiffusionBackbone
 from seal_runtime.concept_tokens import ensure_tokens, expand_prompt, inject_concept, placeholder_tokens
 from seal_runtime.config import AdaptationSettings, GenerationSettings
-from seal_runtime.cutout import cut_out, has_plain_background
+from seal_runtime.cutout import prepare_sticker
 from seal_runtime.embedding_io import embedding_from_bytes, embedding_to_bytes
 from seal_runtime.lora_adaptation import lora_applied, lora_to_bytes
 from seal_runtime.protocol import JobRequest, JobResult, ProgressEvent, RuntimeJobError
@@ -157,8 +157,7 @@ class StickerEngine:
                         ProgressEvent(request.job_id, "generating", j, m, image=index)
                     ),
                 )
-            image = to_pil_images(pixels)[0]
-            # A plain background is what makes a sticker: cut it out. A requested scene
-            # (beach, city...) is kept, as the user asked for it.
-            images.append(cut_out(image) if has_plain_background(image) else image.convert("RGBA"))
+            # A plain background is cut out and trimmed; a requested scene (beach,
+            # city...) is kept whole, as the user asked for it.
+            images.append(prepare_sticker(to_pil_images(pixels)[0]))
         return images
