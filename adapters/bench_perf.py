@@ -36,7 +36,7 @@ def run(args) -> int:
         settings = replace(settings, general=replace(settings.general, database=str(Path(tmp) / "bench.sqlite")))
         sink = ConsoleSink(Path(tmp) / "out", print_fn=lambda *a: None)
         figures = asyncio.run(_with_local_runtime(settings, getattr(args, "config", None),
-                                                  lambda s, c, w: _measure(s, w(sink), sink, repeats)))
+                                                  lambda s, c, w: _measure(s, w(sink), sink, repeats), quiet=True))
     figures["settings"] = {"adaptation_steps": settings.adaptation.steps, "sampling_steps": settings.generation.steps,
                            "repeats": repeats}
     print(json.dumps(figures, indent=2))

@@ -46,8 +46,9 @@ def cmd_config(args) -> int:
 
 
 # -- demo / chat -------------------------------------------------------------------------------
-async def _with_local_runtime(settings: Settings, config_path, body):
-    """Run `body(service, worker)` with a private runtime child process on a free port."""
+async def _with_local_runtime(settings: Settings, config_path, body, quiet: bool = False):
+    """Run `body(service, client, make_worker)` with a private runtime child process on a
+    free port. `quiet` keeps routine logs of both processes off the console."""
     from adapters.runtime_process import free_port, spawn_runtime, stop_runtime, wait_healthy
     from bot.job_worker import JobWorker
     from bot.service import StickerService
@@ -56,7 +57,9 @@ async def _with_local_runtime(settings: Settings, config_path, body):
 
     port = free_port()
     started = time.perf_counter()
-    process = spawn_runtime(port, config_path)
+    process = spawn_runtime(port, config_path, extra_env={"STICKERBOT_GENERAL__LOG_LEVEL": "WARNING"} if quiet else None)
+    if quiet:
+        logging.getLogger().setLevel(logging.WARNING)
     client = RuntimeClient(f"http://127.0.0.1:{port}", secret=settings.runtime.shared_secret)
     try:
         health = await wait_healthy(client, process)
@@ -121,7 +124,7 @@ def cmd_demo(args) -> int:
                 return 1
         return 0
 
-    return asyncio.run(_with_local_runtime(settings, args.config, body))
+    return asyncio.run(_with_local_runtime(settings, args.config, body, quiet=not args.verbose))
 
 
 def cmd_chat(args) -> int:
@@ -147,7 +150,7 @@ def cmd_chat(args) -> int:
             while await worker.run_once():
                 pass
 
-    return asyncio.run(_with_local_runtime(settings, args.config, body))
+    return asyncio.run(_with_local_runtime(settings, args.config, body, quiet=not args.verbose))
 
 
 def _read_line() -> str | None:
@@ -179,11 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", help="use this picture instead of the bundled sample")
     p.add_argument("--out", help="output folder (default: general.out_dir)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--verbose", action="store_true", help="show the bot's and the runtime's logs")
     p.add_argument("prompts", nargs="*", help="prompts (default: three examples)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("chat", help="interactive console speaking the chat commands")
     p.add_argument("--user", default="me")
+    p.add_argument("--verbose", action="store_true", help="show the bot's and the runtime's logs")
     p.add_argument("--out")
     p.set_defaults(func=cmd_chat)
 

@@ -52,14 +52,20 @@ def random_builtin(device: torch.device, dtype: torch.dtype, seed: int = 0) -> D
     return DiffusionBackbone(
         model_id=RANDOM_BUILTIN_ID,
         tokenizer=tokenizer,
-        text_encoder=text_encoder.to(device, dtype),
-        unet=unet.to(device, dtype),
+        text_encoder=_to(text_encoder, device, dtype),
+        unet=_to(unet, device, dtype),
         noise_scheduler=scheduler,
         vae=None,
         resolution=BUILTIN_RESOLUTION,
         device=device,
         dtype=dtype,
     )
+
+
+def _to(module, device: torch.device, dtype: torch.dtype):
+    """Move, and cast only when needed (diffusers warns on every dtype cast)."""
+    module = module.to(device)
+    return module if next(module.parameters()).dtype == dtype else module.to(dtype)
 
 
 def save_pixel_model(folder: Path, backbone: DiffusionBackbone, extra_manifest: dict | None = None) -> None:
@@ -82,8 +88,8 @@ def load_pixel_model(folder: Path, device: torch.device, dtype: torch.dtype) -> 
     return DiffusionBackbone(
         model_id=manifest["model_id"],
         tokenizer=PreTrainedTokenizerFast.from_pretrained(folder / "tokenizer"),
-        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder").to(device, dtype),
-        unet=UNet2DConditionModel.from_pretrained(folder / "unet").to(device, dtype),
+        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=dtype).to(device),
+        unet=UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype).to(device),
         noise_scheduler=DDPMScheduler.from_pretrained(folder / "scheduler"),
         vae=None,
         resolution=int(manifest["resolution"]),

@@ -59,6 +59,13 @@ async def test_job_streams_progress_then_result_and_a_cached_embedding_skips_ada
         assert not any(stage == "adapting" for stage, _, _ in events)
         assert second.embedding == first.embedding
 
+        # A bad request is refused as not retryable, and the runtime keeps serving.
+        bad = dataclasses.replace(job("j4"), reference_png=b"not an image")
+        with pytest.raises(RuntimeJobError) as info:
+            await client.run_job(bad)
+        assert not info.value.retryable
+        assert (await client.health())["jobs_done"] == 2
+
 
 async def test_secret_is_required_when_configured():
     async with running_runtime(secret="s3cret-value") as (client, _, port):
@@ -67,14 +74,6 @@ async def test_secret_is_required_when_configured():
                 assert resp.status == 401
         result = await client.run_job(job("j3"))
         assert result.adapted
-
-
-async def test_bad_request_is_not_retryable():
-    async with running_runtime() as (client, _, _):
-        bad = dataclasses.replace(job("j4"), reference_png=b"not an image")
-        with pytest.raises(RuntimeJobError) as info:
-            await client.run_job(bad)
-        assert not info.value.retryable
 
 
 def test_runtime_refuses_public_bind_without_secret():
