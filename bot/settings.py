@@ -53,6 +53,18 @@ class TelegramSettings:
     base_file_url: str = "https://api.telegram.org/file/bot"
     admin_ids: tuple[int, ...] = ()
     pack_title: str = "{name}'s stickers"
+    # Flood control (Telegram's published limits): requests per second to chats overall,
+    # per group per minute, and per private chat (a burst, then this many per second).
+    overall_max_rate: float = 30.0
+    group_max_rate: float = 20.0
+    chat_max_rate: float = 1.0
+    chat_burst: int = 3
+    max_retries: int = 5  # retries of a request answered 429 (after waiting retry_after)
+    progress_interval_s: float = 2.0  # at most one progress edit per chat this often
+    max_concurrent_updates: int = 64  # updates of different chats handled at once
+    # HTTP connections to the Bot API. A few suffice (Telegram allows ~30 messages/s), and
+    # httpcore scans every pooled connection on each request, so a big pool costs latency.
+    connection_pool_size: int = 8
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The Telegram adapter (python-telegram-bot): commands, sticker delivery, personal sticker packs."""

@@ -1,0 +1,123 @@
+"""Building and running the Telegram bot: the PTB Application plus the JobWorker feeding its sink.
+
+    bot = TelegramBot(settings, token, db, RuntimeClient(settings.general.runtime_url))
+    await bot.serve(stop_event)        # `stickerbot telegram`
+    async with bot.running(): ...      # tests and the benchmark
+
+The Bot API address comes from settings (`telegram.base_url`, `telegram.base_file_url`),
+so a self-hosted Bot API server works, and the tests point it at a fake on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import sys
+
+import sqlite_utils
+from telegram import Update
+from telegram.ext import Application, ApplicationBuilder
+
+from adapters.telegram import handlers
+from adapters.telegram.packs import TelegramPacks
+from adapters.telegram.pacing import ChatPacedRateLimiter, PerChatUpdateProcessor
+from adapters.telegram.sink import TelegramSink
+from bot.admin import AdminService
+from bot.job_worker import JobWorker
+from bot.service import StickerService
+from bot.settings import Settings
+from seal_runtime.client import RuntimeClient
+
+log = logging.getLogger(__name__)
+
+# httpcore (under PTB's httpx) runs `import sniffio` on every request; when sniffio is not
+# installed (anyio 4 no longer pulls it in) each failed import walks sys.path again, about
+# 0.3 ms per request on this machine, a quarter of the bot's cost per command. Recording the
+# absence once makes that import fail instantly; behaviour is otherwise unchanged (httpcore
+# then assumes asyncio, which is what we run).
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules.setdefault("sniffio", None)
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+WORKER_STOP_GRACE_S = 10
+
+
+def build_application(settings: Settings, token: str, db: sqlite_utils.Database) -> Application:
+    """The PTB application with every handler wired, and its sink (in bot_data)."""
+    tg = settings.telegram
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(tg.base_url)
+        .base_file_url(tg.base_file_url)
+        .connection_pool_size(tg.connection_pool_size)
+        .pool_timeout(30)  # a request may wait for a free connection while the rate limiter holds others
+        .rate_limiter(ChatPacedRateLimiter.from_settings(tg))
+        .concurrent_updates(PerChatUpdateProcessor(tg.max_concurrent_updates))
+        .post_init(handlers.set_commands)
+        .build()
+    )
+    sink = TelegramSink(application.bot, db, job_queue=application.job_queue,
+                        progress_interval_s=tg.progress_interval_s)
+    application.bot_data[handlers.DEPS] = handlers.TelegramDeps(
+        settings=settings, db=db, service=StickerService(db, settings), admin=AdminService(db, settings),
+        packs=TelegramPacks(db, settings), sink=sink)
+    handlers.register(application)
+    return application
+
+
+class TelegramBot:
+    """One Telegram bot process: polling for updates, and a worker running the queued jobs."""
+
+    def __init__(self, settings: Settings, token: str, db: sqlite_utils.Database, runtime: RuntimeClient, *,
+                 worker_id: str = "telegram") -> None:
+        self.settings = settings
+        self.db = db
+        self.runtime = runtime
+        self.application = build_application(settings, token, db)
+        self.deps: handlers.TelegramDeps = self.application.bot_data[handlers.DEPS]
+        self.worker = JobWorker(db, settings, runtime, self.deps.sink, worker_id=worker_id)
+        self._worker_stop = asyncio.Event()
+        self._worker_task: asyncio.Task | None = None
+
+    @property
+    def sink(self) -> TelegramSink:
+        return self.deps.sink
+
+    async def start(self, *, poll_timeout: float = 10, run_worker: bool = True) -> None:
+        await self.application.initialize()
+        await self.application.start()
+        await self.application.updater.start_polling(poll_interval=0.0, timeout=poll_timeout,
+                                                     allowed_updates=ALLOWED_UPDATES)
+        if run_worker:
+            self._worker_stop.clear()
+            self._worker_task = asyncio.create_task(self.worker.run_forever(self._worker_stop), name="job-worker")
+        log.info("telegram bot started", extra={"bot": self.application.bot.username})
+
+    async def stop(self) -> None:
+        if self.application.updater.running:
+            await self.application.updater.stop()
+        if self._worker_task is not None:
+            self._worker_stop.set()
+            try:  # a job in progress may finish; past the grace its lease expires and it runs again later
+                await asyncio.wait_for(self._worker_task, WORKER_STOP_GRACE_S)
+            except TimeoutError:
+                log.warning("worker did not stop in time; its job will be retried")
+            self._worker_task = None
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    @contextlib.asynccontextmanager
+    async def running(self, **kwargs):
+        await self.start(**kwargs)
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        async with self.running():
+            await stop.wait()

@@ -1,0 +1,192 @@
+"""Where finished work reaches Telegram: progress edits, the sticker with its buttons, failures.
+
+The job's `chat` dict (written by the /mysticker handler) says where: `chat_id`, the
+command's `message_id` (the sticker replies to it, so in a group the right person gets
+it) and the forum `thread_id`. The "Queued…" reply that becomes the progress message is
+sent after the job exists, so its id is handed over with `track()` and kept in memory:
+after a restart the progress message is simply no longer edited, the sticker still
+arrives.
+
+The JobWorker does not expect a sink to fail: every Telegram error is caught and logged
+here (PTB's rate limiter has already waited out and retried 429s by then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import sqlite_utils
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ReplyParameters
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes, JobQueue
+
+from adapters.telegram.packs import telegram_webp
+from bot.messages import JobView, ProgressUpdate, StickerOut
+from storage import stickers
+
+log = logging.getLogger(__name__)
+
+# callback_data prefixes of the buttons under a sticker (callback_data is at most 64 bytes)
+ADD_TO_PACK, AGAIN, DELETE = "pk", "ag", "rm"
+FINISHED_MEMORY = 4096
+
+
+def sticker_keyboard(sticker_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton("➕ Add to pack", callback_data=f"{ADD_TO_PACK}:{sticker_id}"),
+        InlineKeyboardButton("🔁 Again", callback_data=f"{AGAIN}:{sticker_id}"),
+        InlineKeyboardButton("🗑 Delete", callback_data=f"{DELETE}:{sticker_id}"),
+    ]])
+
+
+@dataclass
+class _Progress:
+    chat_id: int
+    message_id: int | None = None
+    text: str | None = None  # the latest text not yet shown
+    shown: str | None = None
+
+
+class TelegramSink:
+    def __init__(self, bot: Bot, db: sqlite_utils.Database, *, job_queue: JobQueue | None,
+                 progress_interval_s: float = 2.0) -> None:
+        self.bot = bot
+        self.db = db
+        self.job_queue = job_queue
+        self.interval = progress_interval_s
+        self._progress: dict[str, _Progress] = {}
+        self._last_edit: dict[int, float] = {}  # chat id -> monotonic time of the last edit
+        self._flush_scheduled: set[int] = set()
+        self._finished: dict[str, None] = {}  # ordered set of recently finished job ids
+        self.sent: dict[str, list[int]] = {}  # job id -> message ids of the stickers sent
+
+    # -- the progress message ----------------------------------------------------------------
+    def track(self, job_id: str, chat_id: int, message_id: int) -> None:
+        """The handler's "Queued…" reply for `job_id` becomes its progress message."""
+        if job_id in self._finished:
+            asyncio.get_running_loop().create_task(self._delete(chat_id, message_id))
+            return
+        entry = self._progress.setdefault(job_id, _Progress(chat_id))
+        entry.message_id = message_id
+        if entry.text is not None:
+            self._request_edit(chat_id)
+
+    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+        if not _ours(job) or job.job_id in self._finished:
+            return
+        chat_id = job.chat["chat_id"]
+        entry = self._progress.setdefault(job.job_id, _Progress(chat_id))
+        text = update.user_message()
+        if text == entry.shown:
+            return
+        entry.text = text
+        if entry.message_id is not None:
+            self._request_edit(chat_id)
+
+    def _request_edit(self, chat_id: int) -> None:
+        """Edit now if this chat's last edit is ≥ interval ago, else once when it is."""
+        if chat_id in self._flush_scheduled:
+            return
+        wait = self._last_edit.get(chat_id, -1e9) + self.interval - time.monotonic()
+        self._flush_scheduled.add(chat_id)
+        if wait <= 0:
+            asyncio.get_running_loop().create_task(self._flush(chat_id))
+        elif self.job_queue is not None:
+            self.job_queue.run_once(self._flush_job, when=wait, data=chat_id, name=f"progress-{chat_id}")
+        else:
+            asyncio.get_running_loop().call_later(wait, lambda: asyncio.ensure_future(self._flush(chat_id)))
+
+    async def _flush_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._flush(context.job.data)
+
+    async def _flush(self, chat_id: int) -> None:
+        """One edit: the oldest job of this chat with a text not yet shown. If another job
+        of the chat is still waiting, it gets the next turn, an interval later."""
+        self._flush_scheduled.discard(chat_id)
+        waiting = [e for e in self._progress.values()
+                   if e.chat_id == chat_id and e.message_id is not None and e.text is not None]
+        if not waiting:
+            return
+        entry = waiting[0]
+        text, entry.text = entry.text, None
+        self._last_edit[chat_id] = time.monotonic()
+        try:
+            await self.bot.edit_message_text(text, chat_id=chat_id, message_id=entry.message_id)
+            entry.shown = text
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                log.info("progress edit refused", extra={"chat_id": chat_id, "error": exc.message})
+        except TelegramError as exc:
+            log.warning("progress edit failed", extra={"chat_id": chat_id, "error": str(exc)})
+        if len(waiting) > 1:
+            self._request_edit(chat_id)
+
+    def _finish(self, job_id: str) -> _Progress | None:
+        self._finished[job_id] = None
+        while len(self._finished) > FINISHED_MEMORY:
+            self._finished.pop(next(iter(self._finished)))
+        return self._progress.pop(job_id, None)
+
+    # -- results -----------------------------------------------------------------------------
+    async def deliver(self, job: JobView, out: list[StickerOut]) -> None:
+        if not _ours(job):
+            log.error("not a Telegram job: cannot deliver it here", extra={"job_id": job.job_id})
+            return
+        chat = job.chat
+        entry = self._finish(job.job_id)
+        if entry is not None and entry.message_id is not None:
+            await self._delete(entry.chat_id, entry.message_id)
+        sent = []
+        for sticker in out:
+            try:
+                webp = await asyncio.to_thread(telegram_webp, sticker.png)
+                message = await self.bot.send_sticker(
+                    chat["chat_id"], InputFile(webp, filename="sticker.webp"),
+                    reply_parameters=_reply_to(chat), message_thread_id=chat.get("thread_id"),
+                    reply_markup=sticker_keyboard(sticker.sticker_id),
+                )
+            except TelegramError as exc:
+                log.warning("sticker not delivered", extra={"job_id": job.job_id, "error": str(exc)})
+                continue
+            except Exception:  # a bad image must not take the worker down
+                log.exception("sticker could not be formatted", extra={"job_id": job.job_id})
+                continue
+            sent.append(message.message_id)
+            if message.sticker is not None:
+                stickers.set_platform_file_id(self.db, job.user_id, sticker.sticker_id, "telegram",
+                                              message.sticker.file_id)
+        self.sent[job.job_id] = sent
+
+    async def failed(self, job: JobView, message: str) -> None:
+        if not _ours(job):
+            log.error("not a Telegram job: cannot report its failure here", extra={"job_id": job.job_id})
+            return
+        chat = job.chat
+        entry = self._finish(job.job_id)
+        try:
+            if entry is not None and entry.message_id is not None:
+                await self.bot.edit_message_text(message, chat_id=entry.chat_id, message_id=entry.message_id)
+            else:
+                await self.bot.send_message(chat["chat_id"], message, reply_parameters=_reply_to(chat),
+                                            message_thread_id=chat.get("thread_id"))
+        except TelegramError as exc:
+            log.warning("failure notice not delivered", extra={"job_id": job.job_id, "error": str(exc)})
+
+    async def _delete(self, chat_id: int, message_id: int) -> None:
+        try:
+            await self.bot.delete_message(chat_id, message_id)
+        except TelegramError as exc:  # already gone, or older than 48 h: harmless
+            log.info("progress message not deleted", extra={"chat_id": chat_id, "error": str(exc)})
+
+
+def _ours(job: JobView) -> bool:
+    return job.user.platform == "telegram" and job.chat.get("chat_id") is not None
+
+
+def _reply_to(chat: dict) -> ReplyParameters | None:
+    if chat.get("message_id") is None:
+        return None
+    return ReplyParameters(chat["message_id"], allow_sending_without_reply=True)
