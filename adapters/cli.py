@@ -160,6 +160,52 @@ def _read_line() -> str | None:
         return None
 
 
+# -- telegram ----------------------------------------------------------------------------------
+def cmd_telegram(args) -> int:
+    """Run the Telegram bot (long polling) and its job worker; the runtime runs separately."""
+    from telegram.error import InvalidToken, NetworkError
+
+    from adapters.telegram.app import TelegramBot
+    from bot.settings import read_token
+    from seal_runtime.client import RuntimeClient
+    from seal_runtime.protocol import RuntimeJobError
+    from storage.database import open_database
+
+    settings = _settings(args)
+    token = read_token(settings.telegram.token, settings.telegram.token_file, "Telegram")
+    register_secret(token)  # a token read from token_file is redacted from logs too
+
+    async def serve() -> int:
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        db = open_database(settings.general.database)
+        client = RuntimeClient(settings.general.runtime_url, secret=settings.runtime.shared_secret,
+                               job_timeout_s=settings.limits.job_timeout_s)
+        try:
+            try:
+                await client.health()
+            except RuntimeJobError:
+                log.warning("the SEAL runtime is not reachable yet; stickers wait in the queue until it is",
+                            extra={"runtime_url": settings.general.runtime_url})
+            await TelegramBot(settings, token, db, client).serve(stop)
+        except InvalidToken:
+            print("error: Telegram rejected the bot token (check TELEGRAM_BOT_TOKEN or telegram.token_file)",
+                  file=sys.stderr)
+            return 2
+        except NetworkError as exc:
+            print(f"error: cannot reach the Telegram Bot API at {settings.telegram.base_url}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await client.close()
+        return 0
+
+    return asyncio.run(serve())
+
+
 # -- train-builtin / bench -------------------------------------------------------------------
 def cmd_train_builtin(args) -> int:
     from stickerworld import train_builtin
@@ -209,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:
         pass
     p.set_defaults(func=cmd_train_builtin)
+
+    p = sub.add_parser("telegram", help="run the Telegram bot (token from TELEGRAM_BOT_TOKEN or telegram.token_file)")
+    p.set_defaults(func=cmd_telegram)
 
     p = sub.add_parser("bench", help="benchmarks that write JSON")
     from adapters import benchmarks

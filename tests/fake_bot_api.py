@@ -139,6 +139,7 @@ class FakeBotAPI:
         self.deleted_set_names: set[str] = set()
         self.users: dict[int, TgUser] = {}
         self.flood_until = 0.0
+        self._closing = False
         self.flood_answers = 0
         self._update_ids = itertools.count(1)
         self._message_ids: dict[int, itertools.count] = {}
@@ -175,6 +176,8 @@ class FakeBotAPI:
         self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        self._closing = True
+        self._new_update.set()  # end pending long polls now, or the server waits for them
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -381,7 +384,7 @@ class FakeBotAPI:
         timeout = float(call.get("timeout", 0) or 0)
         self.updates = [u for u in self.updates if u["update_id"] >= offset]
         deadline = time.monotonic() + timeout
-        while not self.updates and time.monotonic() < deadline:
+        while not self.updates and not self._closing and time.monotonic() < deadline:
             self._new_update.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), deadline - time.monotonic())

@@ -18,6 +18,7 @@ import sys
 
 import sqlite_utils
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from adapters.telegram import handlers
@@ -56,7 +57,6 @@ def build_application(settings: Settings, token: str, db: sqlite_utils.Database)
         .pool_timeout(30)  # a request may wait for a free connection while the rate limiter holds others
         .rate_limiter(ChatPacedRateLimiter.from_settings(tg))
         .concurrent_updates(PerChatUpdateProcessor(tg.max_concurrent_updates))
-        .post_init(handlers.set_commands)
         .build()
     )
     sink = TelegramSink(application.bot, db, job_queue=application.job_queue,
@@ -88,6 +88,10 @@ class TelegramBot:
 
     async def start(self, *, poll_timeout: float = 10, run_worker: bool = True) -> None:
         await self.application.initialize()
+        try:  # the command menu in Telegram's clients; a bot works without it
+            await handlers.set_commands(self.application)
+        except TelegramError as exc:
+            log.warning("could not set the command menu", extra={"error": str(exc)})
         await self.application.start()
         await self.application.updater.start_polling(poll_interval=0.0, timeout=poll_timeout,
                                                      allowed_updates=ALLOWED_UPDATES)

@@ -38,6 +38,7 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 from bot.settings import Settings
 
@@ -69,21 +70,22 @@ class Testbed:
         return self.bot.db
 
 
-def testbed_settings(base: Settings, fake, stub, database: str, *, telegram: dict | None = None,
-                     limits: dict | None = None) -> Settings:
-    return replace(
-        base,
-        general=replace(base.general, database=database, runtime_url=stub.url),
-        telegram=replace(base.telegram, base_url=fake.base_url, base_file_url=fake.base_file_url,
-                         **(telegram or {})),
-        limits=replace(base.limits, **(limits or {})),
-    )
+def testbed_settings(fake, runtime_url: str, database: str, sections: dict[str, dict]) -> Settings:
+    """Default settings pointed at the fake server, with `sections` overriding fields
+    (e.g. {"telegram": {"admin_ids": (7,)}, "limits": {"blocklist": ("x",)}})."""
+    base = Settings()
+    changed = {name: replace(getattr(base, name), **values) for name, values in sections.items()}
+    changed["general"] = replace(changed.get("general", base.general), database=database, runtime_url=runtime_url)
+    changed["telegram"] = replace(changed.get("telegram", base.telegram), base_url=fake.base_url,
+                                  base_file_url=fake.base_file_url)
+    return replace(base, **changed)
 
 
 @contextlib.asynccontextmanager
-async def telegram_testbed(directory: str | Path, *, telegram: dict | None = None, limits: dict | None = None,
-                           stub_options: dict | None = None, run_worker: bool = True, runtime_url: str | None = None):
-    """The bot wired to a fake Bot API server and a stub runtime (or `runtime_url`), all on 127.0.0.1."""
+async def telegram_testbed(directory: str | Path, *, stub_options: dict | None = None, run_worker: bool = True,
+                           runtime_url: str | None = None, **sections: dict):
+    """The bot wired to a fake Bot API server and a stub runtime (or the runtime at `runtime_url`),
+    all on 127.0.0.1. Keyword arguments named after settings sections override their fields."""
     from adapters.telegram.app import TelegramBot
     from seal_runtime.client import RuntimeClient
     from storage.database import open_database
@@ -91,10 +93,9 @@ async def telegram_testbed(directory: str | Path, *, telegram: dict | None = Non
     fake_bot_api, stub_runtime = _test_modules()
     async with fake_bot_api.running_fake_bot_api() as fake, \
             stub_runtime.running_stub_runtime(stub_runtime.StubRuntime(**(stub_options or {}))) as stub:
-        settings = testbed_settings(Settings(), fake, stub, str(Path(directory) / "bot.sqlite"),
-                                    telegram=telegram, limits=limits)
+        settings = testbed_settings(fake, runtime_url or stub.url, str(Path(directory) / "bot.sqlite"), sections)
         db = open_database(settings.general.database)
-        client = RuntimeClient(runtime_url or stub.url)
+        client = RuntimeClient(settings.general.runtime_url)
         bot = TelegramBot(settings, fake.token, db, client)
         try:
             async with bot.running(poll_timeout=5, run_worker=run_worker):
@@ -264,14 +265,9 @@ async def _run_against(conn, directory: Path, endpoints: dict, telegram: dict, s
     from seal_runtime.client import RuntimeClient
     from storage.database import open_database
 
-    base = Settings()
-    settings = replace(
-        base,
-        general=replace(base.general, database=str(directory / f"{scenario}.sqlite"),
-                        runtime_url=endpoints["runtime_url"]),
-        telegram=replace(base.telegram, base_url=endpoints["base_url"], base_file_url=endpoints["base_file_url"],
-                         **telegram),
-    )
+    fake = SimpleNamespace(base_url=endpoints["base_url"], base_file_url=endpoints["base_file_url"])
+    settings = testbed_settings(fake, endpoints["runtime_url"], str(directory / f"{scenario}.sqlite"),
+                                {"telegram": telegram})
     db = open_database(settings.general.database)
     client = RuntimeClient(settings.general.runtime_url)
     bot = TelegramBot(settings, endpoints["token"], db, client)
