@@ -131,6 +131,7 @@ class FakeBotAPI:
         self.bot_username = bot_username
         self.calls: list[Call] = []
         self.updates: list[dict] = []
+        self.sent_at: dict[int, float] = {}  # update_id -> when the user sent it (monotonic)
         self.handed_out: dict[int, float] = {}  # update_id -> when getUpdates returned it
         self.chats: dict[int, dict] = {}
         self.messages: dict[tuple[int, int], dict] = {}
@@ -274,6 +275,7 @@ class FakeBotAPI:
 
     def _push(self, **update) -> dict:
         update = {"update_id": next(self._update_ids), **update}
+        self.sent_at[update["update_id"]] = time.monotonic()
         self.updates.append(update)
         self._new_update.set()
         return update

@@ -382,3 +382,18 @@ async def test_end_to_end_with_the_real_runtime(tmp_path):
             assert_telegram_sticker(sent.files["sticker"].data)
             assert not bed.stub.jobs  # the stub was not asked
             assert bed.db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 1
+
+
+async def test_unknown_commands_and_loose_pictures_get_a_hint_in_private_only(bed):
+    fake = bed.fake
+    fake.send_text(ANN, "/dance")
+    await fake.wait_reply(ANN.id, contains="I don't know that command")
+    fake.send_photo(ANN, reference_png())
+    await fake.wait_reply(ANN.id, contains="reply /setref to it")
+    group = fake.group_chat(-100777, "Chat")
+    fake.send_text(ANN, "/dance", chat=group)
+    fake.send_photo(ANN, reference_png(), chat=group)
+    fake.send_text(ANN, "/status", chat=group)
+    await fake.wait_reply(group["id"], contains="Nothing in the queue")
+    assert len(fake.calls_to("sendMessage", lambda c: c["chat_id"] == group["id"])) == 1
+    assert count(bed, "reference_images") == 0

@@ -7,10 +7,12 @@ not on the bot's CPU either (this machine has 2 cores: one each).
 
 Simulated users, each in their own private chat, send a realistic mix of commands
 (/mysticker, /status, /help, /mypack). The latency of a command is measured by the fake
-server: from the moment `getUpdates` handed the update to the bot until the bot's reply
-arrived, i.e. PTB's parsing and dispatch, our handler, SQLite and the reply's HTTP
-request (over loopback). The fake's own time to answer is included, so the figures
-overstate the bot's share rather than understate it.
+server: from the moment the user sent it until the bot's reply arrived, i.e. the long
+poll handing it over, PTB's parsing and dispatch, our handler, SQLite and the reply's
+HTTP request (over loopback). The fake's own time to answer is included, so the figures
+overstate the bot's share rather than understate it. `bot_cpu_ms_per_command` is the
+bot process's own CPU time (all its threads) per command: unlike wall-clock latency, other
+load on a shared machine does not inflate it much.
 
 - `at_200_per_s`: commands arrive at 200/s (open loop) while the worker runs the queued
   jobs against the stub runtime and delivers the stickers; p50/p99 latency at that load.
@@ -32,6 +34,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -144,7 +147,7 @@ class _Load:
         if not queue:
             return
         update_id, future = queue.pop(0)
-        self.latencies.append(call.at - self.fake.handed_out[update_id])
+        self.latencies.append(call.at - self.fake.sent_at[update_id])
         text = call.params.get("text", "")
         kind = "queued" if text.startswith("Queued") else "busy" if "busy" in text else "other"
         self.replies[kind] = self.replies.get(kind, 0) + 1
@@ -177,11 +180,12 @@ def _latency_ms(values: list[float]) -> dict:
             "mean": round(statistics.fmean(values) * 1000, 2)}
 
 
-async def offered_load(fake, stub, *, rate: float, seconds: float, users: int, first_id: int) -> dict:
+async def offered_load(fake, stub, ready, *, rate: float, seconds: float, users: int, first_id: int) -> dict:
     """Open loop: commands arrive at `rate` per second whatever the bot does (many users in
     many chats); latency is measured per command at that load."""
     load = _Load(fake, users, first_id)
     await load.give_everyone_a_character()
+    await ready()
     total = int(rate * seconds)
     futures = []
     started = time.perf_counter()
@@ -196,11 +200,12 @@ async def offered_load(fake, stub, *, rate: float, seconds: float, users: int, f
     return {"offered_per_s": rate, **load.summary(total, elapsed)}
 
 
-async def saturation(fake, stub, *, users: int, commands_per_user: int, first_id: int) -> dict:
+async def saturation(fake, stub, ready, *, users: int, commands_per_user: int, first_id: int) -> dict:
     """Closed loop: every user sends a command, waits for the reply, sends the next. The rate
     this reaches is the most the bot layer answers; latency here is mostly queueing."""
     load = _Load(fake, users, first_id)
     await load.give_everyone_a_character()
+    await ready()
 
     async def one_user(index: int, person) -> None:
         for n in range(commands_per_user):
@@ -213,19 +218,20 @@ async def saturation(fake, stub, *, users: int, commands_per_user: int, first_id
     return load.summary(users * commands_per_user, elapsed)
 
 
-async def sticker_path(fake, stub, *, stickers: int, first_id: int) -> dict:
+async def sticker_path(fake, stub, ready, *, stickers: int, first_id: int) -> dict:
     """/mysticker → sticker received, one at a time on an empty queue: everything the bot does
     for a sticker (job row, worker pick-up, runtime stream, WebP encoding, sendSticker)."""
     fake_bot_api, _ = _test_modules()
     person = fake_bot_api.TgUser(first_id, "Solo")
     fake.send_photo(person, reference_png(), caption="/setref")
     await fake.wait_reply(person.id, contains="Saved your character", timeout=60)
+    await ready()
     durations = []
     for n in range(stickers):
         message = fake.send_text(person, "/mysticker happy waving beach")
         call = await fake.wait_for("sendSticker", lambda c: c["chat_id"] == person.id, count=n + 1, timeout=60)
         update_id = fake.update_id_of_message[(person.id, message["message_id"])]
-        durations.append(call.at - fake.handed_out[update_id])
+        durations.append(call.at - fake.sent_at[update_id])
     return {"stickers": stickers, "stub_runtime_s_per_job": round(stub.step_delay_s * stub.generate_steps, 3),
             "latency_ms": _latency_ms(durations)}
 
@@ -254,19 +260,24 @@ def _telegram_side(conn) -> None:
                 if message is None:
                     return
                 name, params = message
-                conn.send(await SCENARIOS[name](fake, stub, **params))
+
+                async def ready() -> None:  # set-up done: the bot side starts measuring
+                    conn.send("ready")
+                    await loop.run_in_executor(None, conn.recv)
+
+                conn.send(await SCENARIOS[name](fake, stub, ready, **params))
 
     asyncio.run(main())
 
 
-async def _run_against(conn, directory: Path, endpoints: dict, telegram: dict, scenario: str, params: dict) -> dict:
+async def _run_against(conn, database: Path, endpoints: dict, telegram: dict, scenario: str, params: dict) -> dict:
     """Start a fresh bot (new database) in this process, run one scenario on the other side."""
     from adapters.telegram.app import TelegramBot
     from seal_runtime.client import RuntimeClient
     from storage.database import open_database
 
     fake = SimpleNamespace(base_url=endpoints["base_url"], base_file_url=endpoints["base_file_url"])
-    settings = testbed_settings(fake, endpoints["runtime_url"], str(directory / f"{scenario}.sqlite"),
+    settings = testbed_settings(fake, endpoints["runtime_url"], str(database),
                                 {"telegram": telegram})
     db = open_database(settings.general.database)
     client = RuntimeClient(settings.general.runtime_url)
@@ -275,7 +286,18 @@ async def _run_against(conn, directory: Path, endpoints: dict, telegram: dict, s
     try:
         async with bot.running(poll_timeout=5):
             conn.send((scenario, params))
-            return await loop.run_in_executor(None, conn.recv)
+            assert await loop.run_in_executor(None, conn.recv) == "ready"
+            cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+            conn.send("go")
+            result = await loop.run_in_executor(None, conn.recv)
+            cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_s = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+            # The bot's own CPU (all threads, worker and WebP encoding included), which the
+            # other processes on a shared machine cannot inflate, unlike wall-clock latency.
+            result["bot_cpu_s"] = round(cpu_s, 3)
+            if result.get("commands"):
+                result["bot_cpu_ms_per_command"] = round(cpu_s / result["commands"] * 1000, 3)
+            return result
     finally:
         await client.close()
         db.conn.close()
@@ -294,19 +316,19 @@ async def _bench(quick: bool) -> dict:
     child.start()
     try:
         endpoints = await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+        runs = [  # (result, scenario, Telegram's limits on?, parameters)
+            ("sticker_path", "sticker_path", False, {"stickers": 3 if quick else 10, "first_id": 6_000_000}),
+            ("at_200_per_s", "offered_load", False, {"rate": rate, "seconds": seconds, "users": 50,
+                                                     "first_id": 5_000_000}),
+            ("saturation", "saturation", False, {"users": 16, "commands_per_user": 10 if quick else 60,
+                                                 "first_id": 7_000_000}),
+            ("with_telegram_limits", "saturation", True, {"users": 8, "commands_per_user": 3 if quick else 10,
+                                                          "first_id": 8_000_000}),
+        ]
         with tempfile.TemporaryDirectory() as directory:
-            where = Path(directory)
-            results["sticker_path"] = await _run_against(conn, where, endpoints, lifted, "sticker_path",
-                                                         {"stickers": 3 if quick else 10, "first_id": 6_000_000})
-            results["at_200_per_s"] = await _run_against(conn, where, endpoints, lifted, "offered_load",
-                                                         {"rate": rate, "seconds": seconds, "users": 50,
-                                                          "first_id": 5_000_000})
-            results["saturation"] = await _run_against(conn, where, endpoints, lifted, "saturation",
-                                                       {"users": 16, "commands_per_user": 10 if quick else 60,
-                                                        "first_id": 7_000_000})
-            results["with_telegram_limits"] = await _run_against(
-                conn, where, endpoints, {}, "saturation",
-                {"users": 8, "commands_per_user": 3 if quick else 10, "first_id": 8_000_000})
+            for key, scenario, limited, params in runs:
+                results[key] = await _run_against(conn, Path(directory) / f"{key}.sqlite", endpoints,
+                                                  {} if limited else lifted, scenario, params)
     finally:
         conn.send(None)
         child.join(timeout=30)

@@ -438,6 +438,15 @@ async def quota(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, "Quota set. " + admin.set_quota(PLATFORM, args[0], amount).line())
 
 
+# -- anything else in a private chat --------------------------------------------------------
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await reply(update, "I don't know that command. Send /help to see what I can do.")
+
+
+async def loose_picture(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await reply(update, "Nice picture! To make it your character, reply /setref to it.")
+
+
 # -- errors and wiring -----------------------------------------------------------------------
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("handler failed", exc_info=context.error)
@@ -467,4 +476,8 @@ def register(application: Application) -> None:
     application.add_handler(CommandHandler("quota", quota))
     application.add_handler(CallbackQueryHandler(sticker_button, pattern=rf"^({ADD_TO_PACK}|{AGAIN}|{DELETE}):\d+$"))
     application.add_handler(CallbackQueryHandler(forget_button, pattern=rf"^{FORGET}:(yes|no):\d+:\d+$"))
+    # Last: only what nothing above took. In groups the bot stays quiet about other messages.
+    application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.COMMAND, unknown_command))
+    application.add_handler(MessageHandler(filters.ChatType.PRIVATE & (filters.PHOTO | filters.Document.IMAGE),
+                                           loose_picture))
     application.add_error_handler(on_error)

@@ -61,7 +61,6 @@ class TelegramSink:
         self._last_edit: dict[int, float] = {}  # chat id -> monotonic time of the last edit
         self._flush_scheduled: set[int] = set()
         self._finished: dict[str, None] = {}  # ordered set of recently finished job ids
-        self.sent: dict[str, list[int]] = {}  # job id -> message ids of the stickers sent
 
     # -- the progress message ----------------------------------------------------------------
     def track(self, job_id: str, chat_id: int, message_id: int) -> None:
@@ -106,6 +105,9 @@ class TelegramSink:
         """One edit: the oldest job of this chat with a text not yet shown. If another job
         of the chat is still waiting, it gets the next turn, an interval later."""
         self._flush_scheduled.discard(chat_id)
+        if len(self._last_edit) > FINISHED_MEMORY:  # forget chats that have been quiet a while
+            cutoff = time.monotonic() - self.interval
+            self._last_edit = {c: t for c, t in self._last_edit.items() if t > cutoff}
         waiting = [e for e in self._progress.values()
                    if e.chat_id == chat_id and e.message_id is not None and e.text is not None]
         if not waiting:
@@ -139,7 +141,6 @@ class TelegramSink:
         entry = self._finish(job.job_id)
         if entry is not None and entry.message_id is not None:
             await self._delete(entry.chat_id, entry.message_id)
-        sent = []
         for sticker in out:
             try:
                 webp = await asyncio.to_thread(telegram_webp, sticker.png)
@@ -154,11 +155,9 @@ class TelegramSink:
             except Exception:  # a bad image must not take the worker down
                 log.exception("sticker could not be formatted", extra={"job_id": job.job_id})
                 continue
-            sent.append(message.message_id)
             if message.sticker is not None:
                 stickers.set_platform_file_id(self.db, job.user_id, sticker.sticker_id, "telegram",
                                               message.sticker.file_id)
-        self.sent[job.job_id] = sent
 
     async def failed(self, job: JobView, message: str) -> None:
         if not _ours(job):
