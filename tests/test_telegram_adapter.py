@@ -81,7 +81,7 @@ async def test_private_chat_from_start_to_a_shared_pack(bed):
     assert sent.files["sticker"].filename == "sticker.webp"
     assert sent["reply_parameters"]["message_id"] == command["message_id"]
     sticker_id = bed.db.execute("SELECT id FROM stickers").fetchone()[0]
-    assert buttons(sent) == [f"pk:{sticker_id}", f"ag:{sticker_id}", f"rm:{sticker_id}"]
+    assert buttons(sent) == [f"pk:{sticker_id}:{ANN.id}", f"ag:{sticker_id}:{ANN.id}", f"rm:{sticker_id}:{ANN.id}"]
     progress_id = queued.result["message_id"]
     await fake.wait_for("deleteMessage", lambda c: c["message_id"] == progress_id)
 
@@ -94,12 +94,12 @@ async def test_private_chat_from_start_to_a_shared_pack(bed):
     assert f"t.me/addstickers/{name}" in (await fake.wait_reply(ANN.id, contains="addstickers"))["text"]
 
     # "Again" under the sticker, then "Add to pack" under the new one.
-    fake.press(ANN, sent.result, f"ag:{sticker_id}")
+    fake.press(ANN, sent.result, buttons(sent)[1])
     again = await fake.wait_for("sendSticker", lambda c: c["chat_id"] == ANN.id, count=2)
     assert again["reply_parameters"]["message_id"] == sent.result["message_id"]
     new_id = int(buttons(again)[0].split(":")[1])
     assert new_id != sticker_id
-    fake.press(ANN, again.result, f"pk:{new_id}")
+    fake.press(ANN, again.result, buttons(again)[0])
     added = await fake.wait_for("addStickerToSet")
     assert added["name"] == name and len(fake.sticker_sets[name]["stickers"]) == 2
     await fake.wait_reply(ANN.id, contains=f"(2/{MAX_STATIC_STICKERS})")
@@ -181,7 +181,6 @@ async def test_sticker_buttons_act_only_for_their_owner(bed):
     await save_character(bed, ANN)
     await save_character(bed, BOB)
     _, _, sent = await sticker_for(bed, ANN)
-    sticker_id = int(buttons(sent)[0].split(":")[1])
     jobs_before = count(bed, "jobs")
     for data in buttons(sent):
         fake.press(BOB, sent.result, data)
@@ -191,9 +190,12 @@ async def test_sticker_buttons_act_only_for_their_owner(bed):
     assert count(bed, "jobs") == jobs_before and count(bed, "stickers") == 1
     assert not fake.calls_to("deleteMessage", lambda c: c["message_id"] == sent.result["message_id"])
 
-    fake.press(ANN, sent.result, f"rm:{sticker_id}")
+    fake.press(ANN, sent.result, buttons(sent)[2])
     await fake.wait_for("deleteMessage", lambda c: c["message_id"] == sent.result["message_id"])
     assert count(bed, "stickers") == 0
+    fake.press(ANN, sent.result, buttons(sent)[0])  # a button of the deleted sticker, pressed late
+    gone = await fake.wait_for("answerCallbackQuery", count=5)
+    assert "gone" in gone["text"] and not fake.calls_to("uploadStickerFile")
 
 
 async def test_group_commands_addressed_to_the_bot_are_answered_to_the_right_person(bed):

@@ -243,7 +243,8 @@ def setref_conversation() -> ConversationHandler:
 
 
 # -- /mysticker /again -----------------------------------------------------------------------
-async def queue_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, queued, reply_to: Message) -> None:
+async def queue_reply(context: ContextTypes.DEFAULT_TYPE, queued, reply_to: Message) -> None:
+    """The "Queued…" reply, which the sink then edits with the job's progress."""
     sent = await reply_to.reply_text(queued.user_message())
     deps(context).sink.track(queued.job_id, sent.chat_id, sent.message_id)
 
@@ -252,14 +253,14 @@ async def queue_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, queued
 async def mysticker(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     queued = deps(context).service.request_sticker(user_ref(update), command_text(message), chat_context(message))
-    await queue_reply(update, context, queued, message)
+    await queue_reply(context, queued, message)
 
 
 @user_errors_as_replies
 async def again(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     queued = deps(context).service.again(user_ref(update), chat_context(message))
-    await queue_reply(update, context, queued, message)
+    await queue_reply(context, queued, message)
 
 
 # -- /pack /mypack ---------------------------------------------------------------------------
@@ -332,30 +333,28 @@ async def _edit_or_ignore(message: Message | None, text: str) -> None:
 async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Add to pack / Again / Delete. Only the user the sticker was made for may press them."""
     query = update.callback_query
-    action, _, raw_id = query.data.partition(":")
+    action, raw_id, owner = query.data.split(":")
+    if str(query.from_user.id) != owner:
+        await query.answer("Only the person who asked for this sticker can use its buttons.", show_alert=True)
+        return
     d = deps(context)
     user = user_ref(update)
-    record = users.find_user(d.db, PLATFORM, user.platform_user_id)
-    sticker = stickers.get_sticker(d.db, record.id, int(raw_id)) if record is not None else None
-    if sticker is None:
-        await query.answer("Only the person who asked for this sticker can use its buttons."
-                           if _sticker_exists(d.db, int(raw_id)) else "That sticker is gone.", show_alert=True)
-        return
     message = query.message
     try:
         user_id = d.service.user_id(user)  # refuses banned users
+        sticker = stickers.get_sticker(d.db, user_id, int(raw_id))  # only ever the presser's own
+        if sticker is None:
+            raise UserError("That sticker is gone (deleted, or /forget was used).", code="no_sticker")
         if action == ADD_TO_PACK:
-            await query.answer("Adding it to your pack…")
             outcome = await d.packs.add(context.bot, user, user_id, sticker.id)
+            await query.answer("Added." if outcome.status in ("added", "created") else None)
             await message.reply_text(outcome.user_message(), do_quote=True)
         elif action == AGAIN:
             job = jobs.get_job(d.db, sticker.job_id, user_id=user_id) if sticker.job_id else None
             if job is None:
                 raise UserError("I no longer know how this sticker was made. Try /mysticker.", code="no_job")
+            queued = d.service.request_sticker(user, job.request["text"], chat_context(message))
             await query.answer("Making another one…")
-            chat = {"chat_id": message.chat_id, "message_id": message.message_id,
-                    "thread_id": message.message_thread_id if message.is_topic_message else None}
-            queued = d.service.request_sticker(user, job.request["text"], chat)
             sent = await message.reply_text(queued.user_message(), do_quote=True)
             d.sink.track(queued.job_id, sent.chat_id, sent.message_id)
         elif action == DELETE:
@@ -365,15 +364,8 @@ async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                 await message.delete()
             except TelegramError as exc:  # older than 48 h, or already gone
                 log.info("sticker message not deleted", extra={"error": str(exc)})
-    except UserError as exc:
-        if query.message is not None and action != DELETE:
-            await message.reply_text(exc.user_message, do_quote=True)
-        else:
-            await query.answer(exc.user_message, show_alert=True)
-
-
-def _sticker_exists(db, sticker_id: int) -> bool:
-    return db.execute("SELECT 1 FROM stickers WHERE id = ?", [sticker_id]).fetchone() is not None
+    except UserError as exc:  # raised before the query was answered
+        await query.answer(exc.user_message, show_alert=True)
 
 
 # -- admin -----------------------------------------------------------------------------------
@@ -474,7 +466,8 @@ def register(application: Application) -> None:
     application.add_handler(CommandHandler("ban", ban))
     application.add_handler(CommandHandler("unban", unban))
     application.add_handler(CommandHandler("quota", quota))
-    application.add_handler(CallbackQueryHandler(sticker_button, pattern=rf"^({ADD_TO_PACK}|{AGAIN}|{DELETE}):\d+$"))
+    application.add_handler(CallbackQueryHandler(sticker_button,
+                                                 pattern=rf"^({ADD_TO_PACK}|{AGAIN}|{DELETE}):\d+:\d+$"))
     application.add_handler(CallbackQueryHandler(forget_button, pattern=rf"^{FORGET}:(yes|no):\d+:\d+$"))
     # Last: only what nothing above took. In groups the bot stays quiet about other messages.
     application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.COMMAND, unknown_command))

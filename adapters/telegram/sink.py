@@ -34,11 +34,12 @@ ADD_TO_PACK, AGAIN, DELETE = "pk", "ag", "rm"
 FINISHED_MEMORY = 4096
 
 
-def sticker_keyboard(sticker_id: int) -> InlineKeyboardMarkup:
+def sticker_keyboard(sticker_id: int, owner: str | int) -> InlineKeyboardMarkup:
+    """The buttons under a sticker; `owner` (their Telegram user id) is the only one they obey."""
     return InlineKeyboardMarkup([[
-        InlineKeyboardButton("➕ Add to pack", callback_data=f"{ADD_TO_PACK}:{sticker_id}"),
-        InlineKeyboardButton("🔁 Again", callback_data=f"{AGAIN}:{sticker_id}"),
-        InlineKeyboardButton("🗑 Delete", callback_data=f"{DELETE}:{sticker_id}"),
+        InlineKeyboardButton("➕ Add to pack", callback_data=f"{ADD_TO_PACK}:{sticker_id}:{owner}"),
+        InlineKeyboardButton("🔁 Again", callback_data=f"{AGAIN}:{sticker_id}:{owner}"),
+        InlineKeyboardButton("🗑 Delete", callback_data=f"{DELETE}:{sticker_id}:{owner}"),
     ]])
 
 
@@ -147,7 +148,7 @@ class TelegramSink:
                 message = await self.bot.send_sticker(
                     chat["chat_id"], InputFile(webp, filename="sticker.webp"),
                     reply_parameters=_reply_to(chat), message_thread_id=chat.get("thread_id"),
-                    reply_markup=sticker_keyboard(sticker.sticker_id),
+                    reply_markup=sticker_keyboard(sticker.sticker_id, job.user.platform_user_id),
                 )
             except TelegramError as exc:
                 log.warning("sticker not delivered", extra={"job_id": job.job_id, "error": str(exc)})
