@@ -141,10 +141,10 @@ async def test_animated_and_video_stickers_are_refused_and_nothing_is_stored(bed
     fake.send_text(ANN, "/setref")
     await fake.wait_reply(ANN.id, contains="Send me one picture")
     fake.send_sticker(ANN, b"not really lottie", is_animated=True)
-    refused = await fake.wait_reply(ANN.id, contains="animated sticker")
+    refused = await fake.wait_reply(ANN.id, contains="That is an animated sticker")
     assert "Send another picture" in refused["text"]
     fake.send_sticker(ANN, b"\x1aE\xdf\xa3 webm", is_video=True)
-    await fake.wait_reply(ANN.id, contains="video sticker")
+    await fake.wait_reply(ANN.id, contains="That is a video sticker")
     fake.send_text(ANN, "/cancel")
     await fake.wait_reply(ANN.id, contains="stopped waiting")
     assert not fake.calls_to("getFile")  # refused without downloading

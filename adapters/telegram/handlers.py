@@ -103,15 +103,15 @@ def user_errors_as_replies(handler):
 
 
 # -- /start /help /status --------------------------------------------------------------------
-def telegram_help() -> str:
+def telegram_help(bot_username: str) -> str:
     return (help_text() + "\n\nYour own sticker pack:\n"
             "   /pack — add your newest sticker to it (or press ➕ under a sticker)\n"
             "   /mypack — the link to share it\n"
-            "In a group, address me as /mysticker@<my name> if several bots are there.")
+            f"In a group, address me as /mysticker@{bot_username} if several bots are there.")
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await reply(update, telegram_help())
+    await reply(update, telegram_help(context.bot.username))
 
 
 @user_errors_as_replies
@@ -145,10 +145,9 @@ def picture_in(message: Message | None) -> PictureSource | None:
     if message.sticker is not None:
         sticker = message.sticker
         if sticker.is_animated or sticker.is_video:
-            which = "animated" if sticker.is_animated else "video"
-            raise UserError(f"That is an {which} sticker: I don't use those as a character (a single frame of "
-                            "them often shows the character badly cut off). Send a static sticker, a photo or "
-                            "an image file instead.", code="animated_sticker")
+            which = "an animated" if sticker.is_animated else "a video"
+            raise UserError(f"That is {which} sticker: I can't use animated or video stickers as a character. "
+                            "Send a static sticker, a photo or an image file instead.", code="animated_sticker")
         return PictureSource(sticker.file_id, sticker.file_size, "sticker")
     return None
 
@@ -232,7 +231,8 @@ def setref_conversation() -> ConversationHandler:
         states={
             WAITING_PICTURE: [
                 MessageHandler(filters.PHOTO | filters.Document.ALL | filters.Sticker.ALL, setref_picture),
-                MessageHandler(filters.TEXT & ~filters.COMMAND, setref_not_a_picture),
+                # In a group, other chatter while we wait is none of our business.
+                MessageHandler(filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE, setref_not_a_picture),
             ],
         },
         fallbacks=[CommandHandler("cancel", cancel)],
