@@ -203,6 +203,7 @@ class FakeBotAPI:
             body = {"ok": False, "error_code": exc.status, "description": exc.description}
             if exc.parameters:
                 body["parameters"] = exc.parameters
+            call.result = body
             return web.json_response(body, status=exc.status)
         call.result = result
         self._answered(call)
