@@ -206,6 +206,20 @@ def cmd_telegram(args) -> int:
     return asyncio.run(serve())
 
 
+# -- run / backup -----------------------------------------------------------------------------
+def cmd_run(args) -> int:
+    """Runtime child + configured adapters + one job worker + housekeeping (adapters/supervisor.py)."""
+    from adapters import supervisor
+
+    return supervisor.run(args, _settings(args))
+
+
+def cmd_backup(args) -> int:
+    from adapters import backup
+
+    return backup.run(args, _settings(args))
+
+
 # -- train-builtin / bench -------------------------------------------------------------------
 def cmd_train_builtin(args) -> int:
     from stickerworld import train_builtin
@@ -258,6 +272,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("telegram", help="run the Telegram bot (token from TELEGRAM_BOT_TOKEN or telegram.token_file)")
     p.set_defaults(func=cmd_telegram)
+
+    p = sub.add_parser("run", help="run the bot: the runtime (restarted if it dies), general.adapters, "
+                                   "the job worker and housekeeping, from one config")
+    p.add_argument("--no-runtime", action="store_true",
+                   help="do not start a runtime child: use the one at general.runtime_url")
+    p.add_argument("--grace", type=float, default=30.0,
+                   help="seconds a job in hand may take to finish on SIGTERM before it is requeued")
+    p.add_argument("--worker-id", default="stickerbot-run",
+                   help="stable id of this process's job worker (unique per running process)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("backup", help="copy the live database to PATH (SQLite online backup API)")
+    p.add_argument("path", help="where to write the backup file")
+    p.set_defaults(func=cmd_backup)
 
     p = sub.add_parser("bench", help="benchmarks that write JSON")
     from adapters import benchmarks

@@ -12,7 +12,11 @@ class DeliverySink(Protocol):
         """Show progress; adapters rate-limit their own edits."""
 
     async def deliver(self, job: JobView, stickers: list[StickerOut]) -> None:
-        """Send the finished sticker(s). Called at most once per job id."""
+        """Send the finished sticker(s). The worker calls this under the job's delivery claim,
+        so one job is sent by one caller at a time and is not sent again once this returned.
+        Raise to have the send retried later (a bounded number of times); return normally when
+        it was sent, or when trying again would not help. Only a crash between the platform
+        accepting it and the worker recording it makes a second call (see bot/job_worker.py)."""
 
     async def failed(self, job: JobView, message: str) -> None:
-        """Tell the user the job ended without a sticker."""
+        """Tell the user the job ended without a sticker. Same once-rules as `deliver`."""

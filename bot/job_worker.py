@@ -1,10 +1,35 @@
 """Runs queued jobs against the SEAL runtime and hands results to the adapter.
 
-The SQLite job table is the source of truth: a job is claimed with a lease, its
-progress is written back, and the embedding and stickers are stored before the
-job is marked done, so a crash of this process or of the runtime loses nothing —
-the lease expires and the job runs again, using the cached embedding if it got
-that far. Delivery is recorded per job id, so a result is sent once.
+The SQLite job table is the source of truth (storage/jobs.py). One attempt:
+
+  claim (lease, attempt counted) -> runtime streams progress -> store the embedding,
+  then the stickers, then mark done -> claim the delivery -> send -> confirm it.
+
+What survives what:
+- **The runtime dies** (SIGKILL, out of memory, a driver reset): the stream breaks, the
+  attempt fails and the job is queued again after a backoff (retry_base_s * 2^(n-1),
+  capped at retry_max_s). If the runtime never received the job (connection refused
+  while it restarts) the attempt is not counted: a runtime outage does not use up jobs.
+- **A job keeps killing the runtime** (a poison job): each death counts, and after
+  `job_attempts` tries the job ends "failed" and the user is told so, once.
+- **This process dies**: the job's lease stops being renewed; the job is claimed again
+  (by this worker when it restarts with the same id, at once, see `recover`; by any
+  other worker when the lease expires). An embedding stored before the crash is found
+  in the cache, so adaptation is not repeated; stickers are keyed by (job, position),
+  so a repeat replaces rather than duplicates.
+- **Hung work**: an attempt longer than `job_timeout_s` is abandoned and retried; a
+  lease lost to someone else (the timeout sweep, /forget) stops the attempt too.
+- **SIGTERM**: `run_forever` returns after the job in hand finishes; if the caller
+  cancels it first, the job goes back to the queue without costing an attempt.
+
+Delivery — "exactly once", precisely: the result is sent by whoever holds the job's
+delivery claim (its own lease) and recorded as delivered only after the adapter's send
+returned. A send that raises is retried later (bounded by `delivery_attempts`). So a
+result is never lost, and no two workers send it at the same time. The one window that
+remains is a crash *after* the platform accepted the message and *before* the
+confirmation commit (a few milliseconds): then the result is sent again on restart.
+Telegram's Bot API has no idempotency key to close that window; Discord's message
+`nonce` with `enforce_nonce` can (an adapter may derive it from `JobView.job_id`).
 """
 
 from __future__ import annotations
@@ -24,117 +49,266 @@ from bot.vocabulary import emoji_for_emotion
 from seal_runtime.client import RuntimeClient
 from seal_runtime.protocol import JobRequest, ProgressEvent, RuntimeJobError
 from storage import embeddings, jobs, references, stickers, users
+from storage.records import Job
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 60
-RETRY_BASE_SECONDS = 5
+REFERENCE_DELETED = "the character of this request was deleted"
+RUNTIME_DOWN_PAUSE_S = 2.0
+
+
+class JobRefused(RuntimeJobError):
+    """The job cannot be done at all (not worth a retry)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+class _LeaseLost(Exception):
+    pass
 
 
 class JobWorker:
+    """One worker: one job at a time. Give each concurrently running worker its own
+    `worker_id` (stable across restarts of the same process, so `recover` can reclaim its
+    jobs at once) and, when several run in one process, its own database connection."""
+
     def __init__(self, db: sqlite_utils.Database, settings: Settings, client: RuntimeClient,
-                 sink: DeliverySink, worker_id: str | None = None) -> None:
+                 sink: DeliverySink, worker_id: str | None = None, *,
+                 platforms: tuple[str, ...] | None = None) -> None:
         self.db = db
         self.settings = settings
         self.client = client
         self.sink = sink
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self.platforms = platforms
+        limits = settings.limits
+        self.lease_s = float(limits.job_lease_s)
+        self.delivery_lease_s = 5 * self.lease_s  # a send may wait out platform rate limits
+        self.job_timeout_s = float(limits.job_timeout_s)
+        self.retry_base_s = float(limits.retry_base_s)
+        self.retry_max_s = float(limits.retry_max_s)
+        self.delivery_attempts = int(limits.delivery_attempts)
         self._model_id: str | None = None
+        self._runtime_ok = True
+        self._recovered = False
         self.last_timings: dict = {}
+        self.counters = {"done": 0, "retried": 0, "failed": 0, "released": 0, "delivered": 0,
+                         "delivery_errors": 0}
 
-    async def model_id(self) -> str:
-        if self._model_id is None:
-            self._model_id = (await self.client.health())["model_id"]
-        return self._model_id
+    # -- loop --------------------------------------------------------------------------------
+    def recover(self) -> dict[str, int]:
+        """Once at start: expire what a previous life of this worker id still holds."""
+        self._recovered = True
+        held = jobs.expire_leases(self.db, self.worker_id)
+        if any(held.values()):
+            log.warning("recovering jobs of a previous run of this worker",
+                        extra={"worker": self.worker_id, **held})
+        return held
 
     async def run_forever(self, stop: asyncio.Event, idle_sleep: float = 0.2) -> None:
+        """Work until `stop` is set; the job in hand is finished first. Cancelled instead,
+        the job in hand goes back to the queue (see `process`)."""
+        if not self._recovered:
+            self.recover()
         while not stop.is_set():
             try:
                 worked = await self.run_once()
             except RuntimeJobError as exc:
                 log.warning("runtime unavailable", extra={"error": str(exc)})
                 worked = False
-                await asyncio.sleep(2)
+                await _sleep_unless(stop, RUNTIME_DOWN_PAUSE_S)
+            except Exception as exc:  # a locked or full database, a bug: log it, keep the loop alive
+                log.exception("worker loop error", extra={"error": str(exc)[:300]})
+                worked = False
+                await _sleep_unless(stop, 1.0)
             if not worked:
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=idle_sleep)
-                except TimeoutError:
-                    pass
+                await _sleep_unless(stop, idle_sleep)
 
     async def run_once(self) -> bool:
-        """Claim and run one job; False when the queue is empty."""
+        """Deliver what is pending, then claim and run one job; False when none was ready."""
+        if not self._recovered:
+            self.recover()
         await self.deliver_pending()
-        job = jobs.claim_next_job(self.db, self.worker_id, LEASE_SECONDS)
+        if not self._runtime_ok:
+            await self.model_id()  # raises RuntimeJobError while it is down: claim nothing
+        job = jobs.claim_next_job(self.db, self.worker_id, self.lease_s, platforms=self.platforms)
         if job is None:
             return False
         await self.process(job)
         return True
 
-    async def deliver_pending(self) -> None:
-        """Finished jobs whose delivery was interrupted (e.g. the bot was killed) go out now."""
-        for job in jobs.undelivered_finished_jobs(self.db):
-            view = self._view(job)
-            if job.state == "done":
-                await self._deliver(view, job)
-            elif job.state == "failed" and jobs.mark_delivered(self.db, job.id):
-                await self.sink.failed(view, _failure_message(job.error))
+    async def model_id(self) -> str:
+        if self._model_id is None or not self._runtime_ok:
+            try:
+                self._model_id = (await self.client.health())["model_id"]
+            except RuntimeJobError:
+                self._runtime_ok = False
+                raise
+            self._runtime_ok = True
+        return self._model_id
 
-    def _view(self, job) -> JobView:
-        user = users.get_user(self.db, job.user_id)
-        return JobView(job.id, UserRef(user.platform, user.platform_user_id, user.display_name or ""),
-                       job.user_id, job.chat or {})
-
-    async def process(self, job) -> None:
+    # -- one job -----------------------------------------------------------------------------
+    async def process(self, job: Job) -> None:
         view = self._view(job)
-        started = time.perf_counter()
-        heartbeat = asyncio.create_task(self._heartbeat(job.id))
-        try:
-            request = await self._build_request(job)
-            last_stage = None
-
-            async def on_progress(event: ProgressEvent) -> None:
-                nonlocal last_stage
-                if event.stage in ("adapting", "generating") and event.stage != last_stage:
-                    jobs.set_state(self.db, job.id, event.stage)
-                    last_stage = event.stage
-                jobs.set_progress(self.db, job.id, dataclasses.asdict(event))
-                await self.sink.progress(view, ProgressUpdate(job.id, event.stage, event.step, event.total))
-
-            runtime_started = time.perf_counter()
-            result = await self.client.run_job(request, on_progress)
-            runtime_s = time.perf_counter() - runtime_started
-            out = self._store_result(job, result)
-        except RuntimeJobError as exc:
-            heartbeat.cancel()
-            retry_in = RETRY_BASE_SECONDS * 2 ** job.attempts
-            final = jobs.fail_job(self.db, job.id, str(exc), retry_delay=retry_in if exc.retryable else None,
-                                  worker_id=self.worker_id)
-            log.warning("job attempt failed", extra={"job_id": job.id, "attempt": job.attempts,
-                                                     "final": final, "error": str(exc)})
-            if final and jobs.mark_delivered(self.db, job.id):
-                await self.sink.failed(view, _failure_message(str(exc)))
+        if view is None:  # the user was forgotten between the claim and now
             return
+        started = time.perf_counter()
+        accepted = asyncio.Event()  # the runtime sent its first event: it has the job
+        work = asyncio.create_task(self._run_on_runtime(job, view, accepted))
+        watch = asyncio.create_task(self._keep_lease(job.id))
+        try:
+            done, _ = await asyncio.wait({work, watch}, timeout=self.job_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # Shutdown (or the caller gave up): the job goes back, this attempt not counted.
+            work.cancel()
+            watch.cancel()
+            if jobs.release_job(self.db, job.id, self.worker_id):
+                log.info("job requeued on shutdown", extra={"job_id": job.id})
+                self.counters["released"] += 1
+            raise
         finally:
-            heartbeat.cancel()
+            watch.cancel()
+        if work not in done:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            if watch in done:
+                log.warning("lease lost; dropping this attempt", extra={"job_id": job.id, "worker": self.worker_id})
+                return
+            await self._attempt_failed(job, view, RuntimeJobError(f"timed out after {self.job_timeout_s:.0f} s"),
+                                       accepted=True)
+            return
+        try:
+            result, runtime_s = work.result()
+        except RuntimeJobError as exc:
+            await self._attempt_failed(job, view, exc, accepted=accepted.is_set())
+            return
+        except Exception as exc:  # a bug on our side counts as a failed attempt, not a stuck job
+            log.exception("job attempt crashed", extra={"job_id": job.id})
+            await self._attempt_failed(job, view, RuntimeJobError(f"internal error: {type(exc).__name__}: {exc}"),
+                                       accepted=True)
+            return
+        out, finished = self._store_result(job, result)
         total_s = time.perf_counter() - started
         self.last_timings = {"total_s": total_s, "runtime_s": runtime_s, "bot_overhead_s": total_s - runtime_s,
                              "adapted": result.adapted, **result.timings}
-        log.info("job done", extra={"job_id": job.id, "adapted": result.adapted, "seconds": round(total_s, 3)})
-        finished = jobs.get_job(self.db, job.id)
-        if finished is not None and finished.state == "done":
-            await self._deliver(view, finished, out)
+        if not finished:
+            # Our lease expired and the job was taken over (or forgotten): not ours to deliver.
+            log.warning("lease lost before finishing", extra={"job_id": job.id, "worker": self.worker_id})
+            return
+        self.counters["done"] += 1
+        log.info("job done", extra={"job_id": job.id, "adapted": result.adapted, "seconds": round(total_s, 3),
+                                    "attempt": job.attempts})
+        finished_job = jobs.get_job(self.db, job.id)
+        if finished_job is not None:
+            await self._deliver(view, finished_job, out)
 
-    async def _deliver(self, view: JobView, job, out: list[StickerOut] | None = None) -> None:
-        if out is None:
-            out = [_sticker_out(s, job) for s in stickers.stickers_for_job(self.db, job.user_id, job.id)]
-        if jobs.mark_delivered(self.db, job.id):
-            await self.sink.deliver(view, out)
+    async def _run_on_runtime(self, job: Job, view: JobView, accepted: asyncio.Event):
+        request = await self._build_request(job)
+        last_stage = None
 
-    async def _build_request(self, job) -> JobRequest:
+        async def on_progress(event: ProgressEvent) -> None:
+            nonlocal last_stage
+            accepted.set()
+            if event.stage in ("adapting", "generating") and event.stage != last_stage:
+                jobs.set_state(self.db, job.id, event.stage)
+                last_stage = event.stage
+            jobs.set_progress(self.db, job.id, dataclasses.asdict(event))
+            try:
+                await self.sink.progress(view, ProgressUpdate(job.id, event.stage, event.step, event.total))
+            except Exception as exc:  # progress is cosmetic: never fail the job over it
+                log.info("progress not shown", extra={"job_id": job.id, "error": str(exc)[:200]})
+
+        started = time.perf_counter()
+        try:
+            result = await self.client.run_job(request, on_progress)
+        except RuntimeJobError:
+            if not accepted.is_set():
+                self._runtime_ok = False
+            raise
+        self._runtime_ok = True
+        return result, time.perf_counter() - started
+
+    async def _attempt_failed(self, job: Job, view: JobView, exc: RuntimeJobError, *, accepted: bool) -> None:
+        if not accepted and exc.retryable and not isinstance(exc, JobRefused):
+            # The runtime never got the job (it is down or restarting): not the job's fault.
+            self._runtime_ok = False
+            self._model_id = None
+            jobs.release_job(self.db, job.id, self.worker_id, delay=RUNTIME_DOWN_PAUSE_S)
+            self.counters["released"] += 1
+            log.warning("runtime unreachable; job requeued", extra={"job_id": job.id, "error": str(exc)[:300]})
+            return
+        self._model_id = None  # the runtime may come back with another model
+        retry_in = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, job.attempts - 1))
+        final = jobs.fail_job(self.db, job.id, str(exc), retry_delay=retry_in if exc.retryable else None,
+                              worker_id=self.worker_id)
+        log.warning("job attempt failed", extra={"job_id": job.id, "attempt": job.attempts, "final": final,
+                                                 "retry_in_s": None if final else retry_in, "error": str(exc)[:300]})
+        if not final:
+            self.counters["retried"] += 1
+            return
+        self.counters["failed"] += 1
+        failed = jobs.get_job(self.db, job.id)
+        if failed is not None and failed.state == "failed":
+            await self._deliver(view, failed)
+
+    # -- delivery ----------------------------------------------------------------------------
+    async def deliver_pending(self) -> int:
+        """Finished jobs whose result was not handed out yet (the process died, a send
+        failed and its backoff is over) go out now. Returns how many were sent."""
+        sent = 0
+        for job in jobs.undelivered_finished_jobs(self.db, platforms=self.platforms):
+            view = self._view(job)
+            if view is not None and await self._deliver(view, job):
+                sent += 1
+        return sent
+
+    async def _deliver(self, view: JobView, job: Job, out: list[StickerOut] | None = None) -> bool:
+        """Send under the job's delivery claim; True when this call delivered it."""
+        if not jobs.claim_delivery(self.db, job.id, self.worker_id, self.delivery_lease_s):
+            return False
+        try:
+            if job.state == "done":
+                if out is None:
+                    out = [_sticker_out(s, job) for s in stickers.stickers_for_job(self.db, job.user_id, job.id)]
+                await self.sink.deliver(view, out)
+            else:
+                await self.sink.failed(view, failure_message(job))
+        except Exception as exc:  # the platform call failed: try again later, a bounded number of times
+            self.counters["delivery_errors"] += 1
+            retry_in = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, job.delivery_attempts))
+            gave_up = jobs.fail_delivery(self.db, job.id, self.worker_id, f"{type(exc).__name__}: {exc}"[:500],
+                                         retry_delay=retry_in, max_attempts=self.delivery_attempts)
+            log.warning("delivery failed", extra={"job_id": job.id, "gave_up": gave_up, "error": str(exc)[:300]})
+            return False
+        # A cancellation while sending leaves the claim to expire: the result is sent again
+        # later (the documented at-least-once window), never dropped.
+        if not jobs.confirm_delivery(self.db, job.id, self.worker_id):
+            log.warning("delivery claim lost while sending", extra={"job_id": job.id})
+        self.counters["delivered"] += 1
+        return True
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _view(self, job: Job) -> JobView | None:
+        user = users.get_user(self.db, job.user_id)
+        if user is None:
+            return None
+        return JobView(job.id, UserRef(user.platform, user.platform_user_id, user.display_name or ""),
+                       job.user_id, job.chat or {})
+
+    async def _keep_lease(self, job_id: str) -> None:
+        """Renew the lease; returns when it was lost (taken over, timed out, forgotten)."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            if not jobs.heartbeat(self.db, job_id, self.worker_id, self.lease_s):
+                return
+
+    async def _build_request(self, job: Job) -> JobRequest:
         payload = job.request
         reference = references.get_reference(self.db, job.user_id, payload["reference_id"])
         if reference is None:
-            raise RuntimeJobError("the character of this request was deleted", retryable=False)
+            raise JobRefused(REFERENCE_DELETED)
         model_id = await self.model_id()
         settings_hash = self.settings.adaptation.settings_hash(model_id)
         cached = embeddings.get_embedding(self.db, reference.sha256, model_id, settings_hash)
@@ -148,15 +322,19 @@ class JobWorker:
             generation=dataclasses.asdict(self.settings.generation),
             mask_png=reference.mask,
             embedding=cached.data if cached else None,
+            adapter_weights=cached.adapter_weights if cached else None,
         )
 
-    def _store_result(self, job, result) -> list[StickerOut]:
+    def _store_result(self, job: Job, result) -> tuple[list[StickerOut], bool]:
         """Embedding first, stickers second, job state last: any crash before the end repeats
-        the job, and a repeat finds the embedding cached."""
+        the job, and a repeat finds the embedding cached. Returns (stickers, finished by us)."""
         payload = job.request
         if result.adapted:
             embeddings.put_embedding(self.db, payload["reference_sha256"], result.model_id, result.settings_hash,
-                                     result.embedding, meta={"timings": result.timings})
+                                     result.embedding, meta={"timings": result.timings},
+                                     adapter_weights=result.adapter_weights)
+        if jobs.get_job(self.db, job.id) is None:  # forgotten while it ran: store nothing more
+            return [], False
         emoji = emoji_for_emotion(payload["tags"]["emotion"])
         out = []
         for position, png in enumerate(result.images_png):
@@ -166,22 +344,30 @@ class JobWorker:
         finished = jobs.finish_job(self.db, job.id, {"sticker_ids": [s.sticker_id for s in out],
                                                      "adapted": result.adapted, "timings": result.timings},
                                    worker_id=self.worker_id)
-        if not finished:
-            # Our lease expired and another worker owns the job now; it will deliver.
-            log.warning("lease lost before finishing", extra={"job_id": job.id, "worker": self.worker_id})
-        return out
-
-    async def _heartbeat(self, job_id: str) -> None:
-        while True:
-            await asyncio.sleep(LEASE_SECONDS / 3)
-            jobs.heartbeat(self.db, job_id, self.worker_id, LEASE_SECONDS)
+        return out, finished
 
 
-def _sticker_out(record, job) -> StickerOut:
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
+def _sticker_out(record, job: Job) -> StickerOut:
     return StickerOut(record.id, job.id, record.image, record.emoji, job.request.get("description", ""),
                       job.request.get("tags", {}))
 
 
-def _failure_message(error: str | None) -> str:
-    return ("Sorry, I could not make that sticker after several tries. "
-            "Please try again later, or with another picture (/setref).")
+def failure_message(job: Job) -> str:
+    """What the user reads when a job ends without a sticker: what happened, what to do."""
+    what = job.request.get("description") or "your sticker"
+    error = job.error or ""
+    if REFERENCE_DELETED in error:
+        return (f"I could not make “{what}”: your character was deleted before I got to it. "
+                "Send /setref with a picture, then ask again.")
+    if "timed out" in error:
+        return (f"Sorry, “{what}” took too long {job.attempts} times, so I stopped trying. "
+                "Please try again later, maybe with fewer words.")
+    return (f"Sorry, I could not make “{what}” after {job.attempts} tries. Something about this request "
+            "keeps failing on my side; please try other words, or another picture with /setref.")

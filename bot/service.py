@@ -13,9 +13,10 @@ import random
 
 import sqlite_utils
 
-from bot.errors import BusyError, NoReferenceError, UserError
+from bot.errors import NoReferenceError, UserError
 from bot.image_input import load_reference_image
 from bot.messages import QueuedJob, ReferenceSaved, UserRef
+from bot.policy import RequestPolicy
 from bot.prompt_builder import build_prompt
 from bot.settings import Settings
 from bot.sticker_request import StickerRequest, normalise_words, parse_prompt, words_for_help
@@ -51,6 +52,7 @@ class StickerService:
         self.db = db
         self.settings = settings
         self._blocklist = {w.lower() for w in settings.limits.blocklist}
+        self.policy = RequestPolicy(db, settings)
 
     # -- users -------------------------------------------------------------------------------
     def user_id(self, user: UserRef) -> int:
@@ -94,8 +96,7 @@ class StickerService:
         reference = references.active_reference(self.db, user_id)
         if reference is None:
             raise NoReferenceError()
-        if jobs.count_active(self.db) >= self.settings.limits.queue_cap:
-            raise BusyError()
+        admission = self.policy.admit(user_id)  # queue cap, rate limit, daily quota (bot/policy.py)
         payload = {
             "text": text,
             "tags": request.as_tags(),
@@ -105,8 +106,12 @@ class StickerService:
             "reference_id": reference.id,
             "reference_sha256": reference.sha256,
         }
-        job = jobs.create_job(self.db, user_id, "sticker", payload, chat=chat,
-                              max_attempts=self.settings.limits.job_attempts)
+        try:
+            job = jobs.create_job(self.db, user_id, "sticker", payload, chat=chat,
+                                  max_attempts=self.settings.limits.job_attempts)
+        except BaseException:
+            self.policy.refund(admission)
+            raise
         cached = self._has_cached_embedding(reference.sha256)
         log.info("job queued", extra={"job_id": job.id, "user_id": user_id, "cached": cached})
         return QueuedJob(job.id, jobs.queue_position(self.db, job.id), request.describe(), cached)

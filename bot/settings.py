@@ -30,6 +30,7 @@ class GeneralSettings:
     log_level: str = "INFO"
     log_format: str = "json"  # json | text
     adapters: tuple[str, ...] = ()  # which adapters `stickerbot run` starts: telegram, discord
+    health_port: int = 8766  # `stickerbot run` answers GET /healthz on 127.0.0.1:<port>; 0: off
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,14 @@ class LimitSettings:
     queue_cap: int = 200
     job_attempts: int = 3
     job_timeout_s: int = 1800
+    # Durable jobs (bot/job_worker.py): lease renewed by heartbeats, retry backoff
+    # retry_base_s * 2^(attempt-1) capped at retry_max_s, tries to send a finished result.
+    job_lease_s: float = 60.0
+    retry_base_s: float = 5.0
+    retry_max_s: float = 300.0
+    delivery_attempts: int = 5
+    # Retention (bot/retention.py): embeddings and stickers unused this many days expire; 0 keeps them.
+    retention_days: int = 90
 
 
 @dataclass(frozen=True)

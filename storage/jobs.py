@@ -15,8 +15,14 @@ Fairness rule of `claim_next_job` (one transaction, BEGIN IMMEDIATE):
      first; ties by the candidate's age). A claim moves the user to the back,
      so users take turns round-robin, however many jobs one of them queued.
 
-Delivery: `mark_delivered` is an atomic test-and-set on `delivered_at`, so a
-result found by two code paths (the worker and the restart sweep) is sent once.
+Delivery of a finished (done or failed) job is a second, short lease:
+`claim_delivery` gives one worker the right to send, for `lease_seconds`;
+`confirm_delivery` records that the platform accepted it (`delivered_at`);
+`fail_delivery` gives the claim back with a backoff, or gives up after N tries.
+A sender that dies between its claim and its confirmation leaves a claim that
+expires, and the result is sent again: at least once, never lost, and twice only
+if the process died in the moment between the platform's answer and the commit.
+`mark_delivered` is the one-shot test-and-set for callers that need no claim.
 """
 
 from __future__ import annotations
@@ -66,13 +72,21 @@ def create_job(db: sqlite_utils.Database, user_id: int, kind: str, request: dict
 
 
 def claim_next_job(db: sqlite_utils.Database, worker_id: str, lease_seconds: float, *,
-                   now: float | None = None) -> Job | None:
+                   now: float | None = None, platforms: tuple[str, ...] | None = None) -> Job | None:
     """Atomically take the next job by the fairness rule (module docstring); None if none is ready.
 
     The claimed job is "adapting", leased to `worker_id` until now + `lease_seconds`, with
     `attempts` incremented. Expired jobs that used up their attempts are failed here.
+    With `platforms`, only jobs of users of those platforms are taken (a worker whose
+    adapters cannot deliver elsewhere).
     """
     at = _at(now)
+    params: dict = {"now": at}
+    platform_filter = ""
+    if platforms is not None:
+        names = {f"p{i}": name for i, name in enumerate(platforms)}
+        platform_filter = f"AND u.platform IN ({', '.join(':' + k for k in names) or 'NULL'})"
+        params.update(names)
     with immediate_transaction(db):
         db.execute(
             f"UPDATE jobs SET state = 'failed', finished_at = :now, updated_at = :now, lease_owner = NULL, "
@@ -98,11 +112,11 @@ def claim_next_job(db: sqlite_utils.Database, worker_id: str, lease_seconds: flo
                        OR (state IN {_RUNNING} AND lease_expires_at < :now))
             )
             SELECT c.id, c.user_id FROM candidates c JOIN users u ON u.id = c.user_id
-            WHERE c.rank_in_user = 1
+            WHERE c.rank_in_user = 1 {platform_filter}
             ORDER BY u.last_claim_at IS NOT NULL, u.last_claim_at, c.created_at, c.seq
             LIMIT 1
             """,
-            {"now": at},
+            params,
         ).fetchone()
         if row is None:
             return None
@@ -211,6 +225,38 @@ def requeue_running(db: sqlite_utils.Database, worker_id: str, *, now: float | N
     return cursor.rowcount
 
 
+def release_job(db: sqlite_utils.Database, job_id: str, worker_id: str, *, delay: float = 0.0,
+                count_attempt: bool = False, now: float | None = None) -> bool:
+    """Give one running job back to the queue, runnable after `delay` seconds. The attempt
+    is not counted unless `count_attempt` (use that when the job may have caused the
+    trouble; not when the runtime never received it, or on shutdown). False when this
+    worker does not hold the job."""
+    at = _at(now)
+    refund = "" if count_attempt else "attempts = MAX(attempts - 1, 0), "
+    cursor = db.execute(
+        f"UPDATE jobs SET state = 'queued', {refund}lease_owner = NULL, lease_expires_at = NULL, "
+        f"next_attempt_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state IN {_RUNNING}",
+        [at + max(0.0, delay), at, job_id, worker_id],
+    )
+    return cursor.rowcount == 1
+
+
+def expire_leases(db: sqlite_utils.Database, worker_id: str, *, now: float | None = None) -> dict[str, int]:
+    """Start-up of a worker whose id is stable across restarts: whatever the previous life of
+    this worker held (running jobs, delivery claims) died with it, so expire those leases now
+    instead of waiting them out. The running jobs then go through `claim_next_job` like any
+    other job whose worker died: the interrupted attempt counts (a job that kills its worker
+    every time still ends failed), and unsent results are sent again."""
+    at = _at(now)
+    running = db.execute(
+        f"UPDATE jobs SET lease_expires_at = ?, updated_at = ? WHERE lease_owner = ? AND state IN {_RUNNING}",
+        [at - 1e-3, at, worker_id]).rowcount
+    delivering = db.execute(
+        "UPDATE jobs SET delivery_owner = NULL, delivery_expires_at = NULL, updated_at = ? "
+        "WHERE delivery_owner = ? AND delivered_at IS NULL", [at, worker_id]).rowcount
+    return {"running": running, "delivering": delivering}
+
+
 def fail_timed_out(db: sqlite_utils.Database, timeout_s: float, *, now: float | None = None) -> list[str]:
     """Running jobs whose current attempt started more than `timeout_s` ago (a hung worker
     that still heartbeats) are failed for this attempt: requeued at once while attempts are
@@ -259,11 +305,67 @@ def mark_delivered(db: sqlite_utils.Database, job_id: str, *, now: float | None 
     return cursor.rowcount == 1
 
 
-def undelivered_finished_jobs(db: sqlite_utils.Database, limit: int = 100) -> list[Job]:
-    """Done or failed jobs whose result was never handed out (e.g. the bot died in between)."""
-    return [Job.from_row(r) for r in db.query(
-        "SELECT * FROM jobs WHERE state IN ('done', 'failed') AND delivered_at IS NULL "
-        "ORDER BY finished_at LIMIT ?", [limit])]
+def claim_delivery(db: sqlite_utils.Database, job_id: str, worker_id: str, lease_seconds: float, *,
+                   now: float | None = None) -> bool:
+    """The right to send this finished job's result, for `lease_seconds`. True for one
+    holder at a time; False when it was delivered, another sender holds a live claim, or
+    a failed send is still backing off."""
+    at = _at(now)
+    cursor = db.execute(
+        f"UPDATE jobs SET delivery_owner = ?, delivery_expires_at = ?, delivery_attempts = delivery_attempts + 1, "
+        f"updated_at = ? WHERE id = ? AND state IN ('done', 'failed') AND delivered_at IS NULL "
+        f"AND (delivery_owner IS NULL OR delivery_expires_at < ?) AND COALESCE(delivery_next_at, 0) <= ?",
+        [worker_id, at + lease_seconds, at, job_id, at, at],
+    )
+    return cursor.rowcount == 1
+
+
+def confirm_delivery(db: sqlite_utils.Database, job_id: str, worker_id: str, *, now: float | None = None) -> bool:
+    """The platform accepted the result: record it. False if this worker's claim was lost
+    (it expired and another sender took it) or the job is gone."""
+    at = _at(now)
+    cursor = db.execute(
+        "UPDATE jobs SET delivered_at = ?, delivery_owner = NULL, delivery_expires_at = NULL, delivery_error = NULL, "
+        "updated_at = ? WHERE id = ? AND delivery_owner = ? AND delivered_at IS NULL",
+        [at, at, job_id, worker_id],
+    )
+    return cursor.rowcount == 1
+
+
+def fail_delivery(db: sqlite_utils.Database, job_id: str, worker_id: str, error: str, *, retry_delay: float,
+                  max_attempts: int, now: float | None = None) -> bool:
+    """A send failed. While tries are left the claim is given back, to be tried again after
+    `retry_delay`; after `max_attempts` sends the job is closed as delivered-with-error
+    (`delivered_at` set, `delivery_error` kept) so it is not retried for ever.
+    Returns True when it gave up."""
+    at = _at(now)
+    with immediate_transaction(db):
+        row = db.execute("SELECT delivery_attempts, delivery_owner FROM jobs WHERE id = ? AND delivered_at IS NULL",
+                         [job_id]).fetchone()
+        if row is None or row[1] != worker_id:
+            return False
+        if row[0] >= max_attempts:
+            db.execute("UPDATE jobs SET delivered_at = ?, delivery_owner = NULL, delivery_expires_at = NULL, "
+                       "delivery_error = ?, updated_at = ? WHERE id = ?", [at, error, at, job_id])
+            return True
+        db.execute("UPDATE jobs SET delivery_owner = NULL, delivery_expires_at = NULL, delivery_next_at = ?, "
+                   "delivery_error = ?, updated_at = ? WHERE id = ?", [at + max(0.0, retry_delay), error, at, job_id])
+        return False
+
+
+def undelivered_finished_jobs(db: sqlite_utils.Database, limit: int = 100, *, now: float | None = None,
+                              platforms: tuple[str, ...] | None = None) -> list[Job]:
+    """Done or failed jobs whose result was never handed out (e.g. the bot died in between),
+    that nobody is sending right now and whose retry backoff is over."""
+    at = _at(now)
+    sql = ("SELECT j.* FROM jobs j JOIN users u ON u.id = j.user_id "
+           "WHERE j.state IN ('done', 'failed') AND j.delivered_at IS NULL "
+           "AND (j.delivery_owner IS NULL OR j.delivery_expires_at < ?) AND COALESCE(j.delivery_next_at, 0) <= ?")
+    params: list = [at, at]
+    if platforms is not None:
+        sql += f" AND u.platform IN ({','.join('?' * len(platforms)) or 'NULL'})"
+        params += list(platforms)
+    return [Job.from_row(r) for r in db.query(sql + " ORDER BY j.finished_at LIMIT ?", [*params, limit])]
 
 
 def count_active(db: sqlite_utils.Database, user_id: int | None = None) -> int:

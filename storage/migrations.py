@@ -112,11 +112,24 @@ def _m004_embedding_adapter_weights(db: sqlite_utils.Database) -> None:
     db["embeddings"].create_index(["last_used_at"])
 
 
+def _m005_delivery_claims_and_daily_quota(db: sqlite_utils.Database) -> None:
+    """Exactly-once delivery needs a claim with its own lease (who is sending, until when,
+    how often it was tried); the daily quota needs a counter that a scheduler resets."""
+    db["jobs"].add_column("delivery_owner", str)
+    db["jobs"].add_column("delivery_expires_at", float)
+    db["jobs"].add_column("delivery_attempts", int, not_null_default=0)
+    db["jobs"].add_column("delivery_next_at", float)
+    db["jobs"].add_column("delivery_error", str)
+    db["users"].add_column("quota_used", int, not_null_default=0)
+    db["users"].add_column("quota_day", str)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core", _m001_core),
     Migration(2, "stickers_and_packs", _m002_stickers_and_packs),
     Migration(3, "fair_queue", _m003_fair_queue),
     Migration(4, "embedding_adapter_weights", _m004_embedding_adapter_weights),
+    Migration(5, "delivery_claims_and_daily_quota", _m005_delivery_claims_and_daily_quota),
 )
 
 

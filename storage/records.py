@@ -89,6 +89,8 @@ class Job:
     delivered_at: float | None
     chat: dict | None  # opaque to storage: where the adapter delivers
     claimed_at: float | None = None  # start of the current attempt
+    delivery_attempts: int = 0  # claims to send the result (see jobs.claim_delivery)
+    delivery_error: str | None = None  # last failed send; with delivered_at set: given up
 
     @property
     def running(self) -> bool:
@@ -105,6 +107,7 @@ class Job:
             row["max_attempts"], _json(row["progress"]), row["error"], _json(row["result"]),
             row["lease_owner"], row["lease_expires_at"], row["next_attempt_at"], row["created_at"],
             row["updated_at"], row["finished_at"], row["delivered_at"], _json(row["chat"]), row.get("claimed_at"),
+            row.get("delivery_attempts") or 0, row.get("delivery_error"),
         )
 
 

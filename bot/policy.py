@@ -1,0 +1,87 @@
+"""Who may queue a sticker right now: per-user rate limit, daily quota, global queue cap.
+
+`StickerService.request_sticker` asks `admit` before it creates a job, and `refund`s if
+the job is then not created. Each refusal is a `UserError` with a friendly message that
+says when to try again. Prompt length is checked by the parser, upload bytes and pixels
+by `bot.image_input`, the blocklist by the service; admin rights by `bot.admin`.
+
+- Rate limit: at most `limits.requests_per_minute` stickers queued by one user in any
+  60 s (a sliding window over their jobs in SQLite; survives restarts).
+- Daily quota: `limits.daily_quota` stickers per UTC day, or the user's own quota set by
+  an admin; counted on the user row, reset at midnight by `bot.retention`'s scheduler.
+- Queue cap: at most `limits.queue_cap` queued or running jobs in total: "busy".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from bot.errors import BusyError, UserError
+from bot.settings import Settings
+from storage import jobs, usage, users
+
+WINDOW_S = 60.0
+
+
+class RateLimitedError(UserError):
+    def __init__(self, retry_in_s: float) -> None:
+        seconds = max(1, math.ceil(retry_in_s))
+        super().__init__(f"Slow down a little: you can ask for another sticker in {seconds} s.", code="rate_limited")
+        self.retry_in_s = seconds
+
+
+class QuotaExceededError(UserError):
+    def __init__(self, quota: int) -> None:
+        message = (f"You have had your {quota} stickers for today. The counter resets at midnight (UTC)."
+                   if quota > 0 else "Making stickers is switched off for your account. Ask the bot's admin.")
+        super().__init__(message, code="quota")
+        self.quota = quota
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A granted request: one unit of today's quota is taken (give it back with `refund`)."""
+
+    user_id: int
+    quota: int
+    used_today: int
+
+
+class RequestPolicy:
+    def __init__(self, db: sqlite_utils.Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.limits = settings.limits
+        self.clock = clock
+
+    def daily_quota(self, user_id: int) -> int:
+        record = users.get_user(self.db, user_id)
+        if record is not None and record.daily_quota is not None:
+            return record.daily_quota
+        return self.limits.daily_quota
+
+    def admit(self, user_id: int) -> Admission:
+        """Check the limits for one more sticker of `user_id`; raises the first that applies."""
+        now = self.clock()
+        if jobs.count_active(self.db) >= self.limits.queue_cap:
+            raise BusyError()
+        per_minute = self.limits.requests_per_minute
+        if per_minute > 0:
+            recent = usage.request_times_since(self.db, user_id, now - WINDOW_S)
+            if len(recent) >= per_minute:
+                # The window frees a slot when the oldest request in it is a minute old.
+                raise RateLimitedError(recent[-per_minute] + WINDOW_S - now)
+        quota = self.daily_quota(user_id)
+        if not usage.take_quota(self.db, user_id, quota, now=now):
+            raise QuotaExceededError(quota)
+        return Admission(user_id, quota, usage.quota_used(self.db, user_id, now=now))
+
+    def refund(self, admission: Admission) -> None:
+        usage.refund_quota(self.db, admission.user_id, now=self.clock())
+
+    def remaining_today(self, user_id: int) -> int:
+        return max(0, self.daily_quota(user_id) - usage.quota_used(self.db, user_id, now=self.clock()))

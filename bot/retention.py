@@ -1,0 +1,87 @@
+"""Housekeeping on a schedule (APScheduler): daily quota reset, retention, hung-job sweep.
+
+- `reset_daily_quotas` — midnight UTC: every user's sticker counter goes back to zero.
+- `expire_unused` — hourly: learned embeddings and stored stickers not used for
+  `limits.retention_days` days are deleted (0 keeps them for ever). A user's saved
+  character (the reference picture) is kept: an expired embedding is simply learned
+  again on the next request. Sticker packs on the platforms keep their own copies.
+- `sweep_timed_out` — every minute: an attempt running longer than `job_timeout_s` plus
+  one lease (its worker hangs yet still heartbeats) is failed for that attempt and
+  requeued, or failed for good when no attempts are left; the worker's lease is gone
+  so it stops, and the user is told through the normal delivery of failed jobs.
+
+The jobs are coroutines, so they run on the bot's event loop thread and use its SQLite
+connection one statement at a time, like every other part of the bot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import sqlite_utils
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.settings import Settings
+from storage import embeddings, jobs, stickers, usage
+from storage.transactions import now as _now
+
+log = logging.getLogger(__name__)
+
+DAY_S = 24 * 3600
+
+
+def reset_daily_quotas(db: sqlite_utils.Database, *, now: float | None = None) -> int:
+    changed = usage.reset_daily_quotas(db, now=now)
+    log.info("daily quotas reset", extra={"users": changed})
+    return changed
+
+
+def expire_unused(db: sqlite_utils.Database, retention_days: int, *, now: float | None = None) -> dict[str, int]:
+    """Delete embeddings and stickers unused for `retention_days` days; returns the counts."""
+    if retention_days <= 0:
+        return {"embeddings": 0, "stickers": 0}
+    cutoff = (now if now is not None else _now()) - retention_days * DAY_S
+    counts = {"embeddings": embeddings.delete_unused_since(db, cutoff),
+              "stickers": stickers.delete_unused_since(db, cutoff)}
+    if any(counts.values()):
+        log.info("retention expired unused data", extra={"days": retention_days, **counts})
+    return counts
+
+
+def sweep_timed_out(db: sqlite_utils.Database, settings: Settings, *, now: float | None = None) -> list[str]:
+    """Fail attempts that overran; the ids that ended failed for good (their users get told)."""
+    limits = settings.limits
+    failed = jobs.fail_timed_out(db, limits.job_timeout_s + limits.job_lease_s, now=now)
+    if failed:
+        log.warning("timed-out jobs failed", extra={"jobs": ",".join(failed)})
+    return failed
+
+
+def build_scheduler(db: sqlite_utils.Database, settings: Settings) -> AsyncIOScheduler:
+    """The housekeeping schedule; call `.start()` inside the running event loop."""
+    scheduler = AsyncIOScheduler(timezone="UTC")
+
+    async def quotas() -> None:
+        reset_daily_quotas(db)
+
+    async def retention() -> None:
+        expire_unused(db, settings.limits.retention_days)
+
+    async def timed_out() -> None:
+        sweep_timed_out(db, settings)
+
+    # coalesce + a grace: after a pause (laptop sleep, a long GC) each job runs once, late.
+    common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600, "replace_existing": True}
+    scheduler.add_job(quotas, CronTrigger(hour=0, minute=0, timezone="UTC"), id="reset_daily_quotas", **common)
+    scheduler.add_job(retention, IntervalTrigger(hours=1), id="retention", next_run_time=_soon(), **common)
+    scheduler.add_job(timed_out, IntervalTrigger(seconds=60), id="timed_out_jobs", **common)
+    return scheduler
+
+
+def _soon():
+    from datetime import datetime, timedelta, timezone
+
+    return datetime.fromtimestamp(time.time(), timezone.utc) + timedelta(seconds=5)

@@ -1,0 +1,62 @@
+"""usage: what the per-user limits count — a daily sticker counter and recent requests.
+
+The daily counter lives on the user row (`quota_used` for the UTC day `quota_day`).
+A scheduler resets every counter at midnight UTC (`reset_daily_quotas`); a counter
+whose day is not today also reads as zero, so a bot that was down at midnight still
+starts the new day fresh.
+"""
+
+from __future__ import annotations
+
+import time
+
+import sqlite_utils
+
+from storage.transactions import now as _now
+
+
+def utc_day(at: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(at))
+
+
+def _at(now: float | None) -> float:
+    return now if now is not None else _now()
+
+
+def quota_used(db: sqlite_utils.Database, user_id: int, *, now: float | None = None) -> int:
+    row = db.execute("SELECT quota_used, quota_day FROM users WHERE id = ?", [user_id]).fetchone()
+    if row is None or row[1] != utc_day(_at(now)):
+        return 0
+    return row[0] or 0
+
+
+def take_quota(db: sqlite_utils.Database, user_id: int, limit: int, *, now: float | None = None) -> bool:
+    """Count one sticker against today's quota, atomically; False (nothing counted) when
+    `limit` stickers were already counted today."""
+    if limit <= 0:
+        return False
+    day = utc_day(_at(now))
+    cursor = db.execute(
+        "UPDATE users SET quota_used = CASE WHEN quota_day = :day THEN quota_used + 1 ELSE 1 END, quota_day = :day "
+        "WHERE id = :id AND (quota_day IS NOT :day OR quota_used < :limit)",
+        {"day": day, "id": user_id, "limit": limit},
+    )
+    return cursor.rowcount == 1
+
+
+def refund_quota(db: sqlite_utils.Database, user_id: int, *, now: float | None = None) -> None:
+    """Give back one counted sticker (the request was not queued after all)."""
+    db.execute("UPDATE users SET quota_used = MAX(quota_used - 1, 0) WHERE id = ? AND quota_day = ?",
+               [user_id, utc_day(_at(now))])
+
+
+def reset_daily_quotas(db: sqlite_utils.Database, *, now: float | None = None) -> int:
+    """Midnight: every user starts the day at zero. Returns how many counters changed."""
+    return db.execute("UPDATE users SET quota_used = 0, quota_day = ? WHERE quota_used != 0 OR quota_day IS NOT ?",
+                      [utc_day(_at(now)), utc_day(_at(now))]).rowcount
+
+
+def request_times_since(db: sqlite_utils.Database, user_id: int, since: float) -> list[float]:
+    """When the user's jobs since `since` were created, oldest first (for the rate limit)."""
+    return [r[0] for r in db.execute("SELECT created_at FROM jobs WHERE user_id = ? AND created_at >= ? "
+                                     "ORDER BY created_at", [user_id, since]).fetchall()]
