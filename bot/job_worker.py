@@ -239,7 +239,10 @@ class JobWorker:
             self.counters["released"] += 1
             log.warning("runtime unreachable; job requeued", extra={"job_id": job.id, "error": str(exc)[:300]})
             return
-        self._model_id = None  # the runtime may come back with another model
+        # The runtime may have died with the job: ask /healthz before the next claim (so no
+        # other job is claimed just to find it down), and re-read its model when it is back.
+        self._runtime_ok = False
+        self._model_id = None
         retry_in = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, job.attempts - 1))
         final = jobs.fail_job(self.db, job.id, str(exc), retry_delay=retry_in if exc.retryable else None,
                               worker_id=self.worker_id)
