@@ -262,12 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("train-builtin", help="train the builtin model on StickerWorld")
-    try:
-        from stickerworld import train_builtin
+    from stickerworld import train_builtin
 
-        train_builtin.add_arguments(p)
-    except ImportError:
-        pass
+    train_builtin.add_arguments(p)
     p.set_defaults(func=cmd_train_builtin)
 
     p = sub.add_parser("telegram", help="run the Telegram bot (token from TELEGRAM_BOT_TOKEN or telegram.token_file)")

@@ -2,7 +2,9 @@
 
 One type serves SD-1.5-class pipelines (latent space, with a VAE) and the builtin
 pixel-space model (`vae is None`), so the adaptation loop and the sampler are
-written once.
+written once. The builtin model folds each 4 x 4 pixel patch into channels
+(`pixel_shuffle = 4`: 64 x 64 x 3 pixels <-> 16 x 16 x 48), a lossless stand-in for a
+VAE that lets a small U-Net work at 16 x 16 like SD works at 64 x 64 latents.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from diffusers import AutoencoderKL, SchedulerMixin, UNet2DConditionModel
 from transformers import CLIPTextModel, PreTrainedTokenizerBase
 
@@ -25,6 +28,7 @@ class DiffusionBackbone:
     resolution: int
     device: torch.device
     dtype: torch.dtype
+    pixel_shuffle: int = 1  # pixel space only: patch side folded into channels
 
     @property
     def latent_channels(self) -> int:
@@ -33,7 +37,7 @@ class DiffusionBackbone:
     @property
     def latent_size(self) -> int:
         if self.vae is None:
-            return self.resolution
+            return self.resolution // self.pixel_shuffle
         return self.resolution // (2 ** (len(self.vae.config.block_out_channels) - 1))
 
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
@@ -52,13 +56,14 @@ class DiffusionBackbone:
         """Pixels in [-1, 1] (B, 3, H, W) -> what the U-Net denoises."""
         pixels = pixels.to(self.device, self.dtype)
         if self.vae is None:
-            return pixels
+            return F.pixel_unshuffle(pixels, self.pixel_shuffle) if self.pixel_shuffle > 1 else pixels
         return self.vae.encode(pixels).latent_dist.sample() * self.vae.config.scaling_factor
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """The inverse of encode_images; returns pixels in [-1, 1]."""
         if self.vae is None:
-            return latents.clamp(-1, 1)
+            pixels = F.pixel_shuffle(latents, self.pixel_shuffle) if self.pixel_shuffle > 1 else latents
+            return pixels.clamp(-1, 1)
         pixels = self.vae.decode(latents / self.vae.config.scaling_factor).sample
         return pixels.clamp(-1, 1)
 

@@ -24,6 +24,7 @@ EOS_TOKEN = "<|endoftext|>"
 # Sizes of the builtin model; the trained weights shipped in seal_runtime/builtin_model
 # carry their own configs, these are used to build it from scratch.
 BUILTIN_RESOLUTION = 64
+PIXEL_SHUFFLE = 4
 TEXT_HIDDEN = 128
 MAX_PROMPT_TOKENS = 48
 
@@ -93,24 +94,25 @@ def text_encoder_config(vocab_size: int) -> CLIPTextConfig:
 
 
 def unet_config() -> dict:
-    """Three resolutions (64, 32, 16); cross-attention at 32 and 16 and in the mid block.
+    """SD 1.5's block layout, scaled down: cross-attention in the two upper levels and the
+    mid block, a plain level at the bottom, working on 16 x 16 x 48 "latents" (64-px
+    pixels folded 4 x 4 into channels, see DiffusionBackbone.pixel_shuffle).
 
-    Self-attention over all 64 x 64 = 4096 pixels costs seconds per step on a CPU, so
-    the full-resolution level has convolutions only (measured: 2.8 s per adaptation
-    step with attention there). The shallowest attention layers are then the 32 x 32
-    ones (`down_blocks.1`, `up_blocks.1`), which SEAL's layer restriction treats as
-    SD's 64 x 64 "Layer 0"."""
+    Self-attention on full 64 x 64 pixels cost 2.8 s per adaptation step on this CPU;
+    at 16 x 16 it costs milliseconds. The shallowest cross-attention layers are the
+    16 x 16 ones (`down_blocks.0`, `up_blocks.2`), SEAL's "Layer 0" of this model."""
+    side = BUILTIN_RESOLUTION // PIXEL_SHUFFLE
     return dict(
-        sample_size=BUILTIN_RESOLUTION,
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        block_out_channels=(32, 64, 128),
+        sample_size=side,
+        in_channels=3 * PIXEL_SHUFFLE**2,
+        out_channels=3 * PIXEL_SHUFFLE**2,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=(64, 128, 128),
         layers_per_block=1,
-        attention_head_dim=8,
+        attention_head_dim=32,
         cross_attention_dim=TEXT_HIDDEN,
-        norm_num_groups=8,
+        norm_num_groups=16,
     )
 
 

@@ -46,7 +46,7 @@ def load_backbone(settings: RuntimeSettings) -> DiffusionBackbone:
 
 
 def random_builtin(device: torch.device, dtype: torch.dtype, seed: int = 0) -> DiffusionBackbone:
-    from seal_runtime.builtin_architecture import BUILTIN_RESOLUTION, build_random_builtin
+    from seal_runtime.builtin_architecture import BUILTIN_RESOLUTION, PIXEL_SHUFFLE, build_random_builtin
 
     tokenizer, text_encoder, unet, scheduler = build_random_builtin(seed)
     return DiffusionBackbone(
@@ -59,6 +59,7 @@ def random_builtin(device: torch.device, dtype: torch.dtype, seed: int = 0) -> D
         resolution=BUILTIN_RESOLUTION,
         device=device,
         dtype=dtype,
+        pixel_shuffle=PIXEL_SHUFFLE,
     )
 
 
@@ -75,7 +76,8 @@ def save_pixel_model(folder: Path, backbone: DiffusionBackbone, extra_manifest: 
     backbone.text_encoder.save_pretrained(folder / "text_encoder", safe_serialization=True)
     backbone.unet.save_pretrained(folder / "unet", safe_serialization=True)
     backbone.noise_scheduler.save_pretrained(folder / "scheduler")
-    manifest = {"format": "pixel-diffusion", "model_id": backbone.model_id, "resolution": backbone.resolution}
+    manifest = {"format": "pixel-diffusion", "model_id": backbone.model_id, "resolution": backbone.resolution,
+                "pixel_shuffle": backbone.pixel_shuffle}
     manifest.update(extra_manifest or {})
     (folder / PIXEL_MODEL_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -95,6 +97,7 @@ def load_pixel_model(folder: Path, device: torch.device, dtype: torch.dtype) -> 
         resolution=int(manifest["resolution"]),
         device=device,
         dtype=dtype,
+        pixel_shuffle=int(manifest.get("pixel_shuffle", 1)),
     )
 
 

@@ -1,0 +1,182 @@
+"""`stickerbot train-builtin`: train the builtin model on StickerWorld renders.
+
+Reads like diffusers' train_text_to_image example, shrunk to a laptop: render a data
+set, train a BPE tokenizer on its captions, then train the text encoder and the
+U-Net together on the noise-prediction loss, with captions dropped 10 % of the time
+so classifier-free guidance works. Checkpoints go to the builtin model folder every
+few minutes, so a long run can be stopped at any time and leaves a usable model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--minutes", type=float, default=100.0, help="wall-time budget of the training loop")
+    parser.add_argument("--samples", type=int, default=12000, help="rendered training images")
+    parser.add_argument("--batch-size", type=int, default=24)
+    parser.add_argument("--lr", type=float, default=6e-4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
+    parser.add_argument("--out", default=None, help="model folder (default: the shipped builtin folder)")
+    parser.add_argument("--model-id", default="builtin-stickerworld-v1")
+
+
+def render_dataset(count: int, seed: int):
+    from stickerworld.dataset import generate
+
+    samples = generate(count, seed=seed)
+    pixels = np.stack([np.asarray(s.image.convert("RGB"), dtype=np.uint8) for s in samples])
+    return samples, torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+
+
+def run(args) -> int:
+    from seal_runtime.backbone import DiffusionBackbone
+    from seal_runtime.builtin_architecture import (
+        BUILTIN_RESOLUTION,
+        PIXEL_SHUFFLE,
+        build_tokenizer,
+        noise_scheduler,
+        text_encoder_config,
+        unet_config,
+        vocabulary_corpus,
+    )
+    from seal_runtime.model_loader import BUILTIN_DIR
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    out = Path(args.out) if args.out else BUILTIN_DIR
+    started = time.perf_counter()
+
+    # 1. Data: rendered once, kept in memory as uint8.
+    samples, pixels = render_dataset(args.samples, args.seed)
+    captions = [s.caption for s in samples]
+    print(f"rendered {len(samples)} samples in {time.perf_counter() - started:.0f}s")
+
+    # 2. Tokenizer and models.
+    tokenizer = build_tokenizer(captions + vocabulary_corpus())
+    ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids
+    empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length,
+                      return_tensors="pt").input_ids[0]
+    text_encoder = CLIPTextModel(text_encoder_config(len(tokenizer)))
+    unet = UNet2DConditionModel(**unet_config())
+    scheduler = noise_scheduler()
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
+    print(f"unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M params, "
+          f"text encoder {sum(p.numel() for p in text_encoder.parameters()) / 1e6:.2f}M, vocab {len(tokenizer)}")
+
+    def checkpoint(step: int, losses: list[tuple[int, float, float]]) -> None:
+        backbone = DiffusionBackbone(args.model_id, tokenizer, text_encoder, unet, scheduler, None,
+                                     BUILTIN_RESOLUTION, torch.device("cpu"), torch.float32, PIXEL_SHUFFLE)
+        save_half(out, backbone, {"trained_steps": step, "samples": args.samples, "batch_size": args.batch_size,
+                                  "wall_minutes": round((time.perf_counter() - started) / 60, 1)})
+        write_loss_log(out, losses)
+        print(f"checkpoint at step {step} -> {out}")
+
+    # 3. Loop.
+    losses: list[tuple[int, float, float]] = []
+    window: list[float] = []
+    deadline = started + args.minutes * 60
+    next_checkpoint = time.perf_counter() + args.checkpoint_minutes * 60
+    warmup = 200
+    step = 0
+    unet.train()
+    text_encoder.train()
+    while time.perf_counter() < deadline and (args.max_steps is None or step < args.max_steps):
+        batch = torch.tensor([rng.randrange(len(samples)) for _ in range(args.batch_size)])
+        x0 = F.pixel_unshuffle(pixels[batch].float() / 127.5 - 1.0, PIXEL_SHUFFLE)
+        token_ids = ids[batch].clone()
+        drop = torch.rand(args.batch_size) < 0.1  # classifier-free guidance
+        token_ids[drop] = empty
+        noise = torch.randn_like(x0)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (args.batch_size,))
+        noisy = scheduler.add_noise(x0, noise, timesteps)
+        pred = unet(noisy, timesteps, encoder_hidden_states=text_encoder(token_ids)[0]).sample
+        loss = F.mse_loss(pred, noise)
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * min(1.0, (step + 1) / warmup)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        step += 1
+        window.append(loss.item())
+        if step % 25 == 0:
+            elapsed = time.perf_counter() - started
+            losses.append((step, elapsed, sum(window) / len(window)))
+            print(f"step {step} loss {losses[-1][2]:.4f} ({elapsed / 60:.1f} min)", flush=True)
+            window.clear()
+        if time.perf_counter() > next_checkpoint:
+            checkpoint(step, losses)
+            next_checkpoint = time.perf_counter() + args.checkpoint_minutes * 60
+
+    # 4. Save.
+    unet.eval()
+    text_encoder.eval()
+    checkpoint(step, losses)
+    plot_losses(losses, out.parent.parent / "docs" / "builtin_loss.png" if args.out is None else out / "loss.png")
+    print(f"done: {step} steps in {(time.perf_counter() - started) / 60:.1f} min")
+    return 0
+
+
+def save_half(folder: Path, backbone, extra: dict) -> None:
+    """Weights in fp16 to keep the shipped model small; they load back as fp32."""
+    import copy
+
+    from seal_runtime.model_loader import save_pixel_model
+
+    half = copy.copy(backbone)
+    half.unet = copy.deepcopy(backbone.unet).half()
+    half.text_encoder = copy.deepcopy(backbone.text_encoder).half()
+    save_pixel_model(folder, half, extra)
+
+
+def write_loss_log(folder: Path, losses) -> None:
+    with open(folder / "training_loss.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", "seconds", "loss"])
+        writer.writerows((s, round(t, 1), round(l, 5)) for s, t, l in losses)
+
+
+def plot_losses(losses, path: Path) -> None:
+    """A loss curve drawn with Pillow (no plotting library in the stack)."""
+    from PIL import Image, ImageDraw
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height, pad = 640, 360, 48
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([pad, pad // 2, width - pad // 2, height - pad], outline=(0, 0, 0))
+    if len(losses) >= 2:
+        steps = [s for s, _, _ in losses]
+        values = [l for _, _, l in losses]
+        top, bottom = max(values), min(values)
+        span = max(top - bottom, 1e-6)
+        points = [(pad + (s - steps[0]) / max(1, steps[-1] - steps[0]) * (width - 1.5 * pad),
+                   pad // 2 + (top - v) / span * (height - 1.5 * pad)) for s, v in zip(steps, values)]
+        draw.line(points, fill=(40, 90, 200), width=2)
+        draw.text((pad + 4, pad // 2 + 4), f"loss {top:.3f}", fill=(0, 0, 0))
+        draw.text((pad + 4, height - pad - 14), f"loss {bottom:.3f}", fill=(0, 0, 0))
+        draw.text((width - 2 * pad - 40, height - pad + 8), f"step {steps[-1]}", fill=(0, 0, 0))
+    draw.text((pad, height - 20), "builtin model: training loss (noise MSE, moving mean of 25 steps)", fill=(0, 0, 0))
+    image.save(path)
