@@ -57,6 +57,6 @@ def reset_daily_quotas(db: sqlite_utils.Database, *, now: float | None = None) -
 
 
 def request_times_since(db: sqlite_utils.Database, user_id: int, since: float) -> list[float]:
-    """When the user's jobs since `since` were created, oldest first (for the rate limit)."""
-    return [r[0] for r in db.execute("SELECT created_at FROM jobs WHERE user_id = ? AND created_at >= ? "
+    """When the user's jobs after `since` were created, oldest first (for the rate limit)."""
+    return [r[0] for r in db.execute("SELECT created_at FROM jobs WHERE user_id = ? AND created_at > ? "
                                      "ORDER BY created_at", [user_id, since]).fetchall()]
