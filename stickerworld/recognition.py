@@ -1,0 +1,136 @@
+"""Recognisers for StickerWorld attributes, used by the quality gate and benchmark.
+
+One small CNN with a head per attribute (emotion, action, composition, style,
+background, and the identity attributes shape, colour and pattern), trained on
+StickerWorld renders, where every label is exact. Its penultimate features double
+as the identity embedding for a CLIP-I/DINO-style similarity between stickers.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from bot.vocabulary import ACTION, BACKGROUND, COMPOSITION, EMOTION, STYLE
+from stickerworld.identities import COLOURS, PATTERNS, SHAPES
+
+WEIGHTS = Path(__file__).parent / "weights" / "recognizer.safetensors"
+
+HEADS: dict[str, list[str]] = {
+    "emotion": EMOTION.keys(),
+    "action": ACTION.keys(),
+    "composition": COMPOSITION.keys(),
+    "style": STYLE.keys(),
+    "background": BACKGROUND.keys(),
+    "shape": list(SHAPES),
+    "colour": list(COLOURS),
+    "pattern": list(PATTERNS),
+}
+
+
+class Recognizer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        widths = (3, 32, 64, 96, 128)
+        layers = []
+        for cin, cout in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(512, 128), nn.ReLU())
+        self.heads = nn.ModuleDict({name: nn.Linear(128, len(labels)) for name, labels in HEADS.items()})
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        z = self.features(x)
+        return {name: head(z) for name, head in self.heads.items()}
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.features(x), dim=-1)
+
+
+def to_tensor(images: list[Image.Image]) -> torch.Tensor:
+    arrays = [np.asarray(i.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR), dtype=np.float32) for i in images]
+    return torch.from_numpy(np.stack(arrays) / 127.5 - 1.0).permute(0, 3, 1, 2)
+
+
+def labels_of(scene) -> dict[str, int]:
+    values = {**scene.tags(), "shape": scene.identity.shape, "colour": scene.identity.colour,
+              "pattern": scene.identity.pattern}
+    return {name: HEADS[name].index(values[name]) for name in HEADS}
+
+
+def train(samples: int = 8000, epochs: int = 4, seed: int = 0, threads: int = 1) -> tuple[Recognizer, dict]:
+    from stickerworld.dataset import generate
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    started = time.perf_counter()
+    data = generate(samples, seed=seed + 1000)
+    x = to_tensor([s.image for s in data])
+    y = {name: torch.tensor([labels_of(s.scene)[name] for s in data]) for name in HEADS}
+    model = Recognizer()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    order = list(range(samples))
+    rng = random.Random(seed)
+    for _ in range(epochs):
+        rng.shuffle(order)
+        model.train()
+        for start in range(0, samples, 64):
+            idx = torch.tensor(order[start:start + 64])
+            # Light blur/noise so that the recogniser also reads slightly soft generations.
+            batch = x[idx] + 0.05 * torch.randn_like(x[idx])
+            out = model(batch)
+            loss = sum(F.cross_entropy(out[name], y[name][idx]) for name in HEADS)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    return model, {"train_seconds": round(time.perf_counter() - started, 1), "samples": samples, "epochs": epochs}
+
+
+def save(model: Recognizer, path: Path = WEIGHTS) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+
+
+def load(path: Path = WEIGHTS) -> Recognizer:
+    from safetensors.torch import load_file
+
+    model = Recognizer()
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: Recognizer, images: list[Image.Image]) -> list[dict[str, str]]:
+    out = model(to_tensor(images))
+    picks = {name: logits.argmax(-1).tolist() for name, logits in out.items()}
+    return [{name: HEADS[name][picks[name][i]] for name in HEADS} for i in range(len(images))]
+
+
+@torch.no_grad()
+def accuracy_on_renders(model: Recognizer, count: int = 600, seed: int = 99) -> dict[str, float]:
+    from stickerworld.dataset import generate
+    from stickerworld.identities import held_out_identities
+
+    data = generate(count, seed=seed, identities=held_out_identities())
+    predictions = predict(model, [s.image for s in data])
+    result = {}
+    for name in HEADS:
+        truth = [{**s.scene.tags(), "shape": s.scene.identity.shape, "colour": s.scene.identity.colour,
+                  "pattern": s.scene.identity.pattern}[name] for s in data]
+        result[name] = sum(p[name] == t for p, t in zip(predictions, truth)) / count
+    return result
+
+
+if __name__ == "__main__":
+    model, info = train()
+    save(model)
+    print(info, accuracy_on_renders(model))
