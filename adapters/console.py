@@ -24,6 +24,7 @@ class ConsoleSink:
         self.print = print_fn
         self.delivered: dict[str, list[Path]] = {}
         self.failures: dict[str, str] = {}
+        self.format_seconds: dict[str, float] = {}  # job id -> time spent making platform files
         self._last_line = ""
 
     async def progress(self, job: JobView, update: ProgressUpdate) -> None:
@@ -40,8 +41,10 @@ class ConsoleSink:
             path = self.out_dir / f"sticker-{sticker.sticker_id:05d}.webp"
             started = time.perf_counter()
             path.write_bytes(to_telegram_sticker(_open_png(sticker.png)))
+            elapsed = time.perf_counter() - started
+            self.format_seconds[job.job_id] = self.format_seconds.get(job.job_id, 0.0) + elapsed
             self.print(f"  ✓ {sticker.emoji} {sticker.description} -> {path} "
-                       f"({path.stat().st_size // 1024} KiB, formatted in {time.perf_counter() - started:.3f}s)")
+                       f"({path.stat().st_size // 1024} KiB, formatted in {elapsed:.3f}s)")
             paths.append(path)
         self.delivered[job.job_id] = paths
 

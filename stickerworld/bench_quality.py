@@ -1,0 +1,163 @@
+"""`stickerbot bench quality`: does SEAL do what the paper claims, on StickerWorld?
+
+N held-out identities, each with one reference rendered on a non-plain background,
+x M prompts that vary the other attributes, x S adaptation seeds. Compared: plain
+textual inversion (TTF alone), TTF + SEAL (the configured defaults), SEAL with each
+component ablated, and the split-token sweep k in {1, 2, 4, 8}. Every sticker is read
+back by the StickerWorld recogniser:
+
+- identity: agreement of shape, colour and pattern with the reference, and the
+  cosine similarity of recogniser features (a CLIP-I/DINO-style score);
+- attribute accuracy: requested emotion, action, background and composition;
+- leakage: % of stickers showing the reference's background although another was asked;
+- rigidity: % showing the reference's composition and action although another was asked.
+
+Intervals are mean +- 1.96 standard errors over seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from bot.prompt_builder import build_prompt
+from bot.sticker_request import StickerRequest
+
+REFERENCE_BACKGROUNDS = ("beach", "forest", "night sky", "city", "room")
+PROMPTS = (  # (emotion, action, composition, background): all differ from the reference's
+    ("sad", "sitting", "close up", "plain"),
+    ("angry", "thumbs up", "upper body", "city"),
+    ("love", "jumping", "wide shot", "forest"),
+    ("surprised", "waving", "full body", "night sky"),
+    ("sleepy", "dancing", "upper body", "room"),
+    ("happy", "jumping", "close up", "beach"),
+)
+
+
+def configurations(base):
+    ttf = base.plain_ttf() if hasattr(base, "plain_ttf") else replace(
+        base, num_tokens=1, attention_loss="none", masked_diffusion_loss=False)
+    seal = base if base.attention_loss != "none" else replace(base, attention_loss="fastcomposer")
+    configs = {
+        "TTF alone": ttf,
+        "TTF + SEAL": seal,
+        "SEAL - attention loss": replace(seal, attention_loss="none"),
+        "SEAL - layer restriction": replace(seal, attention_layers=("all",)),
+        "SEAL - split tokens (k=1)": replace(seal, num_tokens=1),
+    }
+    for k in (1, 2, 4, 8):
+        configs[f"SEAL k={k}"] = replace(seal, num_tokens=k)
+    return configs
+
+
+def interval(values: list[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, float("nan")
+    return mean, 1.96 * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def run(args) -> int:
+    from seal_runtime.adaptation import adapt_concept
+    from seal_runtime.concept_tokens import ensure_tokens, expand_prompt, inject_concept, placeholder_tokens
+    from seal_runtime.config import AdaptationSettings, RuntimeSettings
+    from seal_runtime.engine import image_to_tensor, mask_to_tensor
+    from seal_runtime.model_loader import load_backbone
+    from seal_runtime.sampling import sample, to_pil_images
+    from seal_runtime.seal_plugins import build_loss_terms
+    from seal_runtime.subject_mask import compute_subject_mask
+    from stickerworld import recognition
+    from stickerworld.identities import held_out_identities
+    from stickerworld.render import Scene, render
+
+    quick = args.quick
+    identities = held_out_identities()[:: 40 if quick else 12][: 1 if quick else 4]
+    prompts = PROMPTS[: 2 if quick else len(PROMPTS)]
+    seeds = (0, 1) if quick else (0, 1, 2)
+    base = AdaptationSettings()
+    if quick:
+        base = replace(base, steps=4, batch_size=1)
+    configs = configurations(base)
+    if quick:
+        configs = {k: v for k, v in configs.items() if k in ("TTF alone", "TTF + SEAL", "SEAL k=2")}
+    sampling_steps = 4 if quick else 20
+
+    backbone = load_backbone(RuntimeSettings(device="cpu"))
+    recognizer = recognition.load()
+    started = time.perf_counter()
+    per_config: dict[str, dict[str, list[float]]] = {}
+    for name, settings in configs.items():
+        per_seed: dict[str, list[float]] = {m: [] for m in ("identity", "identity_similarity", "attributes",
+                                                            "leakage", "rigidity")}
+        for seed in seeds:
+            scores: dict[str, list[float]] = {m: [] for m in per_seed}
+            for index, identity in enumerate(identities):
+                ref_scene = Scene(identity, "happy", "standing", "full body", "bold outline",
+                                  REFERENCE_BACKGROUNDS[index % len(REFERENCE_BACKGROUNDS)])
+                reference, _ = render(ref_scene, 256, seed=index)
+                mask, _ = compute_subject_mask(reference)
+                result = adapt_concept(backbone, image_to_tensor(reference, backbone.resolution),
+                                       mask_to_tensor(mask, backbone.resolution), replace(settings, seed=seed),
+                                       loss_terms=build_loss_terms(settings, backbone))
+                tokens = placeholder_tokens(result.vectors.shape[0])
+                ids = ensure_tokens(backbone, tokens)
+                texts = [expand_prompt(build_prompt(StickerRequest(emotion=e, action=a, composition=c, background=b)),
+                                       tokens) for e, a, c, b in prompts]
+                with inject_concept(backbone, ids, result.vectors):
+                    images = to_pil_images(sample(backbone, texts, steps=sampling_steps,
+                                                  generator=torch.Generator().manual_seed(seed * 100 + index)))
+                predictions = recognition.predict(recognizer, images)
+                with torch.no_grad():
+                    similarity = (recognizer.embed(recognition.to_tensor(images))
+                                  @ recognizer.embed(recognition.to_tensor([reference])).T).squeeze(-1)
+                for (e, a, c, b), got, sim in zip(prompts, predictions, similarity.tolist()):
+                    scores["identity"].append(statistics.fmean(
+                        [got["shape"] == identity.shape, got["colour"] == identity.colour,
+                         got["pattern"] == identity.pattern]))
+                    scores["identity_similarity"].append(sim)
+                    scores["attributes"].append(statistics.fmean(
+                        [got["emotion"] == e, got["action"] == a, got["composition"] == c, got["background"] == b]))
+                    scores["leakage"].append(float(got["background"] == ref_scene.background))
+                    scores["rigidity"].append(float(got["composition"] == "full body" and got["action"] == "standing"))
+            for metric, values in scores.items():
+                per_seed[metric].append(statistics.fmean(values))
+        per_config[name] = per_seed
+        print(f"{name}: " + ", ".join(f"{m} {statistics.fmean(v):.3f}" for m, v in per_seed.items()), flush=True)
+
+    table = {name: {metric: dict(zip(("mean", "ci95"), interval(values))) for metric, values in metrics.items()}
+             for name, metrics in per_config.items()}
+    figures = {
+        "model_id": backbone.model_id,
+        "identities": len(identities),
+        "prompts": len(prompts),
+        "seeds": len(seeds),
+        "adaptation_steps": base.steps,
+        "sampling_steps": sampling_steps,
+        "minutes": round((time.perf_counter() - started) / 60, 1),
+        "table": table,
+    }
+    print(markdown_table(table))
+    if args.json_path:
+        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_path).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def markdown_table(table: dict) -> str:
+    lines = ["| configuration | identity | identity sim. | attribute acc. | leakage | rigidity |",
+             "|---|---|---|---|---|---|"]
+    for name, metrics in table.items():
+        cells = []
+        for metric in ("identity", "identity_similarity", "attributes", "leakage", "rigidity"):
+            mean, ci = metrics[metric]["mean"], metrics[metric]["ci95"]
+            scale = 100 if metric in ("leakage", "rigidity") else 1
+            fmt = "{:.0f} % ± {:.0f}" if scale == 100 else "{:.2f} ± {:.2f}"
+            cells.append(fmt.format(mean * scale, ci * scale))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
