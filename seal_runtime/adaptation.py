@@ -90,6 +90,13 @@ class AdaptationResult:
 ProgressCallback = Callable[[int, int, float], None]
 
 
+def prediction_target(scheduler, x0: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """What the U-Net predicts: the noise (SD 1.5) or the velocity (v-prediction models)."""
+    if scheduler.config.prediction_type == "v_prediction":
+        return scheduler.get_velocity(x0, noise, timesteps)
+    return noise
+
+
 def diffusion_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """MSE on the predicted noise; with `mask`, only inside the subject (reconstruction
     of the reference's background is then not rewarded at all)."""
@@ -135,20 +142,20 @@ def adapt_concept(
     elif settings.method != "textual_inversion":
         raise ValueError(f"adaptation method must be 'textual_inversion' or 'lora', got {settings.method!r}")
 
-    # 3. Optimizer.
-    groups = [{"params": [vectors], "lr": settings.learning_rate}]
-    if lora is not None:
-        groups.append({"params": lora.attach(backbone), "lr": settings.lora_learning_rate})
-    optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
-    for term in loss_terms:
-        term.attach(backbone, token_ids)
-
-    # 4. Loop.
+    # 3. Optimizer. (Inside the try: whatever gets attached is detached again.)
     losses: list[float] = []
     term_history: dict[str, list[float]] = {term.name: [] for term in loss_terms}
     concept = " ".join(tokens)
     batch = settings.batch_size
     try:
+        groups = [{"params": [vectors], "lr": settings.learning_rate}]
+        if lora is not None:
+            groups.append({"params": lora.attach(backbone), "lr": settings.lora_learning_rate})
+        optimizer = torch.optim.AdamW(groups, weight_decay=0.0)
+        for term in loss_terms:
+            term.attach(backbone, token_ids)
+
+        # 4. Loop.
         for step in range(settings.steps):
             picks = torch.randint(len(TEMPLATES), (batch,), generator=generator).tolist()
             prompts = [TEMPLATES[i].format(concept) for i in picks]
@@ -167,8 +174,9 @@ def adapt_concept(
                 text = backbone.encode_prompts(prompts)
             pred = backbone.unet(noisy, timesteps, encoder_hidden_states=text).sample
 
-            loss = diffusion_loss(pred, noise, step_mask if settings.masked_diffusion_loss else None)
-            context = StepContext(step, pred, noise, timesteps, step_mask, token_ids, vectors)
+            target = prediction_target(backbone.noise_scheduler, x0, noise, timesteps)
+            loss = diffusion_loss(pred, target, step_mask if settings.masked_diffusion_loss else None)
+            context = StepContext(step, pred, target, timesteps, step_mask, token_ids, vectors)
             for term in loss_terms:
                 value = term(context)
                 term_history[term.name].append(float(value.detach()))
@@ -184,7 +192,8 @@ def adapt_concept(
             term.detach()
         extra_state = {}
         if lora is not None:
-            extra_state = {"lora": lora.state_dict(), "lora_rank": settings.lora_rank}
+            if lora.attached:
+                extra_state = {"lora": lora.state_dict(), "lora_rank": settings.lora_rank}
             lora.detach()
 
     learned = vectors.detach().float().cpu()

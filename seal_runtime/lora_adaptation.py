@@ -57,10 +57,10 @@ class UnetLora:
         config = LoraConfig(r=self.rank, lora_alpha=self.rank, target_modules=TARGET_MODULES, init_lora_weights=True)
         # peft draws lora_A from the global generator: fork it so the seed decides, and
         # nothing else in the process sees a changed random state.
+        self._unet = backbone.unet  # set first, so detach() also cleans up a failed attach
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             inject_adapter_in_model(config, backbone.unet, adapter_name=ADAPTER_NAME)
-        self._unet = backbone.unet
         params = []
         for _, module in _tuner_layers(backbone.unet):
             for part in (module.lora_A[ADAPTER_NAME], module.lora_B[ADAPTER_NAME]):
@@ -68,6 +68,10 @@ class UnetLora:
                 part.weight.requires_grad_(True)
                 params.append(part.weight)
         return params
+
+    @property
+    def attached(self) -> bool:
+        return self._unet is not None
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {}

@@ -64,7 +64,7 @@ def labels_of(scene) -> dict[str, int]:
     return {name: HEADS[name].index(values[name]) for name in HEADS}
 
 
-def train(samples: int = 8000, epochs: int = 4, seed: int = 0, threads: int = 1) -> tuple[Recognizer, dict]:
+def train(samples: int = 12000, epochs: int = 8, seed: int = 0, threads: int = 1) -> tuple[Recognizer, dict]:
     from stickerworld.dataset import generate
 
     torch.set_num_threads(threads)

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=100.0, help="wall-time budget of the training loop")
     parser.add_argument("--samples", type=int, default=12000, help="rendered training images")
     parser.add_argument("--batch-size", type=int, default=24)
-    parser.add_argument("--lr", type=float, default=6e-4)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
@@ -46,6 +46,7 @@ def render_dataset(count: int, seed: int):
 
 
 def run(args) -> int:
+    from seal_runtime.adaptation import prediction_target
     from seal_runtime.backbone import DiffusionBackbone
     from seal_runtime.builtin_architecture import (
         BUILTIN_RESOLUTION,
@@ -112,7 +113,7 @@ def run(args) -> int:
         timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (args.batch_size,))
         noisy = scheduler.add_noise(x0, noise, timesteps)
         pred = unet(noisy, timesteps, encoder_hidden_states=text_encoder(token_ids)[0]).sample
-        loss = F.mse_loss(pred, noise)
+        loss = F.mse_loss(pred, prediction_target(scheduler, x0, noise, timesteps))
         for group in optimizer.param_groups:
             group["lr"] = args.lr * min(1.0, (step + 1) / warmup)
         optimizer.zero_grad(set_to_none=True)
@@ -178,5 +179,5 @@ def plot_losses(losses, path: Path) -> None:
         draw.text((pad + 4, pad // 2 + 4), f"loss {top:.3f}", fill=(0, 0, 0))
         draw.text((pad + 4, height - pad - 14), f"loss {bottom:.3f}", fill=(0, 0, 0))
         draw.text((width - 2 * pad - 40, height - pad + 8), f"step {steps[-1]}", fill=(0, 0, 0))
-    draw.text((pad, height - 20), "builtin model: training loss (noise MSE, moving mean of 25 steps)", fill=(0, 0, 0))
+    draw.text((pad, height - 20), "builtin model: training loss (v-prediction MSE, mean of 25 steps)", fill=(0, 0, 0))
     image.save(path)
