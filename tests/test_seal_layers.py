@@ -65,7 +65,8 @@ def test_watching_changes_neither_the_output_nor_the_other_layers(tiny_backbone)
     layers = cross_attention_layers(tiny_backbone.unet, tiny_backbone.latent_size)
     watched = select_layers(layers, ("deep",))
     before = dict(tiny_backbone.unet.attn_processors)
-    x, t = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)), torch.tensor([500])
+    x = tiny_backbone.encode_images(torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
+    t = torch.tensor([500])
     text = tiny_backbone.encode_prompts(["a sticker of a character"])
     with torch.no_grad():
         plain = tiny_backbone.unet(x, t, encoder_hidden_states=text).sample
@@ -84,8 +85,8 @@ def test_watching_changes_neither_the_output_nor_the_other_layers(tiny_backbone)
 def test_default_restriction_drops_the_shallow_highest_resolution_layers(tiny_backbone):
     layers = cross_attention_layers(tiny_backbone.unet, tiny_backbone.latent_size)
     chosen = select_layers(layers, ("deep",))
-    assert {layer.block for layer in chosen} == {"down_blocks.2", "mid_block", "up_blocks.0"}
-    assert {layer.resolution for layer in chosen} == {16}
+    assert {layer.block for layer in chosen} == {"down_blocks.1", "mid_block", "up_blocks.1"}
+    assert {layer.resolution for layer in chosen} == {8, 4}
     sd_layers = cross_attention_layers(sd15_shaped_model().unet)
     sd_chosen = select_layers(sd_layers, ("deep",))
     assert len(sd_chosen) == 11 and 64 not in {layer.resolution for layer in sd_chosen}
@@ -94,11 +95,11 @@ def test_default_restriction_drops_the_shallow_highest_resolution_layers(tiny_ba
 def test_selectors_by_block_resolution_path_and_exclusion(tiny_backbone):
     layers = cross_attention_layers(tiny_backbone.unet, tiny_backbone.latent_size)
     assert len(select_layers(layers, ("all",))) == 7
-    assert {layer.resolution for layer in select_layers(layers, ("res:32",))} == {32}
+    assert {layer.resolution for layer in select_layers(layers, ("res:16",))} == {16}
     assert [layer.block for layer in select_layers(layers, ("mid_block",))] == ["mid_block"]
-    assert len(select_layers(layers, ("up_blocks.0.attentions.1",))) == 1
+    assert len(select_layers(layers, ("up_blocks.1.attentions.1",))) == 1
     assert "mid_block" not in {layer.block for layer in select_layers(layers, ("deep", "-mid_block"))}
-    assert len(select_layers(layers, ("-res:32",))) == 4
-    assert describe(select_layers(layers, ("mid_block",))) == ["mid_block.attentions.0 (16²)"]
+    assert len(select_layers(layers, ("-res:16",))) == 4
+    assert describe(select_layers(layers, ("mid_block",))) == ["mid_block.attentions.0 (4²)"]
     with pytest.raises(ValueError, match="matches no layer"):
-        select_layers(layers, ("down_blocks.0",))
+        select_layers(layers, ("down_blocks.2",))
