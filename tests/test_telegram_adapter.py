@@ -399,3 +399,21 @@ async def test_unknown_commands_and_loose_pictures_get_a_hint_in_private_only(be
     await fake.wait_reply(group["id"], contains="Nothing in the queue")
     assert len(fake.calls_to("sendMessage", lambda c: c["chat_id"] == group["id"])) == 1
     assert count(bed, "reference_images") == 0
+
+
+async def test_a_sticker_refused_by_telegram_for_now_is_sent_again_later(tmp_path):
+    """With no 429 retries left in the rate limiter, the sink raises and the JobWorker
+    delivers the finished sticker again after its backoff, instead of dropping it."""
+    no_retries = {**FAST, "max_retries": 0}
+    fast_backoff = {**LIMITS, "retry_base_s": 0.2, "retry_max_s": 0.5, "delivery_attempts": 20}
+    async with telegram_testbed(tmp_path, telegram=no_retries, limits=fast_backoff,
+                                stub_options={"generate_steps": 4, "step_delay_s": 0.1}) as bed:
+        fake = bed.fake
+        await save_character(bed, ANN)
+        fake.send_text(ANN, "/mysticker happy")
+        await fake.wait_reply(ANN.id, contains="Queued")
+        fake.flood(2.5)  # outlasts the job: its sticker is refused at least once
+        sent = await fake.wait_for("sendSticker", lambda c: c["chat_id"] == ANN.id, timeout=20)
+        refused = [c for c in fake.calls if c.method == "sendSticker" and c.status == 429]
+        assert refused and refused[0].at < sent.at
+        assert_telegram_sticker(sent.files["sticker"].data)

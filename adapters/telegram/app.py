@@ -73,6 +73,8 @@ class TelegramBot:
 
     def __init__(self, settings: Settings, token: str, db: sqlite_utils.Database, runtime: RuntimeClient, *,
                  worker_id: str = "telegram") -> None:
+        # The JobQueue's scheduler logs four INFO lines per scheduled progress edit.
+        logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
         self.settings = settings
         self.db = db
         self.runtime = runtime

@@ -7,8 +7,10 @@ sent after the job exists, so its id is handed over with `track()` and kept in m
 after a restart the progress message is simply no longer edited, the sticker still
 arrives.
 
-The JobWorker does not expect a sink to fail: every Telegram error is caught and logged
-here (PTB's rate limiter has already waited out and retried 429s by then).
+Errors: progress edits never raise. `deliver` and `failed` raise on transient failures
+(PTB's rate limiter has already waited out and retried 429s by then), so the JobWorker
+retries the delivery later, a bounded number of times; a chat the bot can no longer write
+to is given up at once.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ReplyParameters
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes, JobQueue
 
 from adapters.telegram.packs import telegram_webp
@@ -135,45 +137,42 @@ class TelegramSink:
 
     # -- results -----------------------------------------------------------------------------
     async def deliver(self, job: JobView, out: list[StickerOut]) -> None:
-        if not _ours(job):
-            log.error("not a Telegram job: cannot deliver it here", extra={"job_id": job.job_id})
-            return
-        chat = job.chat
+        """Send the sticker(s). Transient failures (network, Telegram still answering 429 after
+        the rate limiter's retries) raise, so the JobWorker sends again later; a chat we can no
+        longer write to (bot blocked, chat gone) is logged and given up at once."""
+        chat = _checked_chat(job)
         entry = self._finish(job.job_id)
         if entry is not None and entry.message_id is not None:
             await self._delete(entry.chat_id, entry.message_id)
         for sticker in out:
+            webp = await asyncio.to_thread(telegram_webp, sticker.png)
             try:
-                webp = await asyncio.to_thread(telegram_webp, sticker.png)
                 message = await self.bot.send_sticker(
                     chat["chat_id"], InputFile(webp, filename="sticker.webp"),
                     reply_parameters=_reply_to(chat), message_thread_id=chat.get("thread_id"),
                     reply_markup=sticker_keyboard(sticker.sticker_id, job.user.platform_user_id),
                 )
-            except TelegramError as exc:
-                log.warning("sticker not delivered", extra={"job_id": job.job_id, "error": str(exc)})
-                continue
-            except Exception:  # a bad image must not take the worker down
-                log.exception("sticker could not be formatted", extra={"job_id": job.job_id})
-                continue
+            except (Forbidden, BadRequest) as exc:
+                log.warning("sticker not deliverable", extra={"job_id": job.job_id, "error": str(exc)})
+                return
             if message.sticker is not None:
                 stickers.set_platform_file_id(self.db, job.user_id, sticker.sticker_id, "telegram",
                                               message.sticker.file_id)
 
     async def failed(self, job: JobView, message: str) -> None:
-        if not _ours(job):
-            log.error("not a Telegram job: cannot report its failure here", extra={"job_id": job.job_id})
-            return
-        chat = job.chat
+        chat = _checked_chat(job)
         entry = self._finish(job.job_id)
         try:
             if entry is not None and entry.message_id is not None:
-                await self.bot.edit_message_text(message, chat_id=entry.chat_id, message_id=entry.message_id)
-            else:
-                await self.bot.send_message(chat["chat_id"], message, reply_parameters=_reply_to(chat),
-                                            message_thread_id=chat.get("thread_id"))
-        except TelegramError as exc:
-            log.warning("failure notice not delivered", extra={"job_id": job.job_id, "error": str(exc)})
+                try:
+                    await self.bot.edit_message_text(message, chat_id=entry.chat_id, message_id=entry.message_id)
+                    return
+                except BadRequest:  # the progress message is gone: say it in a new one
+                    pass
+            await self.bot.send_message(chat["chat_id"], message, reply_parameters=_reply_to(chat),
+                                        message_thread_id=chat.get("thread_id"))
+        except (Forbidden, BadRequest) as exc:
+            log.warning("failure notice not deliverable", extra={"job_id": job.job_id, "error": str(exc)})
 
     async def _delete(self, chat_id: int, message_id: int) -> None:
         try:
@@ -184,6 +183,12 @@ class TelegramSink:
 
 def _ours(job: JobView) -> bool:
     return job.user.platform == "telegram" and job.chat.get("chat_id") is not None
+
+
+def _checked_chat(job: JobView) -> dict:
+    if not _ours(job):  # raising keeps the result for a sink that can deliver it
+        raise LookupError(f"job {job.job_id} is not for a Telegram chat ({job.user.platform})")
+    return job.chat
 
 
 def _reply_to(chat: dict) -> ReplyParameters | None:
