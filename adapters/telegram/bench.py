@@ -268,12 +268,37 @@ def _telegram_side(conn) -> None:
                     conn.send("ready")
                     await loop.run_in_executor(None, conn.recv)
 
-                conn.send(await SCENARIOS[name](fake, stub, ready, **params))
+                try:
+                    conn.send(await SCENARIOS[name](fake, stub, ready, **params))
+                except Exception as exc:  # tell the bot side instead of leaving it waiting
+                    conn.send({"error": f"{name}: {type(exc).__name__}: {exc}"[:2000]})
 
     asyncio.run(main())
 
 
-async def _run_against(conn, database: Path, endpoints: dict, telegram: dict, scenario: str, params: dict) -> dict:
+class _OtherSide:
+    """The pipe to the child process, with a wait that notices when the child is gone."""
+
+    def __init__(self, conn, child) -> None:
+        self.conn = conn
+        self.child = child
+
+    def send(self, message) -> None:
+        self.conn.send(message)
+
+    async def receive(self):
+        while not self.conn.poll():
+            if not self.child.is_alive():
+                raise RuntimeError(f"the fake Bot API process exited with code {self.child.exitcode}")
+            await asyncio.sleep(0.05)
+        message = self.conn.recv()
+        if isinstance(message, dict) and "error" in message:
+            raise RuntimeError(f"benchmark scenario failed: {message['error']}")
+        return message
+
+
+async def _run_against(side: _OtherSide, database: Path, endpoints: dict, telegram: dict, scenario: str,
+                       params: dict) -> dict:
     """Start a fresh bot (new database) in this process, run one scenario on the other side."""
     from adapters.telegram.app import TelegramBot
     from seal_runtime.client import RuntimeClient
@@ -285,14 +310,13 @@ async def _run_against(conn, database: Path, endpoints: dict, telegram: dict, sc
     db = open_database(settings.general.database)
     client = RuntimeClient(settings.general.runtime_url)
     bot = TelegramBot(settings, endpoints["token"], db, client)
-    loop = asyncio.get_running_loop()
     try:
         async with bot.running(poll_timeout=5):
-            conn.send((scenario, params))
-            assert await loop.run_in_executor(None, conn.recv) == "ready"
+            side.send((scenario, params))
+            assert await side.receive() == "ready"
             cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-            conn.send("go")
-            result = await loop.run_in_executor(None, conn.recv)
+            side.send("go")
+            result = await side.receive()
             cpu_after = resource.getrusage(resource.RUSAGE_SELF)
             cpu_s = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
             # The bot's own CPU (all threads, worker and WebP encoding included), which the
@@ -317,8 +341,9 @@ async def _bench(quick: bool) -> dict:
     conn, child_conn = context.Pipe()
     child = context.Process(target=_telegram_side, args=(child_conn,), daemon=True)
     child.start()
+    side = _OtherSide(conn, child)
     try:
-        endpoints = await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+        endpoints = await side.receive()
         runs = [  # (result, scenario, Telegram's limits on?, parameters)
             ("sticker_path", "sticker_path", False, {"stickers": 3 if quick else 10, "first_id": 6_000_000}),
             ("at_200_per_s", "offered_load", False, {"rate": rate, "seconds": seconds, "users": 50,
@@ -330,10 +355,11 @@ async def _bench(quick: bool) -> dict:
         ]
         with tempfile.TemporaryDirectory() as directory:
             for key, scenario, limited, params in runs:
-                results[key] = await _run_against(conn, Path(directory) / f"{key}.sqlite", endpoints,
+                results[key] = await _run_against(side, Path(directory) / f"{key}.sqlite", endpoints,
                                                   {} if limited else lifted, scenario, params)
     finally:
-        conn.send(None)
+        if child.is_alive():
+            conn.send(None)
         child.join(timeout=30)
         if child.is_alive():
             child.terminate()
@@ -350,7 +376,11 @@ def run(args) -> int:
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    results = asyncio.run(_bench(bool(getattr(args, "quick", False))))
+    try:
+        results = asyncio.run(_bench(bool(getattr(args, "quick", False))))
+    except RuntimeError as exc:
+        print(f"bench telegram: {exc}")
+        return 1
     text = json.dumps(results, indent=2)
     print(text)
     if getattr(args, "json_path", None):
