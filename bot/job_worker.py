@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sqlite3
 import time
 import uuid
 
@@ -62,10 +63,6 @@ class JobRefused(RuntimeJobError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retryable=False)
-
-
-class _LeaseLost(Exception):
-    pass
 
 
 class JobWorker:
@@ -304,8 +301,11 @@ class JobWorker:
         """Renew the lease; returns when it was lost (taken over, timed out, forgotten)."""
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            if not jobs.heartbeat(self.db, job_id, self.worker_id, self.lease_s):
-                return
+            try:
+                if not jobs.heartbeat(self.db, job_id, self.worker_id, self.lease_s):
+                    return
+            except sqlite3.OperationalError as exc:  # locked for longer than the busy timeout: try again
+                log.warning("heartbeat not written", extra={"job_id": job_id, "error": str(exc)})
 
     async def _build_request(self, job: Job) -> JobRequest:
         payload = job.request

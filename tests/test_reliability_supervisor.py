@@ -2,10 +2,8 @@
 gets healthy, with backoff; health is served; SIGTERM finishes or requeues the job in hand."""
 
 import asyncio
-import json
 import signal
 import sys
-from dataclasses import replace
 
 import aiohttp
 import pytest

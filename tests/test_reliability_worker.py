@@ -2,7 +2,6 @@
 shutdown, and delivery that is neither lost nor doubled."""
 
 import asyncio
-from dataclasses import replace
 
 import pytest
 
