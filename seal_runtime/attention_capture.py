@@ -172,6 +172,8 @@ class ConceptAttentionCapture:
         ids = torch.tensor(list(token_ids))
 
         def note_positions(module, inputs):
+            if not inputs:
+                return
             input_ids = inputs[0]
             self._concept_positions = (input_ids.unsqueeze(-1) == ids.to(input_ids.device)).float()
 

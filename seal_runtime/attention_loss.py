@@ -8,21 +8,21 @@ averaged over heads and over the k split tokens — is compared with the subject
 resized to that layer's resolution, and the mean over layers is added to the
 diffusion loss with weight λ (`adaptation.attention_loss_weight`).
 
-Two forms, from prior art (`adaptation.attention_loss`):
+Two forms from prior art were implemented and measured (`stickerbot bench seal`,
+docs/seal.md); both see the map max-normalised (divided by its peak), so only its
+shape is constrained, not how much attention the concept takes from the other words:
 
-- `mse` — Break-A-Scene (Avrahami et al. 2023): the map is divided by its maximum,
-  then MSE against the mask. It constrains the *shape* of the map only: the concept
-  keeps the share of attention it had against the other prompt words. λ = 0.01 in
-  Break-A-Scene.
-- `fastcomposer` — FastComposer (Xiao et al. 2023) object localisation loss: mean
-  attention outside the mask minus mean attention inside. FastComposer applies it to
-  the raw probabilities, whose size depends on how much attention the other prompt
-  words take (about 1/length on an untrained model, so λ would need to be ~100x
-  larger); here it gets the same max-normalised map as the MSE form, so λ means the
-  same for both and only the map's shape is constrained.
-
-The default and its λ were chosen by the benchmark (`stickerbot bench seal`, see
-docs/seal.md).
+- `fastcomposer` (the default, `adaptation.attention_loss = "fastcomposer"`) —
+  FastComposer's (Xiao et al. 2023) object localisation loss: mean of the map outside
+  the mask minus its mean inside. FastComposer applies it to raw probabilities, whose
+  size depends on the prompt length (about 1/length on an untrained model, so λ would
+  have to be ~100x larger); normalised, λ = 1 is its measured default.
+- Break-A-Scene's (Avrahami et al. 2023) MSE between the max-normalised map and the
+  mask, λ = 0.01 in that paper (`break_a_scene_mse`). On the benchmark it did not
+  raise the inside share at λ = 0.01 and lowered it at λ = 0.1 and 1: against a
+  max-normalised map, the cheapest way to lower the MSE is a sharper peak anywhere,
+  not more attention inside. It is kept as a function so the benchmark can keep
+  comparing it (e.g. on a trained model), but not as a configuration option.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from seal_runtime.attention_capture import ConceptAttentionCapture, CrossAttentionLayer, cross_attention_layers
 from seal_runtime.layer_selection import select_layers
 
-ATTENTION_LOSSES = ("none", "mse", "fastcomposer")
+ATTENTION_LOSSES = ("none", "fastcomposer")
 
 
 def concept_map(columns: torch.Tensor) -> torch.Tensor:
@@ -72,7 +72,7 @@ def fastcomposer_balance(attention: torch.Tensor, mask: torch.Tensor) -> torch.T
     return (outside - inside).mean()
 
 
-LOSS_FORMS = {"mse": break_a_scene_mse, "fastcomposer": fastcomposer_balance}
+LOSS_FORMS = {"fastcomposer": fastcomposer_balance}
 
 
 def inside_share(attention: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -81,17 +81,22 @@ def inside_share(attention: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class SpatialAttentionLoss:
-    """LossTerm: λ · mean over the selected layers of the chosen form.
+    """LossTerm: λ · mean over the selected layers of the loss form.
 
-    `attach` installs the recording processor on the selected layers only; `detach`
-    restores the originals. `last_maps` keeps the latest maps for inspection (tests).
+    `form` is a name from LOSS_FORMS, or a function (map, mask) -> loss for
+    experiments (the benchmark passes `break_a_scene_mse`). `attach` installs the
+    recording processor on the selected layers only; `detach` restores the originals.
+    `last_maps` keeps the latest maps for inspection (tests).
     """
 
-    def __init__(self, form: str, weight: float, layer_selectors: tuple[str, ...]) -> None:
-        if form not in LOSS_FORMS:
+    def __init__(self, form, weight: float, layer_selectors: tuple[str, ...]) -> None:
+        if callable(form):
+            self.form_fn, form_name = form, getattr(form, "__name__", "custom")
+        elif form in LOSS_FORMS:
+            self.form_fn, form_name = LOSS_FORMS[form], form
+        else:
             raise ValueError(f"attention_loss must be one of {ATTENTION_LOSSES}, got {form!r}")
-        self.name = f"attention_{form}"
-        self.form = form
+        self.name = f"attention_{form_name}"
         self.weight = float(weight)
         self.layer_selectors = tuple(layer_selectors)
         self.layers: list[CrossAttentionLayer] = []
@@ -108,11 +113,10 @@ class SpatialAttentionLoss:
         self.last_maps = maps
         if not maps:
             return context.model_pred.new_zeros(())
-        form = LOSS_FORMS[self.form]
         per_layer = []
         for columns in maps.values():
             attention = concept_map(columns)
-            per_layer.append(form(attention, mask_for(context.mask, attention.shape[-1])))
+            per_layer.append(self.form_fn(attention, mask_for(context.mask, attention.shape[-1])))
         return self.weight * torch.stack(per_layer).mean()
 
     def detach(self) -> None:

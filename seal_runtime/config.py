@@ -29,8 +29,8 @@ class AdaptationSettings:
     num_tokens: int = 1
     merge_rule: str = "mean"
     # Semantic-guided spatial attention loss.
-    attention_loss: str = "none"  # "none" | "mse" | "fastcomposer"
-    attention_loss_weight: float = 0.01
+    attention_loss: str = "fastcomposer"  # "none" | "fastcomposer" (docs/seal.md: why not Break-A-Scene's MSE)
+    attention_loss_weight: float = 1.0
     # Structure-aware layer restriction: which cross-attention layers carry the loss.
     # Selectors (seal_runtime/layer_selection.py): "deep" drops the highest-resolution level.
     attention_layers: tuple[str, ...] = ("deep",)

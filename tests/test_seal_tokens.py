@@ -75,7 +75,7 @@ def pipeline_from(backbone):
 def test_merged_concept_loads_with_diffusers_load_textual_inversion(tiny_backbone, tmp_path, merge_rule):
     reference, mask = reference_and_mask()
     settings = AdaptationSettings(steps=2, batch_size=1, num_tokens=2, merge_rule=merge_rule,
-                                  attention_loss="mse", learning_rate=0.05)
+                                  attention_loss="fastcomposer", learning_rate=0.05)
     result = adapt_concept(tiny_backbone, reference, mask, settings, loss_terms=build_loss_terms(settings, tiny_backbone))
     meta = {"model_id": tiny_backbone.model_id, "settings_hash": settings.settings_hash(tiny_backbone.model_id),
             "num_tokens": 2, "steps": result.steps}
@@ -116,8 +116,8 @@ def test_watching_with_zero_weight_leaves_textual_inversion_bit_identical(tiny_b
     """The recording processor does not perturb the U-Net: SEAL's capture alone changes nothing."""
     reference, mask = reference_and_mask()
     plain = AdaptationSettings(steps=3, batch_size=1, learning_rate=0.05)
-    watched = replace(plain, attention_loss="mse", attention_loss_weight=0.0, attention_layers=("all",))
+    watched = replace(plain, attention_loss="fastcomposer", attention_loss_weight=0.0, attention_layers=("all",))
     first = adapt_concept(tiny_backbone, reference, mask, plain)
     second = adapt_concept(tiny_backbone, reference, mask, watched, loss_terms=build_loss_terms(watched, tiny_backbone))
     assert torch.equal(first.vectors, second.vectors)
-    assert second.loss_terms["attention_mse"] == [0.0, 0.0, 0.0]
+    assert second.loss_terms["attention_fastcomposer"] == [0.0, 0.0, 0.0]
