@@ -122,7 +122,9 @@ class TelegramSink:
             await self.bot.edit_message_text(text, chat_id=chat_id, message_id=entry.message_id)
             entry.shown = text
         except BadRequest as exc:
-            if "not modified" not in exc.message.lower():
+            if "not found" in exc.message.lower():
+                entry.message_id = None  # the user deleted it: stop editing, the sticker still comes
+            elif "not modified" not in exc.message.lower():
                 log.info("progress edit refused", extra={"chat_id": chat_id, "error": exc.message})
         except TelegramError as exc:
             log.warning("progress edit failed", extra={"chat_id": chat_id, "error": str(exc)})
