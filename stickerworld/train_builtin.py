@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     parser.add_argument("--out", default=None, help="model folder (default: the shipped builtin folder)")
     parser.add_argument("--model-id", default="builtin-stickerworld-v1")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the checkpoint in --out (weights, tokenizer, step count, loss log)")
 
 
 def render_dataset(count: int, seed: int):
@@ -72,14 +74,27 @@ def run(args) -> int:
     captions = [s.caption for s in samples]
     print(f"rendered {len(samples)} samples in {time.perf_counter() - started:.0f}s")
 
-    # 2. Tokenizer and models.
-    tokenizer = build_tokenizer(captions + vocabulary_corpus())
+    # 2. Tokenizer and models: fresh, or the last checkpoint when resuming (its
+    # tokenizer must be kept, since the embeddings are indexed by its ids).
+    first_step, losses, elapsed_before = 0, [], 0.0
+    if args.resume:
+        from seal_runtime.model_loader import load_pixel_model
+
+        resumed = load_pixel_model(out, torch.device("cpu"), torch.float32)
+        tokenizer, text_encoder, unet = resumed.tokenizer, resumed.text_encoder, resumed.unet
+        first_step, losses = read_loss_log(out)
+        elapsed_before = losses[-1][1] if losses else 0.0
+        manifest = json.loads((out / "seal_model.json").read_text())
+        first_step = int(manifest.get("trained_steps", first_step))
+        print(f"resuming from step {first_step} in {out}")
+    else:
+        tokenizer = build_tokenizer(captions + vocabulary_corpus())
+        text_encoder = CLIPTextModel(text_encoder_config(len(tokenizer)))
+        unet = UNet2DConditionModel(**unet_config())
     ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                     return_tensors="pt").input_ids
     empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length,
                       return_tensors="pt").input_ids[0]
-    text_encoder = CLIPTextModel(text_encoder_config(len(tokenizer)))
-    unet = UNet2DConditionModel(**unet_config())
     scheduler = noise_scheduler()
     params = list(unet.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
@@ -90,20 +105,19 @@ def run(args) -> int:
         backbone = DiffusionBackbone(args.model_id, tokenizer, text_encoder, unet, scheduler, None,
                                      BUILTIN_RESOLUTION, torch.device("cpu"), torch.float32, PIXEL_SHUFFLE)
         save_half(out, backbone, {"trained_steps": step, "samples": args.samples, "batch_size": args.batch_size,
-                                  "wall_minutes": round((time.perf_counter() - started) / 60, 1)})
+                                  "wall_minutes": round((elapsed_before + time.perf_counter() - started) / 60, 1)})
         write_loss_log(out, losses)
         print(f"checkpoint at step {step} -> {out}")
 
-    # 3. Loop.
-    losses: list[tuple[int, float, float]] = []
+    # 3. Loop. A resumed run has lost its optimizer state, so it warms up again, briefly.
     window: list[float] = []
     deadline = started + args.minutes * 60
     next_checkpoint = time.perf_counter() + args.checkpoint_minutes * 60
-    warmup = 200
-    step = 0
+    warmup = 50 if args.resume else 200
+    step = first_step
     unet.train()
     text_encoder.train()
-    while time.perf_counter() < deadline and (args.max_steps is None or step < args.max_steps):
+    while time.perf_counter() < deadline and (args.max_steps is None or step - first_step < args.max_steps):
         batch = torch.tensor([rng.randrange(len(samples)) for _ in range(args.batch_size)])
         x0 = F.pixel_unshuffle(pixels[batch].float() / 127.5 - 1.0, PIXEL_SHUFFLE)
         token_ids = ids[batch].clone()
@@ -115,7 +129,7 @@ def run(args) -> int:
         pred = unet(noisy, timesteps, encoder_hidden_states=text_encoder(token_ids)[0]).sample
         loss = F.mse_loss(pred, prediction_target(scheduler, x0, noise, timesteps))
         for group in optimizer.param_groups:
-            group["lr"] = args.lr * min(1.0, (step + 1) / warmup)
+            group["lr"] = args.lr * min(1.0, (step - first_step + 1) / warmup)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -123,7 +137,7 @@ def run(args) -> int:
         step += 1
         window.append(loss.item())
         if step % 25 == 0:
-            elapsed = time.perf_counter() - started
+            elapsed = elapsed_before + time.perf_counter() - started
             losses.append((step, elapsed, sum(window) / len(window)))
             print(f"step {step} loss {losses[-1][2]:.4f} ({elapsed / 60:.1f} min)", flush=True)
             window.clear()
@@ -136,7 +150,7 @@ def run(args) -> int:
     text_encoder.eval()
     checkpoint(step, losses)
     plot_losses(losses, out.parent.parent / "docs" / "builtin_loss.png" if args.out is None else out / "loss.png")
-    print(f"done: {step} steps in {(time.perf_counter() - started) / 60:.1f} min")
+    print(f"done: {step - first_step} steps in {(time.perf_counter() - started) / 60:.1f} min (model at step {step})")
     return 0
 
 
@@ -157,6 +171,15 @@ def write_loss_log(folder: Path, losses) -> None:
         writer = csv.writer(handle)
         writer.writerow(["step", "seconds", "loss"])
         writer.writerows((s, round(t, 1), round(l, 5)) for s, t, l in losses)
+
+
+def read_loss_log(folder: Path) -> tuple[int, list[tuple[int, float, float]]]:
+    path = folder / "training_loss.csv"
+    if not path.exists():
+        return 0, []
+    with open(path, newline="") as handle:
+        rows = [(int(r["step"]), float(r["seconds"]), float(r["loss"])) for r in csv.DictReader(handle)]
+    return (rows[-1][0] if rows else 0), rows
 
 
 def plot_losses(losses, path: Path) -> None:
