@@ -160,20 +160,14 @@ def _read_line() -> str | None:
         return None
 
 
-# -- telegram ----------------------------------------------------------------------------------
-def cmd_telegram(args) -> int:
-    """Run the Telegram bot (long polling) and its job worker; the runtime runs separately."""
-    from telegram.error import InvalidToken, NetworkError
-
-    from adapters.telegram.app import TelegramBot
-    from bot.settings import read_token
+# -- telegram / discord ------------------------------------------------------------------------
+def _serve_chat_bot(settings: Settings, make_bot, describe_error) -> int:
+    """Run one chat adapter and its job worker until SIGINT/SIGTERM; the runtime runs separately.
+    `describe_error(exc)` turns the platform's start-up failures (bad token, unreachable API)
+    into (exit code, message), or None for errors it does not know."""
     from seal_runtime.client import RuntimeClient
     from seal_runtime.protocol import RuntimeJobError
     from storage.database import open_database
-
-    settings = _settings(args)
-    token = read_token(settings.telegram.token, settings.telegram.token_file, "Telegram")
-    register_secret(token)  # a token read from token_file is redacted from logs too
 
     async def serve() -> int:
         import signal
@@ -191,19 +185,67 @@ def cmd_telegram(args) -> int:
             except RuntimeJobError:
                 log.warning("the SEAL runtime is not reachable yet; stickers wait in the queue until it is",
                             extra={"runtime_url": settings.general.runtime_url})
-            await TelegramBot(settings, token, db, client).serve(stop)
-        except InvalidToken:
-            print("error: Telegram rejected the bot token (check TELEGRAM_BOT_TOKEN or telegram.token_file)",
-                  file=sys.stderr)
-            return 2
-        except NetworkError as exc:
-            print(f"error: cannot reach the Telegram Bot API at {settings.telegram.base_url}: {exc}", file=sys.stderr)
-            return 1
+            await make_bot(db, client).serve(stop)
+        except Exception as exc:
+            known = describe_error(exc)
+            if known is None:
+                raise
+            print(f"error: {known[1]}", file=sys.stderr)
+            return known[0]
         finally:
             await client.close()
         return 0
 
     return asyncio.run(serve())
+
+
+def _token_from(settings_section, what: str) -> str:
+    from bot.settings import read_token
+
+    token = read_token(settings_section.token, settings_section.token_file, what)
+    register_secret(token)  # a token read from a token file is redacted from logs too
+    return token
+
+
+def cmd_telegram(args) -> int:
+    """Run the Telegram bot (long polling) and its job worker."""
+    from telegram.error import InvalidToken, NetworkError
+
+    from adapters.telegram.app import TelegramBot
+
+    settings = _settings(args)
+    token = _token_from(settings.telegram, "Telegram")
+
+    def describe(exc: Exception):
+        if isinstance(exc, InvalidToken):
+            return 2, "Telegram rejected the bot token (check TELEGRAM_BOT_TOKEN or telegram.token_file)"
+        if isinstance(exc, NetworkError):
+            return 1, f"cannot reach the Telegram Bot API at {settings.telegram.base_url}: {exc}"
+        return None
+
+    return _serve_chat_bot(settings, lambda db, client: TelegramBot(settings, token, db, client), describe)
+
+
+def cmd_discord(args) -> int:
+    """Run the Discord bot (gateway + slash commands) and its job worker."""
+    import aiohttp
+    import discord
+
+    from adapters.discord.app import DiscordBot
+
+    settings = _settings(args)
+    token = _token_from(settings.discord, "Discord")
+
+    def describe(exc: Exception):
+        if isinstance(exc, discord.LoginFailure):
+            return 2, "Discord rejected the bot token (check DISCORD_BOT_TOKEN or discord.token_file)"
+        if isinstance(exc, discord.PrivilegedIntentsRequired):
+            return 2, "Discord asks for a privileged intent; this bot needs none: check the bot's settings"
+        if isinstance(exc, (aiohttp.ClientError, discord.GatewayNotFound, OSError)):
+            return 1, f"cannot reach Discord: {exc}"
+        return None
+
+    return _serve_chat_bot(settings, lambda db, client: DiscordBot(settings, token, db, client), describe)
 
 
 # -- run / backup -----------------------------------------------------------------------------
@@ -269,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("telegram", help="run the Telegram bot (token from TELEGRAM_BOT_TOKEN or telegram.token_file)")
     p.set_defaults(func=cmd_telegram)
+
+    p = sub.add_parser("discord", help="run the Discord bot (token from DISCORD_BOT_TOKEN or discord.token_file)")
+    p.set_defaults(func=cmd_discord)
 
     p = sub.add_parser("run", help="run the bot: the runtime (restarted if it dies), general.adapters, "
                                    "the job worker and housekeeping, from one config")

@@ -27,12 +27,15 @@ from storage.forget import forget_user
 log = logging.getLogger(__name__)
 
 
-def help_text() -> str:
+SETREF_HOW = "a photo with /setref as caption, or reply /setref to a picture"
+
+
+def help_text(setref_how: str = SETREF_HOW) -> str:
+    """The help for every platform; `setref_how` says how a picture reaches /setref there."""
     vocab = words_for_help()
     lines = [
         "I make stickers of your own character.",
-        "1. /setref — send one picture of your character (a photo with /setref as caption, "
-        "or reply /setref to a picture). A plain background works best.",
+        f"1. /setref — send one picture of your character ({setref_how}). A plain background works best.",
         "2. /mysticker <words> — e.g. /mysticker happy waving beach",
         "   /again — another take of your last sticker",
         "   /status — where your sticker is in the queue",

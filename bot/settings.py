@@ -80,8 +80,14 @@ class TelegramSettings:
 class DiscordSettings:
     token: str | None = None
     token_file: str | None = None
+    # Slash commands sync globally (can take a while to show everywhere), or only to this
+    # server, where they show at once: for development.
     dev_guild_id: int | None = None
-    admin_ids: tuple[int, ...] = ()
+    sync_commands: bool = True  # sync the command list on start
+    admin_ids: tuple[int, ...] = ()  # bot-wide admins (user ids), in every server and in DMs
+    api_base: str | None = None  # Discord's REST API (default https://discord.com/api/v10); tests use a fake
+    progress_interval_s: float = 2.0  # at most one progress edit per sticker this often
+    button_timeout_s: float = 3600.0  # the buttons under a sticker stop working after this
 
 
 @dataclass(frozen=True)

@@ -132,3 +132,27 @@ _FILLER_WORDS = frozenset({"a", "an", "the", "on", "in", "at", "with", "and", "o
 def words_for_help() -> dict[str, list[str]]:
     """Attribute -> its canonical words, for /help and autocomplete."""
     return {v.attribute.value: v.keys() for v in (EMOTION, ACTION, COMPOSITION, STYLE, BACKGROUND, APPEARANCE)}
+
+
+def suggest_prompts(text: str, *, limit: int = 25) -> list[str]:
+    """Completions of a half-typed prompt for autocomplete: the last, unfinished word is
+    completed with the attribute words that start with it, skipping attributes the rest of
+    the prompt already fills. Returns whole prompts (what the user would send)."""
+    typed = (text or "").lstrip()
+    head, _, partial = typed.rpartition(" ")
+    partial = partial.lower()
+    try:
+        filled = parse_prompt(head).explicit if normalise_words(head) else frozenset()
+    except UserError:  # already too long: nothing to add
+        return []
+    used = set(normalise_words(head))
+    suggestions: list[str] = []
+    for vocabulary in (EMOTION, ACTION, BACKGROUND, COMPOSITION, STYLE, APPEARANCE):
+        if vocabulary.attribute in filled:
+            continue
+        for key in vocabulary.keys():
+            if key.startswith(partial) and key not in used:
+                suggestions.append(f"{head} {key}".strip())
+    if partial and not suggestions:
+        return [typed.strip()][:limit]
+    return suggestions[:limit]

@@ -124,12 +124,23 @@ def _m005_delivery_claims_and_daily_quota(db: sqlite_utils.Database) -> None:
     db["users"].add_column("quota_day", str)
 
 
+def _m006_guild_settings(db: sqlite_utils.Database) -> None:
+    """Per-server settings a server's managers choose (Discord): where the bot answers and
+    which role may run its admin commands. Not user data: /forget leaves it."""
+    db["guild_settings"].create(
+        {"platform": str, "guild_id": str, "allowed_channels": str, "admin_role_id": str, "updated_at": float},
+        pk=("platform", "guild_id"), not_null={"allowed_channels", "updated_at"},
+        defaults={"allowed_channels": "[]"},
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core", _m001_core),
     Migration(2, "stickers_and_packs", _m002_stickers_and_packs),
     Migration(3, "fair_queue", _m003_fair_queue),
     Migration(4, "embedding_adapter_weights", _m004_embedding_adapter_weights),
     Migration(5, "delivery_claims_and_daily_quota", _m005_delivery_claims_and_daily_quota),
+    Migration(6, "guild_settings", _m006_guild_settings),
 )
 
 

@@ -80,7 +80,7 @@ class TelegramBot:
         self.runtime = runtime
         self.application = build_application(settings, token, db)
         self.deps: handlers.TelegramDeps = self.application.bot_data[handlers.DEPS]
-        self.worker = JobWorker(db, settings, runtime, self.deps.sink, worker_id=worker_id)
+        self.worker = JobWorker(db, settings, runtime, self.deps.sink, worker_id=worker_id, platforms=("telegram",))
         self._worker_stop = asyncio.Event()
         self._worker_task: asyncio.Task | None = None
 

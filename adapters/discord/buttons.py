@@ -1,0 +1,136 @@
+"""The buttons under a sticker (Again / Add to server / Delete) and the /forget confirmation.
+
+They are `DynamicItem`s: everything a press needs (action, sticker id, owner, expiry) is
+in the custom id, so they keep working across restarts without a stored view, and only
+the member named in them may press them. Past their expiry a press removes the buttons
+and says so, instead of Discord's "This interaction failed".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import discord
+
+from adapters.discord.context import deps, send_ephemeral, user_ref
+from bot.errors import UserError
+from storage import jobs, stickers
+
+log = logging.getLogger(__name__)
+
+AGAIN, ADD, DELETE = "ag", "add", "rm"
+_LOOKS = {
+    AGAIN: ("Again", "🔁", discord.ButtonStyle.primary),
+    ADD: ("Add to server", "➕", discord.ButtonStyle.secondary),
+    DELETE: ("Delete", "🗑️", discord.ButtonStyle.danger),
+}
+
+
+def sticker_view(sticker_id: int, owner_id: int, timeout_s: float) -> discord.ui.View:
+    until = int(time.time() + timeout_s)
+    view = discord.ui.View(timeout=None)
+    for action in (AGAIN, ADD, DELETE):
+        view.add_item(StickerButton(action, sticker_id, owner_id, until))
+    return view
+
+
+class _OwnedButton:
+    """Mixed into a button that only its owner may press; others get a private refusal."""
+
+    owner_id: int
+    refusal = "Only the member who asked for this can use these buttons."
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id != self.owner_id:
+            await interaction.response.send_message(self.refusal, ephemeral=True)
+            return False
+        return True
+
+
+class StickerButton(_OwnedButton, discord.ui.DynamicItem[discord.ui.Button], template=r"stk:(?P<action>ag|add|rm):(?P<sticker>\d+):(?P<owner>\d+):(?P<until>\d+)"):
+    refusal = "Only the member who asked for this sticker can use its buttons."
+
+    def __init__(self, action: str, sticker_id: int, owner_id: int, until: int) -> None:
+        label, emoji, style = _LOOKS[action]
+        super().__init__(discord.ui.Button(label=label, emoji=emoji, style=style,
+                                           custom_id=f"stk:{action}:{sticker_id}:{owner_id}:{until}"))
+        self.action, self.sticker_id, self.owner_id, self.until = action, sticker_id, owner_id, until
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match):
+        return cls(match["action"], int(match["sticker"]), int(match["owner"]), int(match["until"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if time.time() > self.until:
+            await interaction.response.edit_message(view=None)
+            await send_ephemeral(interaction, "These buttons have expired. Use /again for another take, or "
+                                              "/sticker-add to add your newest sticker to the server.")
+            return
+        d = deps(interaction)
+        try:
+            user_id = d.service.user_id(user_ref(interaction))  # refuses banned members
+            sticker = stickers.get_sticker(d.db, user_id, self.sticker_id)  # only ever the presser's own
+            if sticker is None:
+                raise UserError("That sticker is gone (deleted, or /forget was used).", code="no_sticker")
+            if self.action == AGAIN:
+                await self._again(interaction, user_id, sticker)
+            elif self.action == ADD:
+                from adapters.discord.server_stickers import add_server_sticker
+
+                await add_server_sticker(interaction, sticker)
+            else:
+                stickers.delete_sticker(d.db, user_id, sticker.id)
+                await interaction.response.edit_message(content="🗑️ Sticker deleted.", attachments=[], view=None)
+        except UserError as exc:
+            await send_ephemeral(interaction, exc.user_message)
+
+    async def _again(self, interaction: discord.Interaction, user_id: int, sticker) -> None:
+        from adapters.discord.commands import queue_and_track
+
+        d = deps(interaction)
+        job = jobs.get_job(d.db, sticker.job_id, user_id=user_id) if sticker.job_id else None
+        if job is None:
+            raise UserError("I no longer know how this sticker was made. Try /mysticker.", code="no_job")
+        await queue_and_track(interaction, lambda chat: d.service.request_sticker(
+            user_ref(interaction), job.request["text"], chat))
+
+
+class ForgetButton(_OwnedButton, discord.ui.DynamicItem[discord.ui.Button], template=r"fg:(?P<answer>yes|no):(?P<owner>\d+):(?P<until>\d+)"):
+    refusal = "Only the member who used /forget can confirm it."
+
+    def __init__(self, answer: str, owner_id: int, until: int) -> None:
+        label, style = ("Yes, delete everything", discord.ButtonStyle.danger) if answer == "yes" else (
+            "Cancel", discord.ButtonStyle.secondary)
+        super().__init__(discord.ui.Button(label=label, style=style, custom_id=f"fg:{answer}:{owner_id}:{until}"))
+        self.answer, self.owner_id, self.until = answer, owner_id, until
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match):
+        return cls(match["answer"], int(match["owner"]), int(match["until"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        if self.answer == "no":
+            await interaction.response.edit_message(content="OK, nothing was deleted.", view=None)
+            return
+        if time.time() > self.until:
+            await interaction.response.edit_message(content="This confirmation expired: use /forget again.",
+                                                    view=None)
+            return
+        d = deps(interaction)
+        counts = d.service.forget(user_ref(interaction))
+        text = ("Done: I deleted your character and everything I stored for you." if counts
+                else "I had nothing stored for you.")
+        await interaction.response.edit_message(
+            content=text + " Stickers already added to a server stay there; its managers can remove them.",
+            view=None)
+
+
+def forget_view(owner_id: int, valid_s: float = 600) -> discord.ui.View:
+    until = int(time.time() + valid_s)
+    view = discord.ui.View(timeout=None)
+    view.add_item(ForgetButton("yes", owner_id, until))
+    view.add_item(ForgetButton("no", owner_id, until))
+    return view
+
+

@@ -1,0 +1,75 @@
+"""What every Discord handler needs: the bot's services, who is asking, where to answer.
+
+Handlers reach these through `interaction.client.deps` (see app.py), so the command
+modules stay plain functions and nothing Discord-specific leaks into `bot/`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import discord
+import sqlite_utils
+from discord import app_commands
+
+from bot.admin import AdminService
+from bot.errors import UserError
+from bot.messages import UserRef
+from bot.service import StickerService
+from bot.settings import Settings
+from storage.guild_settings import get_guild_settings
+
+PLATFORM = "discord"
+
+
+@dataclass
+class DiscordDeps:
+    settings: Settings
+    db: sqlite_utils.Database
+    service: StickerService
+    admin: AdminService
+    sink: object  # adapters.discord.sink.DiscordSink (import cycle otherwise)
+
+
+class Refused(app_commands.CheckFailure):
+    """A command check that failed with a message for the member (app_commands checks must
+    raise CheckFailure; StickerCommandTree.on_error shows `user_message`)."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+def deps(interaction: discord.Interaction) -> DiscordDeps:
+    return interaction.client.deps  # type: ignore[attr-defined]
+
+
+def user_ref(interaction: discord.Interaction) -> UserRef:
+    user = interaction.user
+    return UserRef(PLATFORM, str(user.id), user.display_name)
+
+
+def chat_context(interaction: discord.Interaction) -> dict:
+    """Where the job's sticker goes when the interaction can no longer be answered (after
+    15 minutes, or after a restart): stored with the job, read back by the sink."""
+    return {"channel_id": str(interaction.channel_id),
+            "guild_id": str(interaction.guild_id) if interaction.guild_id else None}
+
+
+def check_channel(interaction: discord.Interaction) -> None:
+    """Sticker commands answer only in the channels the server's managers allowed (all by
+    default); DMs always work."""
+    if interaction.guild_id is None:
+        return
+    settings = get_guild_settings(deps(interaction).db, PLATFORM, interaction.guild_id)
+    if not settings.allows_channel(interaction.channel_id):
+        places = ", ".join(f"<#{c}>" for c in settings.allowed_channels)
+        raise UserError(f"In this server I make stickers in {places}. You can also DM me.", code="channel")
+
+
+async def send_ephemeral(interaction: discord.Interaction, text: str, **kwargs) -> None:
+    """Answer only the member who asked, whether or not the interaction was answered yet."""
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True, **kwargs)
+    else:
+        await interaction.response.send_message(text, ephemeral=True, **kwargs)

@@ -1,0 +1,92 @@
+"""Uploading a member's sticker as a server sticker (`/sticker-add`, the ➕ button).
+
+Discord's rules (Create Guild Sticker): a PNG/APNG/GIF/Lottie file up to 512 KiB (we send a
+320 × 320 PNG, the size Discord shows), a name of 2–30 characters, a description that is
+empty or 2–100 characters, and tags (we give the sticker's emoji, what Discord's own upload
+dialog calls "Related emoji"). The member and the bot both need Manage Expressions, and the
+server needs a free slot: 5, 15, 30 or 60 by boost level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+
+import discord
+
+from adapters.discord.context import deps, send_ephemeral, user_ref
+from bot.errors import UserError
+from bot.sticker_spec import discord_sticker_name, to_discord_server_sticker
+from bot.vocabulary import emoji_for_emotion
+from storage import stickers
+
+log = logging.getLogger(__name__)
+
+MAX_STICKERS_REACHED = 30039  # Discord's JSON error code
+DESCRIPTION_MAX = 100
+
+
+async def add_server_sticker(interaction: discord.Interaction, sticker, name: str | None = None) -> None:
+    """Check, upload, and tell the member (privately) how it went."""
+    if interaction.guild_id is None:
+        raise UserError("Server stickers live in servers: use this in a server channel, not in DMs.",
+                        code="not_in_guild")
+    if not interaction.permissions.manage_expressions:
+        raise UserError("Adding server stickers needs the Manage Expressions permission, and you don't have it "
+                        "here. Ask a server admin.", code="member_permission")
+    if not interaction.app_permissions.manage_expressions:
+        raise UserError("I need the Manage Expressions permission in this server to add stickers. A server admin "
+                        "can give it to my role.", code="bot_permission")
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    d = deps(interaction)
+    try:
+        guild = await interaction.client.fetch_guild(interaction.guild_id)  # fresh count of used slots
+        used, limit = len(guild.stickers), guild.sticker_limit
+        if used >= limit:
+            raise UserError(_full_message(used, limit), code="no_slots")
+        png = await asyncio.to_thread(to_discord_server_sticker, sticker.image)
+        created = await guild.create_sticker(
+            name=discord_sticker_name(name or _default_name(sticker)),
+            description=_description(sticker),
+            emoji=sticker.emoji or emoji_for_emotion(sticker.request.get("emotion", "")),
+            file=discord.File(io.BytesIO(png), filename="sticker.png"),
+            reason=f"stickerbot: added by {interaction.user} ({interaction.user.id})",
+        )
+    except UserError as exc:
+        await send_ephemeral(interaction, exc.user_message)
+        return
+    except discord.Forbidden:
+        await send_ephemeral(interaction, "Discord refused: I may be missing the Manage Expressions permission here.")
+        return
+    except discord.HTTPException as exc:
+        if exc.code == MAX_STICKERS_REACHED:
+            await send_ephemeral(interaction, _full_message())
+            return
+        log.warning("server sticker upload failed", extra={"guild_id": interaction.guild_id, "status": exc.status,
+                                                            "code": exc.code, "error": exc.text})
+        await send_ephemeral(interaction, "Discord did not take the sticker right now. Please try again later.")
+        return
+    user_id = d.service.user_id(user_ref(interaction))
+    stickers.set_platform_file_id(d.db, user_id, sticker.id, f"discord_guild:{interaction.guild_id}", str(created.id))
+    log.info("server sticker added", extra={"guild_id": interaction.guild_id, "sticker_id": sticker.id})
+    await send_ephemeral(interaction, f"Added “{created.name}” to this server's stickers ({used + 1}/{limit} slots "
+                                      "used). Everyone here can send it now.")
+
+
+def _full_message(used: int | None = None, limit: int | None = None) -> str:
+    count = f" ({used}/{limit} used)" if limit is not None else ""
+    return (f"This server has no free sticker slots{count}. Remove a server sticker first, or boost the server "
+            "for more slots (5, 15, 30 or 60 by boost level).")
+
+
+def _default_name(sticker) -> str:
+    tags = sticker.request or {}
+    return " ".join(t for t in (tags.get("emotion"), tags.get("action")) if t) or "my sticker"
+
+
+def _description(sticker) -> str:
+    tags = sticker.request or {}
+    text = ", ".join(t for t in (tags.get("emotion"), tags.get("action"), tags.get("background")) if t)
+    text = text[:DESCRIPTION_MAX]
+    return text if len(text) >= 2 else ""

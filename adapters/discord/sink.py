@@ -1,0 +1,180 @@
+"""Where finished work reaches Discord: progress edits, the sticker with its buttons, failures.
+
+A /mysticker is answered at once ("Queued at position 2…"); that response is then edited
+with progress and finally replaced by the sticker itself, a WebP attachment that Discord
+shows inline, with the buttons under it. The interaction that made the response is kept
+in memory (`track`); its token is valid for 15 minutes. When it is gone (a restart) or
+expired (a long queue), the sticker is posted to the channel instead, mentioning the
+member; the job's `chat` dict names the channel.
+
+Progress edits are paced per job (`progress_interval_s`, and Discord allows a webhook token
+about five requests in five seconds) and never raise. `deliver` and `failed` raise on
+transient failures, so the JobWorker retries them a bounded number of times; a channel the
+bot may not write to is given up at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from dataclasses import dataclass, field
+
+import discord
+import sqlite_utils
+
+from adapters.discord.buttons import sticker_view
+from bot.messages import JobView, ProgressUpdate, StickerOut
+from bot.sticker_spec import to_discord_message
+
+log = logging.getLogger(__name__)
+
+FINISHED_MEMORY = 4096
+ANSWER_WAIT_S = 10.0
+
+
+@dataclass
+class _Live:
+    interaction: discord.Interaction
+    text: str | None = None  # the latest text not yet shown
+    shown: str | None = None
+    last_edit: float = -1e9
+    flush: asyncio.Task | None = field(default=None, repr=False)
+    gone: bool = False  # the response was deleted or the token expired: stop editing
+    # Set once the command's response exists: a fast job may finish before it does.
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def usable(self) -> bool:
+        """Whether the response can be edited (waiting briefly for it to exist)."""
+        try:
+            await asyncio.wait_for(self.answered.wait(), ANSWER_WAIT_S)
+        except TimeoutError:
+            self.gone = True
+        return not self.gone and not self.interaction.is_expired()
+
+
+class DiscordSink:
+    def __init__(self, client: discord.Client, db: sqlite_utils.Database, *, progress_interval_s: float = 2.0,
+                 button_timeout_s: float = 3600.0) -> None:
+        self.client = client
+        self.db = db
+        self.interval = progress_interval_s
+        self.button_timeout_s = button_timeout_s
+        self._live: dict[str, _Live] = {}
+        self._recent: dict[str, _Live] = {}  # finished jobs whose delivery may still wait for the answer
+        self.edits = 0  # progress edits sent (the benchmark and tests read it)
+
+    # -- the progress message ----------------------------------------------------------------
+    def track(self, job_id: str, interaction: discord.Interaction) -> None:
+        """`interaction` is answering the command for `job_id`; its response will show the
+        progress. Call before answering, then `answered(job_id, ok)` once it is sent."""
+        self._live[job_id] = _Live(interaction)
+
+    def answered(self, job_id: str, ok: bool) -> None:
+        live = self._live.get(job_id) or self._recent.get(job_id)
+        if live is not None:
+            live.gone = live.gone or not ok
+            live.answered.set()
+
+    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+        live = self._live.get(job.job_id)
+        if live is None or live.gone:
+            return
+        text = update.user_message()
+        if text == live.shown:
+            return
+        live.text = text
+        if live.flush is None or live.flush.done():
+            wait = live.last_edit + self.interval - time.monotonic()
+            live.flush = asyncio.get_running_loop().create_task(self._flush(live, max(0.0, wait)))
+
+    async def _flush(self, live: _Live, wait: float) -> None:
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if not await live.usable():
+            return
+        text, live.text = live.text, None
+        if text is None:
+            return
+        live.last_edit = time.monotonic()
+        try:
+            await live.interaction.edit_original_response(content=text)
+            live.shown = text
+            self.edits += 1
+        except discord.HTTPException as exc:
+            if _answer_gone(exc):
+                live.gone = True  # dismissed, deleted or expired: the sticker still comes
+            else:
+                log.warning("progress edit failed", extra={"status": exc.status, "error": exc.text})
+
+    def _finish(self, job_id: str) -> _Live | None:
+        live = self._live.pop(job_id, None)
+        if live is None:
+            return None
+        if live.flush is not None:
+            live.flush.cancel()
+        self._recent[job_id] = live
+        while len(self._recent) > FINISHED_MEMORY:
+            self._recent.pop(next(iter(self._recent)))
+        return live
+
+    # -- results -----------------------------------------------------------------------------
+    async def deliver(self, job: JobView, out: list[StickerOut]) -> None:
+        chat = _checked_chat(job)
+        live = self._finish(job.job_id)
+        for index, sticker in enumerate(out):
+            webp = await asyncio.to_thread(to_discord_message, sticker.png)
+            content = f"{sticker.emoji} {sticker.description}"
+            view = sticker_view(sticker.sticker_id, int(job.user.platform_user_id), self.button_timeout_s)
+            if index == 0 and live is not None and await live.usable():
+                try:
+                    await live.interaction.edit_original_response(
+                        content=content, attachments=[_file(webp)], view=view)
+                    continue
+                except discord.HTTPException as exc:
+                    if not _answer_gone(exc):
+                        raise
+                    # the "Queued…" response is gone: post the sticker in the channel
+            await self._post(job, chat, f"<@{job.user.platform_user_id}> {content}", view=view, file=_file(webp))
+
+    async def failed(self, job: JobView, message: str) -> None:
+        chat = _checked_chat(job)
+        live = self._finish(job.job_id)
+        if live is not None and await live.usable():
+            try:
+                await live.interaction.edit_original_response(content=message)
+                return
+            except discord.HTTPException as exc:
+                if not _answer_gone(exc):
+                    raise
+        await self._post(job, chat, f"<@{job.user.platform_user_id}> {message}")
+
+    async def _post(self, job: JobView, chat: dict, content: str, **kwargs) -> None:
+        """Post in the job's channel (a DM channel for DMs), mentioning only its member.
+        No access (removed from the server, DMs closed) is final; anything else raises."""
+        channel = self.client.get_partial_messageable(int(chat["channel_id"]),
+                                                      guild_id=int(chat["guild_id"]) if chat.get("guild_id") else None)
+        mention = discord.AllowedMentions(everyone=False, roles=False,
+                                          users=[discord.Object(int(job.user.platform_user_id))])
+        try:
+            await channel.send(content, allowed_mentions=mention, **kwargs)
+        except (discord.Forbidden, discord.NotFound) as exc:
+            log.warning("sticker not deliverable", extra={"job_id": job.job_id, "status": exc.status,
+                                                           "error": exc.text})
+
+
+def _answer_gone(exc: discord.HTTPException) -> bool:
+    """The command's response can no longer be edited: deleted (404), not ours (403), or its
+    interaction token expired (401, Discord code 50027 "Invalid Webhook Token")."""
+    return exc.status in (401, 403, 404) or exc.code in (50027, 10008, 10015)
+
+
+def _file(webp: bytes) -> discord.File:
+    return discord.File(io.BytesIO(webp), filename="sticker.webp")
+
+
+def _checked_chat(job: JobView) -> dict:
+    if job.user.platform != "discord" or not job.chat.get("channel_id"):
+        raise LookupError(f"job {job.job_id} is not for a Discord channel ({job.user.platform})")
+    return job.chat
