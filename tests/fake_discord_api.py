@@ -8,7 +8,7 @@ payloads, which the test hands to `client._connection.parse_interaction_create`,
 as the gateway would. What the bot does comes back over HTTP and is recorded in `calls`:
 interaction callbacks, edits of the original response, follow-ups, channel messages,
 fetching a server and creating a server sticker (checked against Discord's rules:
-PNG/APNG/GIF ≤ 512 KiB, name 2–30, description empty or 2–100, tags ≤ 200, free slots).
+PNG/APNG/GIF ≤ 512 KiB, 320 × 320, name 2–30, description empty or 2–100, tags 2–200, free slots).
 
 Attachments members "upload" are served from `/cdn/<name>` on the same server.
 """
@@ -98,8 +98,8 @@ def sticker_upload_problems(name: str, description: str, tags: str, upload: Uplo
         problems.append(f"name must be 2-30 characters, got {len(name)}")
     if description and not 2 <= len(description) <= 100:
         problems.append(f"description must be empty or 2-100 characters, got {len(description)}")
-    if not tags or len(tags) > 200:
-        problems.append("tags must be 1-200 characters")
+    if not 2 <= len(tags) <= 200:
+        problems.append("tags must be 2-200 characters (a Discord emoji name)")
     if upload is None:
         return problems + ["no file"]
     if len(upload.data) > STICKER_MAX_BYTES:
@@ -155,7 +155,7 @@ class FakeDiscord:
             "channels": [{"id": str(c), "type": 0, "name": n, "position": i, "guild_id": str(guild_id),
                           "permission_overwrites": []}
                          for i, (c, n) in enumerate([(CHANNEL_ID, "general"), (OTHER_CHANNEL_ID, "memes")])],
-            "stickers": [{"id": str(950 + i), "name": f"old {i}", "description": "", "tags": "🙂", "type": 2,
+            "stickers": [{"id": str(950 + i), "name": f"old {i}", "description": "", "tags": "slight_smile", "type": 2,
                           "format_type": 1, "available": True, "guild_id": str(guild_id)} for i in range(stickers)],
         }
 

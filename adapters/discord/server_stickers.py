@@ -2,9 +2,10 @@
 
 Discord's rules (Create Guild Sticker): a PNG/APNG/GIF/Lottie file up to 512 KiB (we send a
 320 × 320 PNG, the size Discord shows), a name of 2–30 characters, a description that is
-empty or 2–100 characters, and tags (we give the sticker's emoji, what Discord's own upload
-dialog calls "Related emoji"). The member and the bot both need Manage Expressions, and the
-server needs a free slot: 5, 15, 30 or 60 by boost level.
+empty or 2–100 characters, and tags: the Discord name of the unicode emoji of the sticker's
+expression (2–200 characters; "blush" for 😊), what Discord's upload dialog calls "Related
+emoji". The member and the bot both need Manage Expressions (or Create Expressions, its
+2023 split), and the server needs a free slot: 5, 15, 30 or 60 by boost level.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from storage import stickers
 log = logging.getLogger(__name__)
 
 MAX_STICKERS_REACHED = 30039  # Discord's JSON error code
+# Discord's names of the emotions' emoji (bot/vocabulary.py), for the sticker's tags.
+DISCORD_EMOJI_NAMES = {"😊": "blush", "😢": "cry", "😠": "angry", "😮": "open_mouth", "😴": "sleeping",
+                       "😍": "heart_eyes", "🙂": "slight_smile"}
 DESCRIPTION_MAX = 100
 
 
@@ -32,10 +36,10 @@ async def add_server_sticker(interaction: discord.Interaction, sticker, name: st
     if interaction.guild_id is None:
         raise UserError("Server stickers live in servers: use this in a server channel, not in DMs.",
                         code="not_in_guild")
-    if not interaction.permissions.manage_expressions:
+    if not can_add_stickers(interaction.permissions):
         raise UserError("Adding server stickers needs the Manage Expressions permission, and you don't have it "
                         "here. Ask a server admin.", code="member_permission")
-    if not interaction.app_permissions.manage_expressions:
+    if not can_add_stickers(interaction.app_permissions):
         raise UserError("I need the Manage Expressions permission in this server to add stickers. A server admin "
                         "can give it to my role.", code="bot_permission")
     await interaction.response.defer(ephemeral=True, thinking=True)
@@ -49,7 +53,7 @@ async def add_server_sticker(interaction: discord.Interaction, sticker, name: st
         created = await guild.create_sticker(
             name=discord_sticker_name(name or _default_name(sticker)),
             description=_description(sticker),
-            emoji=sticker.emoji or emoji_for_emotion(sticker.request.get("emotion", "")),
+            emoji=emoji_tag(sticker),
             file=discord.File(io.BytesIO(png), filename="sticker.png"),
             reason=f"stickerbot: added by {interaction.user} ({interaction.user.id})",
         )
@@ -72,6 +76,17 @@ async def add_server_sticker(interaction: discord.Interaction, sticker, name: st
     log.info("server sticker added", extra={"guild_id": interaction.guild_id, "sticker_id": sticker.id})
     await send_ephemeral(interaction, f"Added “{created.name}” to this server's stickers ({used + 1}/{limit} slots "
                                       "used). Everyone here can send it now.")
+
+
+def can_add_stickers(permissions: discord.Permissions) -> bool:
+    # Discord split "Manage Expressions" (everyone's) from "Create Expressions" (one's own) in
+    # 2023; either lets a member or bot upload a sticker.
+    return permissions.manage_expressions or permissions.create_expressions
+
+
+def emoji_tag(sticker) -> str:
+    emoji = sticker.emoji or emoji_for_emotion((sticker.request or {}).get("emotion", ""))
+    return DISCORD_EMOJI_NAMES.get(emoji, "slight_smile")
 
 
 def _full_message(used: int | None = None, limit: int | None = None) -> str:
