@@ -63,6 +63,14 @@ class GenerationSettings:
     guidance_scale: float = 5.0
     # Images per request; the first is sent, the others are "again" candidates.
     images_per_request: int = 1
+    # Median filter (odd pixel size) on the raw output before cut-out. None: 3 for pixel-space
+    # models (the small builtin model leaves per-pixel speckle that a flat-colour sticker does
+    # not have), 0 (off) for latent models, whose VAE decoder already smooths.
+    denoise_px: int | None = None
+
+    def denoise_size(self, pixel_space: bool) -> int:
+        size = (3 if pixel_space else 0) if self.denoise_px is None else self.denoise_px
+        return size if size >= 3 and size % 2 == 1 else 0
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from seal_runtime.cutout import prepare_sticker
 from seal_runtime.embedding_io import embedding_from_bytes, embedding_to_bytes
 from seal_runtime.lora_adaptation import lora_applied, lora_to_bytes
 from seal_runtime.protocol import JobRequest, JobResult, ProgressEvent, RuntimeJobError
-from seal_runtime.sampling import sample, to_pil_images
+from seal_runtime.sampling import denoise, sample, to_pil_images
 from seal_runtime.seal_plugins import build_loss_terms
 from seal_runtime.subject_mask import compute_subject_mask
 
@@ -157,7 +157,8 @@ class StickerEngine:
                         ProgressEvent(request.job_id, "generating", j, m, image=index)
                     ),
                 )
+            image = denoise(to_pil_images(pixels)[0], backbone, generation.denoise_px)
             # A plain background is cut out and trimmed; a requested scene (beach,
             # city...) is kept whole, as the user asked for it.
-            images.append(prepare_sticker(to_pil_images(pixels)[0]))
+            images.append(prepare_sticker(image))
         return images

@@ -48,3 +48,13 @@ def to_pil_images(pixels: torch.Tensor):
 
     arrays = ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(a, "RGB") for a in arrays]
+
+
+def denoise(image, backbone: DiffusionBackbone, denoise_px: int | None = None):
+    """The runtime's clean-up of a raw generation (see GenerationSettings.denoise_px)."""
+    from PIL import ImageFilter
+
+    from seal_runtime.config import GenerationSettings
+
+    size = GenerationSettings(denoise_px=denoise_px).denoise_size(pixel_space=backbone.vae is None)
+    return image.filter(ImageFilter.MedianFilter(size)) if size else image

@@ -69,7 +69,7 @@ def run(args) -> int:
     from seal_runtime.config import AdaptationSettings, RuntimeSettings
     from seal_runtime.engine import image_to_tensor, mask_to_tensor
     from seal_runtime.model_loader import load_backbone
-    from seal_runtime.sampling import sample, to_pil_images
+    from seal_runtime.sampling import denoise, sample, to_pil_images
     from seal_runtime.seal_plugins import build_loss_terms
     from seal_runtime.subject_mask import compute_subject_mask
     from stickerworld import recognition
@@ -110,8 +110,9 @@ def run(args) -> int:
                 texts = [expand_prompt(build_prompt(StickerRequest(emotion=e, action=a, composition=c, background=b)),
                                        tokens) for e, a, c, b in prompts]
                 with inject_concept(backbone, ids, result.vectors):
-                    images = to_pil_images(sample(backbone, texts, steps=sampling_steps,
-                                                  generator=torch.Generator().manual_seed(seed * 100 + index)))
+                    images = [denoise(image, backbone) for image in to_pil_images(
+                        sample(backbone, texts, steps=sampling_steps,
+                               generator=torch.Generator().manual_seed(seed * 100 + index)))]
                 predictions = recognition.predict(recognizer, images)
                 with torch.no_grad():
                     similarity = (recognizer.embed(recognition.to_tensor(images))

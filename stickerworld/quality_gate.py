@@ -26,7 +26,7 @@ def run(count: int = 96, steps: int = 20, guidance_scale: float = 5.0, seed: int
         sheet: Path | None = None) -> dict:
     from seal_runtime.config import RuntimeSettings
     from seal_runtime.model_loader import load_backbone
-    from seal_runtime.sampling import sample, to_pil_images
+    from seal_runtime.sampling import denoise, sample, to_pil_images
     from stickerworld import recognition
     from stickerworld.dataset import caption_for, random_scene
     from stickerworld.identities import held_out_identities
@@ -42,7 +42,7 @@ def run(count: int = 96, steps: int = 20, guidance_scale: float = 5.0, seed: int
         generator = torch.Generator().manual_seed(seed + start)
         pixels = sample(backbone, [caption_for(s) for s in chunk], steps=steps, guidance_scale=guidance_scale,
                         generator=generator)
-        images.extend(to_pil_images(pixels))
+        images.extend(denoise(image, backbone) for image in to_pil_images(pixels))  # as the runtime does
     seconds = time.perf_counter() - started
     predictions = recognition.predict(recognizer, images)
     accuracy = {}

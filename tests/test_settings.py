@@ -52,3 +52,13 @@ def test_settings_hash_changes_with_any_adaptation_setting():
     assert base.adaptation.settings_hash("m") != changed.adaptation.settings_hash("m")
     assert base.adaptation.settings_hash("m") != base.adaptation.settings_hash("other-model")
     assert base.adaptation.settings_hash("m") == load_settings(None, environ={}).adaptation.settings_hash("m")
+
+
+def test_denoise_defaults_to_a_median_for_pixel_models_only():
+    from seal_runtime.config import GenerationSettings
+
+    assert GenerationSettings().denoise_size(pixel_space=True) == 3
+    assert GenerationSettings().denoise_size(pixel_space=False) == 0
+    assert GenerationSettings(denoise_px=0).denoise_size(pixel_space=True) == 0
+    assert GenerationSettings(denoise_px=5).denoise_size(pixel_space=False) == 5
+    assert GenerationSettings(denoise_px=4).denoise_size(pixel_space=True) == 0  # a median needs an odd size
