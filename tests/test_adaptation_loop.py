@@ -7,14 +7,7 @@ from seal_runtime.concept_tokens import ensure_tokens, expand_prompt, inject_con
 from seal_runtime.config import AdaptationSettings
 from seal_runtime.embedding_io import embedding_from_bytes, embedding_to_bytes
 from seal_runtime.sampling import sample
-
-
-def reference_and_mask():
-    generator = torch.Generator().manual_seed(1)
-    reference = torch.rand(1, 3, 64, 64, generator=generator) * 2 - 1
-    mask = torch.zeros(1, 1, 64, 64)
-    mask[..., 16:48, 16:48] = 1
-    return reference, mask
+from tests.adaptation_helpers import reference_and_mask
 
 
 def test_same_seed_gives_the_same_embedding(tiny_backbone):

@@ -19,7 +19,7 @@ from bot.settings import Settings
 from bot.sticker_spec import validate_discord_message
 from seal_runtime.client import RuntimeClient
 from storage.database import open_database
-from tests.fake_discord_api import (ADMIN_ROLE_ID, APP_ID, BOT_DEFAULT, CHANNEL_ID, GUILD_ID, MANAGE_EXPRESSIONS,
+from tests.fake_discord_api import (ADMIN_ROLE_ID, APP_ID, CHANNEL_ID, GUILD_ID, MANAGE_EXPRESSIONS,
                                     MANAGE_GUILD, MEMBER_DEFAULT, OTHER_CHANNEL_ID, SEND_MESSAGES, TOKEN, DcUser,
                                     buttons_of, running_fake_discord, sticker_upload_problems, Upload)
 from tests.stub_runtime import StubRuntime, running_stub_runtime

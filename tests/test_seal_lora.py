@@ -6,14 +6,7 @@ from seal_runtime.adaptation import adapt_concept
 from seal_runtime.config import AdaptationSettings
 from seal_runtime.lora_adaptation import lora_applied, lora_from_bytes, lora_to_bytes
 from seal_runtime.seal_plugins import build_loss_terms
-
-
-def reference_and_mask():
-    generator = torch.Generator().manual_seed(1)
-    reference = torch.rand(1, 3, 64, 64, generator=generator) * 2 - 1
-    mask = torch.zeros(1, 1, 64, 64)
-    mask[..., 16:48, 16:48] = 1
-    return reference, mask
+from tests.adaptation_helpers import reference_and_mask
 
 
 def unet_output(backbone):

@@ -13,14 +13,7 @@ from seal_runtime.config import AdaptationSettings
 from seal_runtime.embedding_io import embedding_to_bytes, read_metadata
 from seal_runtime.seal_plugins import build_loss_terms
 from seal_runtime.token_strategy import SplitMergeTokens
-
-
-def reference_and_mask():
-    generator = torch.Generator().manual_seed(1)
-    reference = torch.rand(1, 3, 64, 64, generator=generator) * 2 - 1
-    mask = torch.zeros(1, 1, 64, 64)
-    mask[..., 16:48, 16:48] = 1
-    return reference, mask
+from tests.adaptation_helpers import reference_and_mask
 
 
 def test_split_tokens_give_k_rows_while_learning_and_one_merged_concept(tiny_backbone):

@@ -97,20 +97,22 @@ async def show(interaction: discord.Interaction) -> None:
     await send_ephemeral(interaction, _describe(current))
 
 
+async def _set_channel(interaction: discord.Interaction, channel: discord.TextChannel, allowed: bool) -> None:
+    updated = guild_settings.set_channel_allowed(deps(interaction).db, PLATFORM, interaction.guild_id, channel.id,
+                                                 allowed)
+    await send_ephemeral(interaction, _describe(updated))
+
+
 @config_group.command(name="allow-channel", description="Make stickers in this channel (and the others allowed)")
 @app_commands.check(_managers_only)
 async def allow_channel(interaction: discord.Interaction, channel: discord.TextChannel) -> None:
-    updated = guild_settings.set_channel_allowed(deps(interaction).db, PLATFORM, interaction.guild_id, channel.id,
-                                                 True)
-    await send_ephemeral(interaction, _describe(updated))
+    await _set_channel(interaction, channel, True)
 
 
 @config_group.command(name="disallow-channel", description="Stop making stickers in this channel")
 @app_commands.check(_managers_only)
 async def disallow_channel(interaction: discord.Interaction, channel: discord.TextChannel) -> None:
-    updated = guild_settings.set_channel_allowed(deps(interaction).db, PLATFORM, interaction.guild_id, channel.id,
-                                                 False)
-    await send_ephemeral(interaction, _describe(updated))
+    await _set_channel(interaction, channel, False)
 
 
 @config_group.command(name="admin-role", description="The role that may use /stickeradmin here (leave out to clear)")

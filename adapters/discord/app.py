@@ -21,6 +21,7 @@ import discord
 import sqlite_utils
 from discord import app_commands
 
+from adapters.chat_bot import ChatBotProcess
 from adapters.discord import admin_commands, commands
 from adapters.discord.buttons import ForgetButton, StickerButton
 from adapters.discord.context import DiscordDeps, Refused, send_ephemeral
@@ -33,8 +34,6 @@ from bot.settings import Settings
 from seal_runtime.client import RuntimeClient
 
 log = logging.getLogger(__name__)
-
-WORKER_STOP_GRACE_S = 10
 
 
 class StickerCommandTree(app_commands.CommandTree):
@@ -91,7 +90,7 @@ async def sync_commands(tree: app_commands.CommandTree, dev_guild_id: int | None
     log.info("slash commands synced", extra={"count": len(synced), "guild_id": dev_guild_id})
 
 
-class DiscordBot:
+class DiscordBot(ChatBotProcess):
     """One Discord bot process: the gateway for interactions, and a worker for queued jobs."""
 
     def __init__(self, settings: Settings, token: str, db: sqlite_utils.Database, runtime: RuntimeClient, *,
@@ -106,9 +105,7 @@ class DiscordBot:
                                 button_timeout_s=settings.discord.button_timeout_s)
         self.client.deps = DiscordDeps(settings, db, StickerService(db, settings), AdminService(db, settings),
                                        self.sink)
-        self.worker = JobWorker(db, settings, runtime, self.sink, worker_id=worker_id, platforms=("discord",))
-        self._worker_stop = asyncio.Event()
-        self._worker_task: asyncio.Task | None = None
+        super().__init__(JobWorker(db, settings, runtime, self.sink, worker_id=worker_id, platforms=("discord",)))
         self.gateway: asyncio.Task | None = None
 
     async def start(self, *, run_worker: bool = True, connect: bool = True) -> None:
@@ -116,31 +113,16 @@ class DiscordBot:
         if connect:
             self.gateway = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
         if run_worker:
-            self._worker_stop.clear()
-            self._worker_task = asyncio.create_task(self.worker.run_forever(self._worker_stop), name="job-worker")
+            self.start_worker()
         log.info("discord bot started", extra={"bot": str(self.client.user)})
 
     async def stop(self) -> None:
-        if self._worker_task is not None:
-            self._worker_stop.set()
-            try:  # a job in progress may finish; past the grace its lease expires and it runs again later
-                await asyncio.wait_for(self._worker_task, WORKER_STOP_GRACE_S)
-            except TimeoutError:
-                log.warning("worker did not stop in time; its job will be retried")
-            self._worker_task = None
+        await self.stop_worker()
         await self.client.close()
         if self.gateway is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self.gateway
             self.gateway = None
-
-    @contextlib.asynccontextmanager
-    async def running(self, **kwargs):
-        await self.start(**kwargs)
-        try:
-            yield self
-        finally:
-            await self.stop()
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Until `stop` is set, or the gateway gives up (it raises then, e.g. on a bad token)."""

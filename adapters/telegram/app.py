@@ -11,7 +11,6 @@ so a self-hosted Bot API server works, and the tests point it at a fake on 127.0
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import logging
 import sys
@@ -21,6 +20,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
+from adapters.chat_bot import ChatBotProcess
 from adapters.telegram import handlers
 from adapters.telegram.packs import TelegramPacks
 from adapters.telegram.pacing import ChatPacedRateLimiter, PerChatUpdateProcessor
@@ -42,7 +42,6 @@ if importlib.util.find_spec("sniffio") is None:
     sys.modules.setdefault("sniffio", None)
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
-WORKER_STOP_GRACE_S = 10
 
 
 def build_application(settings: Settings, token: str, db: sqlite_utils.Database) -> Application:
@@ -68,7 +67,7 @@ def build_application(settings: Settings, token: str, db: sqlite_utils.Database)
     return application
 
 
-class TelegramBot:
+class TelegramBot(ChatBotProcess):
     """One Telegram bot process: polling for updates, and a worker running the queued jobs."""
 
     def __init__(self, settings: Settings, token: str, db: sqlite_utils.Database, runtime: RuntimeClient, *,
@@ -80,9 +79,8 @@ class TelegramBot:
         self.runtime = runtime
         self.application = build_application(settings, token, db)
         self.deps: handlers.TelegramDeps = self.application.bot_data[handlers.DEPS]
-        self.worker = JobWorker(db, settings, runtime, self.deps.sink, worker_id=worker_id, platforms=("telegram",))
-        self._worker_stop = asyncio.Event()
-        self._worker_task: asyncio.Task | None = None
+        super().__init__(JobWorker(db, settings, runtime, self.deps.sink, worker_id=worker_id,
+                                   platforms=("telegram",)))
 
     @property
     def sink(self) -> TelegramSink:
@@ -98,31 +96,16 @@ class TelegramBot:
         await self.application.updater.start_polling(poll_interval=0.0, timeout=poll_timeout,
                                                      allowed_updates=ALLOWED_UPDATES)
         if run_worker:
-            self._worker_stop.clear()
-            self._worker_task = asyncio.create_task(self.worker.run_forever(self._worker_stop), name="job-worker")
+            self.start_worker()
         log.info("telegram bot started", extra={"bot": self.application.bot.username})
 
     async def stop(self) -> None:
         if self.application.updater.running:
             await self.application.updater.stop()
-        if self._worker_task is not None:
-            self._worker_stop.set()
-            try:  # a job in progress may finish; past the grace its lease expires and it runs again later
-                await asyncio.wait_for(self._worker_task, WORKER_STOP_GRACE_S)
-            except TimeoutError:
-                log.warning("worker did not stop in time; its job will be retried")
-            self._worker_task = None
+        await self.stop_worker()
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
-
-    @contextlib.asynccontextmanager
-    async def running(self, **kwargs):
-        await self.start(**kwargs)
-        try:
-            yield self
-        finally:
-            await self.stop()
 
     async def serve(self, stop: asyncio.Event) -> None:
         async with self.running():
