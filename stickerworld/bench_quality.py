@@ -11,6 +11,8 @@ back by the StickerWorld recogniser:
 - attribute accuracy: requested emotion, action, background and composition;
 - leakage: % of stickers showing the reference's background although another was asked;
 - rigidity: % showing the reference's composition and action although another was asked.
+- with `--clip PATH` / `--dino PATH`: CLIP-I, CLIP-T and DINO similarity computed with
+  those local transformers models (stickerworld/feature_similarity.py).
 
 Intervals are mean +- 1.96 standard errors over seeds.
 """
@@ -90,11 +92,13 @@ def run(args) -> int:
 
     backbone = load_backbone(RuntimeSettings(device="cpu"))
     recognizer = recognition.load()
+    clip, dino = _feature_scorers(args)
+    metrics = ["identity", "identity_similarity", "attributes", "leakage", "rigidity"]
+    metrics += (["clip_i", "clip_t"] if clip else []) + (["dino"] if dino else [])
     started = time.perf_counter()
     per_config: dict[str, dict[str, list[float]]] = {}
     for name, settings in configs.items():
-        per_seed: dict[str, list[float]] = {m: [] for m in ("identity", "identity_similarity", "attributes",
-                                                            "leakage", "rigidity")}
+        per_seed: dict[str, list[float]] = {m: [] for m in metrics}
         for seed in seeds:
             scores: dict[str, list[float]] = {m: [] for m in per_seed}
             for index, identity in enumerate(identities):
@@ -114,6 +118,13 @@ def run(args) -> int:
                         sample(backbone, texts, steps=sampling_steps,
                                generator=torch.Generator().manual_seed(seed * 100 + index)))]
                 predictions = recognition.predict(recognizer, images)
+                if clip:
+                    readable = [build_prompt(StickerRequest(emotion=e, action=a, composition=c, background=b))
+                                for e, a, c, b in prompts]
+                    scores["clip_i"] += clip.clip_i(images, reference)
+                    scores["clip_t"] += clip.clip_t(images, readable)
+                if dino:
+                    scores["dino"] += dino.dino(images, reference)
                 with torch.no_grad():
                     similarity = (recognizer.embed(recognition.to_tensor(images))
                                   @ recognizer.embed(recognition.to_tensor([reference])).T).squeeze(-1)
@@ -150,12 +161,22 @@ def run(args) -> int:
     return 0
 
 
+def _feature_scorers(args):
+    from stickerworld.feature_similarity import ClipScorer, DinoScorer
+
+    clip = ClipScorer(args.clip) if getattr(args, "clip", None) else None
+    dino = DinoScorer(args.dino) if getattr(args, "dino", None) else None
+    return clip, dino
+
+
 def markdown_table(table: dict) -> str:
-    lines = ["| configuration | identity | identity sim. | attribute acc. | leakage | rigidity |",
-             "|---|---|---|---|---|---|"]
+    extra = [m for m in ("clip_i", "clip_t", "dino") if m in next(iter(table.values()))]
+    lines = ["| configuration | identity | identity sim. | attribute acc. | leakage | rigidity |"
+             + "".join(f" {m.replace('_', '-').upper()} |" for m in extra),
+             "|---|---|---|---|---|---|" + "---|" * len(extra)]
     for name, metrics in table.items():
         cells = []
-        for metric in ("identity", "identity_similarity", "attributes", "leakage", "rigidity"):
+        for metric in ("identity", "identity_similarity", "attributes", "leakage", "rigidity", *extra):
             mean, ci = metrics[metric]["mean"], metrics[metric]["ci95"]
             scale = 100 if metric in ("leakage", "rigidity") else 1
             fmt = "{:.0f} % ± {:.0f}" if scale == 100 else "{:.2f} ± {:.2f}"
