@@ -17,8 +17,8 @@ the concept tokens sit in each prompt of the batch.
 Layers are named by their module path (`down_blocks.2.attentions.0.transformer_blocks.0.attn2`),
 their block (`down_blocks.2`) and the side of their attention map at the model's
 native size (SD 1.5 at 512 px: 64 in down_blocks.0/up_blocks.3, 32, 16, and 8 in the
-mid block; the builtin model: 32 in down_blocks.1/up_blocks.1, 16 in down_blocks.2,
-mid_block and up_blocks.0).
+mid block; the builtin model, 16 x 16 x 48 folded pixels: 16 in down_blocks.0/up_blocks.2,
+8 in down_blocks.1/up_blocks.1, 4 in mid_block).
 """
 
 from __future__ import annotations

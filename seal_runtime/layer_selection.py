@@ -12,8 +12,8 @@ comma-separated string), unioned in order:
 
 - `deep` (default): every cross-attention layer except those at the model's highest
   attention resolution (SD 1.5 at 512 px: drops the 64 x 64 layers of down_blocks.0
-  and up_blocks.3; the builtin model: drops the 32 x 32 layers of down_blocks.1 and
-  up_blocks.1). A model with a single attention resolution keeps all of them.
+  and up_blocks.3; the builtin model: drops the 16 x 16 layers of down_blocks.0 and
+  up_blocks.2, keeping 8 x 8 and the 4 x 4 mid block). A model with a single attention resolution keeps all of them.
 - `all`: every cross-attention layer.
 - `res:N`: the layers whose map is N x N at the model's native size (`res:16`).
 - a block name or module-path prefix: `mid_block`, `down_blocks.2`, `up_blocks.0.attentions.1`.
