@@ -144,7 +144,8 @@ def adapt_concept(
 
     # 3. Optimizer. (Inside the try: whatever gets attached is detached again.)
     losses: list[float] = []
-    term_history: dict[str, list[float]] = {term.name: [] for term in loss_terms}
+    # Kept as tensors until the end: a float() per term would make the GPU wait mid-step.
+    term_history: dict[str, list[torch.Tensor]] = {term.name: [] for term in loss_terms}
     concept = " ".join(tokens)
     batch = settings.batch_size
     try:
@@ -179,7 +180,7 @@ def adapt_concept(
             context = StepContext(step, pred, target, timesteps, step_mask, token_ids, vectors)
             for term in loss_terms:
                 value = term(context)
-                term_history[term.name].append(float(value.detach()))
+                term_history[term.name].append(value.detach())
                 loss = loss + value
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -201,7 +202,7 @@ def adapt_concept(
         vectors=strategy.merge(learned),
         learned_vectors=learned,
         losses=losses,
-        loss_terms=term_history,
+        loss_terms={name: [float(v) for v in values] for name, values in term_history.items()},
         seconds=time.perf_counter() - started,
         steps=settings.steps,
         extra_state=extra_state,

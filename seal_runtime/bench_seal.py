@@ -358,12 +358,40 @@ def run(args) -> int:
             "seal": adapt_and_measure(backbone, reference, mask, lora_seal, probe_every=probe_every, layers=layers),
         }
 
+    if torch.cuda.is_available():
+        _progress("SD-1.5 architecture, 512 px, fp16, random weights, on the GPU", figures, json_path)
+        figures["sd15_gpu"] = sd15_gpu_timing(seal, repeats=3 if quick else 5, steps=6 if quick else 12)
+
     figures["seconds"] = round(time.perf_counter() - started, 1)
     print(render_table(figures))
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
+
+
+def sd15_gpu_timing(seal, *, repeats: int, steps: int) -> dict:
+    """TTF vs TTF + SEAL per-step time and peak GPU memory on SD 1.5's architecture (random
+    weights: timing does not depend on their values), fp16, 512 px, batch 1."""
+    from seal_runtime.sd15_architecture import sd15_random_backbone
+
+    device = torch.device("cuda")
+    backbone = sd15_random_backbone(device, torch.float16)
+    reference, mask = synthetic_reference(backbone.resolution)
+    seal = replace(seal, batch_size=1)
+    configs = {"ttf": seal.without_seal(), "seal": seal}
+    figures = timing(backbone, reference, mask, configs, repeats=repeats, steps=steps)
+    for name, settings in configs.items():  # peak memory of one run each, measured alone
+        from seal_runtime.adaptation import adapt_concept
+        from seal_runtime.seal_plugins import build_loss_terms
+
+        torch.cuda.reset_peak_memory_stats(device)
+        adapt_concept(backbone, reference, mask, replace(settings, steps=3),
+                      loss_terms=build_loss_terms(settings, backbone))
+        figures[name]["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    figures["device"] = torch.cuda.get_device_name(device)
+    figures["model"] = backbone.model_id
+    return figures
 
 
 def _share(run_figures: dict, which: str) -> str:
@@ -422,6 +450,13 @@ def render_table(figures: dict) -> str:
                 f"| {lora[name]['eval_loss_final']} |"
             )
         lines.append(f"\nLoRA SEAL / TTF per-step time: {lora['timing']['seal_over_ttf_time_ratio']}")
+    if "sd15_gpu" in figures:
+        gpu = figures["sd15_gpu"]
+        lines += ["", f"SD-1.5 architecture (random weights), 512 px, fp16, on {gpu['device']}:", "",
+                  "| run | per step (ms, median) | peak GPU memory (MiB) |", "|---|---|---|"]
+        for name in ("ttf", "seal"):
+            lines.append(f"| {name} | {gpu[name]['per_step_ms_median']} | {gpu[name].get('peak_cuda_mib')} |")
+        lines.append(f"\nSEAL / TTF per-step time on the GPU: {gpu['seal_over_ttf_time_ratio']} (target <= 1.15)")
     lines.append(f"\n{figures['gpu']}; {figures['seconds']} s in all")
     return "\n".join(lines)
 
