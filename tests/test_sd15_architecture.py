@@ -3,6 +3,7 @@ here at 1/40 of its width on the CPU, through the same adaptation loop."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from seal_runtime.adaptation import adapt_concept
@@ -14,8 +15,9 @@ from seal_runtime.sd15_architecture import sd15_random_backbone
 from seal_runtime.seal_plugins import build_loss_terms
 
 
-def test_sd15_architecture_runs_seal_on_its_sixteen_layers():
-    backbone = sd15_random_backbone(torch.device("cpu"), torch.float32, width=1 / 40)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])  # fp16 is what a GPU runs
+def test_sd15_architecture_runs_seal_on_its_sixteen_layers(dtype):
+    backbone = sd15_random_backbone(torch.device("cpu"), dtype, width=1 / 40)
     layers = cross_attention_layers(backbone.unet, backbone.latent_size)
     assert backbone.latent_size == 64 and len(layers) == 16
     assert sorted({layer.resolution for layer in layers}) == [8, 16, 32, 64]
