@@ -107,6 +107,7 @@ def cmd_demo(args) -> int:
         print(f"reference {reference_path} saved (mask from {saved.mask_source})"
               + ("".join(f"; {n}" for n in saved.notes)))
         worker = make_worker(sink)
+        made: list[tuple[str, Path]] = []
         for prompt in args.prompts or DEMO_PROMPTS:
             queued = service.request_sticker(user, prompt, chat={"console": True}, seed=args.seed)
             print(f"/mysticker {prompt}")
@@ -122,6 +123,10 @@ def cmd_demo(args) -> int:
                   f"bot overhead {timings.get('bot_overhead_s', 0) * 1000:.1f} ms")
             if queued.job_id in sink.failures:
                 return 1
+            made += [(prompt, path) for path in sink.delivered.get(queued.job_id, [])]
+        from adapters.contact_sheet import write_contact_sheet
+
+        print(f"contact sheet: {write_contact_sheet(out_dir / 'contact_sheet.png', reference, made)}")
         return 0
 
     return asyncio.run(_with_local_runtime(settings, args.config, body, quiet=not args.verbose))

@@ -25,6 +25,10 @@ def test_demo_writes_telegram_stickers_then_hits_the_cache(tmp_path):
         assert validate_telegram_sticker(path.read_bytes()) == []
     assert "learned the character" in first.stdout
     assert first.stdout.count("embedding cache hit") == 2  # prompts 2 and 3 reuse the concept
+    from PIL import Image
+
+    sheet = Image.open(tmp_path / "out" / "contact_sheet.png")
+    assert sheet.size == (4 * 256, 256 + 28)  # the reference and three stickers
 
     second = run_demo(tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
