@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     parser.add_argument("--out", default=None, help="model folder (default: the shipped builtin folder)")
     parser.add_argument("--model-id", default="builtin-stickerworld-v1")
+    parser.add_argument("--ema", type=float, default=0.999,
+                        help="decay of the exponential moving average of the weights that checkpoints save "
+                             "(0 saves the raw weights)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint in --out (weights, tokenizer, step count, loss log)")
 
@@ -101,8 +104,13 @@ def run(args) -> int:
     print(f"unet {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M params, "
           f"text encoder {sum(p.numel() for p in text_encoder.parameters()) / 1e6:.2f}M, vocab {len(tokenizer)}")
 
+    # An exponential moving average of the weights is what gets saved, as in diffusers'
+    # training examples (EMAModel): the raw weights of a short, noisy run draw speckle.
+    ema = WeightAverage([unet, text_encoder], args.ema) if args.ema > 0 else None
+
     def checkpoint(step: int, losses: list[tuple[int, float, float]]) -> None:
-        backbone = DiffusionBackbone(args.model_id, tokenizer, text_encoder, unet, scheduler, None,
+        saved_unet, saved_text = (ema.copies() if ema is not None else (unet, text_encoder))
+        backbone = DiffusionBackbone(args.model_id, tokenizer, saved_text, saved_unet, scheduler, None,
                                      BUILTIN_RESOLUTION, torch.device("cpu"), torch.float32, PIXEL_SHUFFLE)
         save_half(out, backbone, {"trained_steps": step, "samples": args.samples, "batch_size": args.batch_size,
                                   "wall_minutes": round((elapsed_before + time.perf_counter() - started) / 60, 1)})
@@ -134,6 +142,8 @@ def run(args) -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
+        if ema is not None:
+            ema.update()
         step += 1
         window.append(loss.item())
         if step % 25 == 0:
@@ -152,6 +162,26 @@ def run(args) -> int:
     plot_losses(losses, out.parent.parent / "docs" / "builtin_loss.png" if args.out is None else out / "loss.png")
     print(f"done: {step - first_step} steps in {(time.perf_counter() - started) / 60:.1f} min (model at step {step})")
     return 0
+
+
+class WeightAverage:
+    """Exponential moving average of some modules' parameters (buffers are copied as they are)."""
+
+    def __init__(self, modules: list[torch.nn.Module], decay: float) -> None:
+        import copy
+
+        self.modules = modules
+        self.decay = decay
+        self.averages = [copy.deepcopy(m).requires_grad_(False) for m in modules]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for module, average in zip(self.modules, self.averages):
+            for live, kept in zip(module.parameters(), average.parameters()):
+                kept.lerp_(live, 1.0 - self.decay)
+
+    def copies(self) -> list[torch.nn.Module]:
+        return self.averages
 
 
 def save_half(folder: Path, backbone, extra: dict) -> None:
