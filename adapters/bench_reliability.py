@@ -39,6 +39,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
+from adapters.test_modules import import_test_modules
 from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
 from bot.settings import Settings
 
@@ -590,21 +591,10 @@ def _jain(values: list[float]) -> float | None:
 
 
 # -- the benchmark -----------------------------------------------------------------------------------
-def _repository_on_path() -> None:
-    """The stub runtime and the fuzz strategies live in tests/ (run from a source checkout)."""
-    try:
-        import tests.reliability_stub  # noqa: F401
-    except ImportError:
-        root = Path(__file__).resolve().parents[1]
-        if not (root / "tests" / "reliability_stub.py").exists():
-            raise
-        sys.path.insert(0, str(root))
-
-
 def run(args) -> int:
     import logging
 
-    _repository_on_path()
+    import_test_modules("reliability_stub")  # puts tests/ (stub runtime, fuzz strategies) in reach
 
     quick = bool(getattr(args, "quick", False))
     logging.getLogger().setLevel(logging.ERROR)  # injected failures log warnings by design

@@ -36,13 +36,13 @@ import json
 import os
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 
+from adapters.test_modules import import_test_modules
 from bot.settings import Settings
 
 MIX = ("/mysticker happy waving beach", "/status", "/help", "/mysticker sad sitting night sky", "/mypack",
@@ -50,15 +50,7 @@ MIX = ("/mysticker happy waving beach", "/status", "/help", "/mysticker sad sitt
 
 
 def _test_modules():
-    try:
-        from tests import fake_bot_api, stub_runtime
-    except ImportError:
-        root = Path(__file__).resolve().parents[2]
-        if not (root / "tests" / "fake_bot_api.py").exists():
-            raise
-        sys.path.insert(0, str(root))
-        from tests import fake_bot_api, stub_runtime
-    return fake_bot_api, stub_runtime
+    return import_test_modules("fake_bot_api", "stub_runtime")
 
 
 @dataclass
