@@ -13,7 +13,8 @@ import time
 
 import discord
 
-from adapters.discord.context import deps, send_ephemeral, user_ref
+from adapters.discord.context import deps, queue_and_track, send_ephemeral, user_ref
+from adapters.discord.server_stickers import add_server_sticker
 from bot.errors import UserError
 from storage import jobs, stickers
 
@@ -76,9 +77,7 @@ class StickerButton(_OwnedButton, discord.ui.DynamicItem[discord.ui.Button], tem
             if self.action == AGAIN:
                 await self._again(interaction, user_id, sticker)
             elif self.action == ADD:
-                from adapters.discord.server_stickers import add_server_sticker
-
-                await add_server_sticker(interaction, sticker)
+                await add_server_sticker(interaction, user_id, sticker)
             else:
                 stickers.delete_sticker(d.db, user_id, sticker.id)
                 await interaction.response.edit_message(content="🗑️ Sticker deleted.", attachments=[], view=None)
@@ -86,8 +85,6 @@ class StickerButton(_OwnedButton, discord.ui.DynamicItem[discord.ui.Button], tem
             await send_ephemeral(interaction, exc.user_message)
 
     async def _again(self, interaction: discord.Interaction, user_id: int, sticker) -> None:
-        from adapters.discord.commands import queue_and_track
-
         d = deps(interaction)
         job = jobs.get_job(d.db, sticker.job_id, user_id=user_id) if sticker.job_id else None
         if job is None:

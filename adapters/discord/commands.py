@@ -8,15 +8,14 @@ through `StickerCommandTree.on_error` (app.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import discord
 from discord import app_commands
 
 from adapters.discord.buttons import forget_view
-from adapters.discord.context import chat_context, check_channel, deps, send_ephemeral, user_ref
+from adapters.discord.context import deps, queue_and_track, send_ephemeral, user_ref
+from adapters.discord.server_stickers import add_server_sticker
 from bot.errors import UserError
-from bot.messages import QueuedJob
 from bot.service import help_text
 from bot.sticker_request import suggest_prompts
 from storage import stickers
@@ -81,22 +80,6 @@ async def use_as_reference(interaction: discord.Interaction, message: discord.Me
 
 
 # -- /mysticker /again ------------------------------------------------------------------------
-async def queue_and_track(interaction: discord.Interaction, make_job: Callable[[dict], QueuedJob]) -> None:
-    """Queue a job (every check happens in `make_job`, before we answer, so a refusal is
-    private), answer in public with its queue position, and hand the answer to the sink,
-    which edits it with progress and finally with the sticker."""
-    check_channel(interaction)
-    queued = make_job(chat_context(interaction))
-    sink = deps(interaction).sink
-    sink.track(queued.job_id, interaction)
-    try:
-        await interaction.response.send_message(queued.user_message())
-    except BaseException:
-        sink.answered(queued.job_id, False)  # the job stays queued; its sticker goes to the channel
-        raise
-    sink.answered(queued.job_id, True)
-
-
 @app_commands.command(name="mysticker", description="A new sticker of your character, e.g. happy waving beach")
 @app_commands.describe(prompt="Emotion, action, background… e.g. happy waving beach")
 @everywhere
@@ -122,14 +105,12 @@ async def again(interaction: discord.Interaction) -> None:
 @app_commands.describe(name="The sticker's name in this server (2–30 characters)")
 @app_commands.guild_only()
 async def sticker_add(interaction: discord.Interaction, name: app_commands.Range[str, 2, 30]) -> None:
-    from adapters.discord.server_stickers import add_server_sticker
-
     d = deps(interaction)
     user_id = d.service.user_id(user_ref(interaction))
     newest = stickers.stickers_for_user(d.db, user_id, limit=1)
     if not newest:
         raise UserError("You have no sticker yet. Make one with /mysticker first.", code="no_sticker")
-    await add_server_sticker(interaction, newest[0], name)
+    await add_server_sticker(interaction, user_id, newest[0], name)
 
 
 # -- /status /forget /help ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ modules stay plain functions and nothing Discord-specific leaks into `bot/`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import discord
@@ -14,7 +15,7 @@ from discord import app_commands
 
 from bot.admin import AdminService
 from bot.errors import UserError
-from bot.messages import UserRef
+from bot.messages import QueuedJob, UserRef
 from bot.service import StickerService
 from bot.settings import Settings
 from storage.guild_settings import get_guild_settings
@@ -73,3 +74,19 @@ async def send_ephemeral(interaction: discord.Interaction, text: str, **kwargs) 
         await interaction.followup.send(text, ephemeral=True, **kwargs)
     else:
         await interaction.response.send_message(text, ephemeral=True, **kwargs)
+
+
+async def queue_and_track(interaction: discord.Interaction, make_job: Callable[[dict], QueuedJob]) -> None:
+    """Queue a job (every check happens in `make_job`, before we answer, so a refusal is
+    private), answer in public with its queue position, and hand the answer to the sink,
+    which edits it with progress and finally with the sticker."""
+    check_channel(interaction)
+    queued = make_job(chat_context(interaction))
+    sink = deps(interaction).sink
+    sink.track(queued.job_id, interaction)
+    try:
+        await interaction.response.send_message(queued.user_message())
+    except BaseException:
+        sink.answered(queued.job_id, False)  # the job stays queued; its sticker goes to the channel
+        raise
+    sink.answered(queued.job_id, True)

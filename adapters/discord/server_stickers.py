@@ -16,7 +16,7 @@ import logging
 
 import discord
 
-from adapters.discord.context import deps, send_ephemeral, user_ref
+from adapters.discord.context import deps, send_ephemeral
 from bot.errors import UserError
 from bot.sticker_spec import discord_sticker_name, to_discord_server_sticker
 from bot.vocabulary import emoji_for_emotion
@@ -31,8 +31,9 @@ DISCORD_EMOJI_NAMES = {"😊": "blush", "😢": "cry", "😠": "angry", "😮": 
 DESCRIPTION_MAX = 100
 
 
-async def add_server_sticker(interaction: discord.Interaction, sticker, name: str | None = None) -> None:
-    """Check, upload, and tell the member (privately) how it went."""
+async def add_server_sticker(interaction: discord.Interaction, user_id: int, sticker, name: str | None = None) -> None:
+    """Check, upload, and tell the member (privately) how it went. `user_id` is the
+    member's id in storage (the caller already looked it up, refusing banned members)."""
     if interaction.guild_id is None:
         raise UserError("Server stickers live in servers: use this in a server channel, not in DMs.",
                         code="not_in_guild")
@@ -71,7 +72,6 @@ async def add_server_sticker(interaction: discord.Interaction, sticker, name: st
                                                             "code": exc.code, "error": exc.text})
         await send_ephemeral(interaction, "Discord did not take the sticker right now. Please try again later.")
         return
-    user_id = d.service.user_id(user_ref(interaction))
     stickers.set_platform_file_id(d.db, user_id, sticker.id, f"discord_guild:{interaction.guild_id}", str(created.id))
     log.info("server sticker added", extra={"guild_id": interaction.guild_id, "sticker_id": sticker.id})
     await send_ephemeral(interaction, f"Added “{created.name}” to this server's stickers ({used + 1}/{limit} slots "

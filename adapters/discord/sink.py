@@ -63,7 +63,6 @@ class DiscordSink:
         self.button_timeout_s = button_timeout_s
         self._live: dict[str, _Live] = {}
         self._recent: dict[str, _Live] = {}  # finished jobs whose delivery may still wait for the answer
-        self.edits = 0  # progress edits sent (the benchmark and tests read it)
 
     # -- the progress message ----------------------------------------------------------------
     def track(self, job_id: str, interaction: discord.Interaction) -> None:
@@ -101,7 +100,6 @@ class DiscordSink:
         try:
             await live.interaction.edit_original_response(content=text)
             live.shown = text
-            self.edits += 1
         except discord.HTTPException as exc:
             if _answer_gone(exc):
                 live.gone = True  # dismissed, deleted or expired: the sticker still comes
