@@ -373,7 +373,9 @@ def run(args) -> int:
 def sd15_gpu_timing(seal, *, repeats: int, steps: int) -> dict:
     """TTF vs TTF + SEAL per-step time and peak GPU memory on SD 1.5's architecture (random
     weights: timing does not depend on their values), fp16, 512 px, batch 1."""
+    from seal_runtime.adaptation import adapt_concept
     from seal_runtime.sd15_architecture import sd15_random_backbone
+    from seal_runtime.seal_plugins import build_loss_terms
 
     device = torch.device("cuda")
     backbone = sd15_random_backbone(device, torch.float16)
@@ -382,9 +384,6 @@ def sd15_gpu_timing(seal, *, repeats: int, steps: int) -> dict:
     configs = {"ttf": seal.without_seal(), "seal": seal}
     figures = timing(backbone, reference, mask, configs, repeats=repeats, steps=steps)
     for name, settings in configs.items():  # peak memory of one run each, measured alone
-        from seal_runtime.adaptation import adapt_concept
-        from seal_runtime.seal_plugins import build_loss_terms
-
         torch.cuda.reset_peak_memory_stats(device)
         adapt_concept(backbone, reference, mask, replace(settings, steps=3),
                       loss_terms=build_loss_terms(settings, backbone))

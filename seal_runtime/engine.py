@@ -157,7 +157,7 @@ class StickerEngine:
                         ProgressEvent(request.job_id, "generating", j, m, image=index)
                     ),
                 )
-            image = denoise(to_pil_images(pixels)[0], backbone, generation.denoise_px)
+            image = denoise(to_pil_images(pixels)[0], backbone, generation)
             # A plain background is cut out and trimmed; a requested scene (beach,
             # city...) is kept whole, as the user asked for it.
             images.append(prepare_sticker(image))

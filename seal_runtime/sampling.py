@@ -9,6 +9,7 @@ import torch
 from diffusers import DDIMScheduler
 
 from seal_runtime.backbone import DiffusionBackbone
+from seal_runtime.config import GenerationSettings
 
 StepCallback = Callable[[int, int], None]
 
@@ -50,11 +51,9 @@ def to_pil_images(pixels: torch.Tensor):
     return [Image.fromarray(a, "RGB") for a in arrays]
 
 
-def denoise(image, backbone: DiffusionBackbone, denoise_px: int | None = None):
+def denoise(image, backbone: DiffusionBackbone, generation: GenerationSettings = GenerationSettings()):
     """The runtime's clean-up of a raw generation (see GenerationSettings.denoise_px)."""
     from PIL import ImageFilter
 
-    from seal_runtime.config import GenerationSettings
-
-    size = GenerationSettings(denoise_px=denoise_px).denoise_size(pixel_space=backbone.vae is None)
+    size = generation.denoise_size(pixel_space=backbone.vae is None)
     return image.filter(ImageFilter.MedianFilter(size)) if size else image

@@ -93,6 +93,8 @@ def run(args) -> int:
     backbone = load_backbone(RuntimeSettings(device="cpu"))
     recognizer = recognition.load()
     clip, dino = _feature_scorers(args)
+    readable = [build_prompt(StickerRequest(emotion=e, action=a, composition=c, background=b))
+                for e, a, c, b in prompts]
     metrics = ["identity", "identity_similarity", "attributes", "leakage", "rigidity"]
     metrics += (["clip_i", "clip_t"] if clip else []) + (["dino"] if dino else [])
     started = time.perf_counter()
@@ -111,16 +113,13 @@ def run(args) -> int:
                                        loss_terms=build_loss_terms(settings, backbone))
                 tokens = placeholder_tokens(result.vectors.shape[0])
                 ids = ensure_tokens(backbone, tokens)
-                texts = [expand_prompt(build_prompt(StickerRequest(emotion=e, action=a, composition=c, background=b)),
-                                       tokens) for e, a, c, b in prompts]
+                texts = [expand_prompt(text, tokens) for text in readable]
                 with inject_concept(backbone, ids, result.vectors):
                     images = [denoise(image, backbone) for image in to_pil_images(
                         sample(backbone, texts, steps=sampling_steps,
                                generator=torch.Generator().manual_seed(seed * 100 + index)))]
                 predictions = recognition.predict(recognizer, images)
                 if clip:
-                    readable = [build_prompt(StickerRequest(emotion=e, action=a, composition=c, background=b))
-                                for e, a, c, b in prompts]
                     scores["clip_i"] += clip.clip_i(images, reference)
                     scores["clip_t"] += clip.clip_t(images, readable)
                 if dino:
