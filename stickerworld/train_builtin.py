@@ -85,10 +85,10 @@ def run(args) -> int:
 
         resumed = load_pixel_model(out, torch.device("cpu"), torch.float32)
         tokenizer, text_encoder, unet = resumed.tokenizer, resumed.text_encoder, resumed.unet
-        first_step, losses = read_loss_log(out)
+        losses = read_loss_log(out)
         elapsed_before = losses[-1][1] if losses else 0.0
         manifest = json.loads((out / "seal_model.json").read_text())
-        first_step = int(manifest.get("trained_steps", first_step))
+        first_step = int(manifest.get("trained_steps", losses[-1][0] if losses else 0))
         print(f"resuming from step {first_step} in {out}")
     else:
         tokenizer = build_tokenizer(captions + vocabulary_corpus())
@@ -203,13 +203,12 @@ def write_loss_log(folder: Path, losses) -> None:
         writer.writerows((s, round(t, 1), round(l, 5)) for s, t, l in losses)
 
 
-def read_loss_log(folder: Path) -> tuple[int, list[tuple[int, float, float]]]:
+def read_loss_log(folder: Path) -> list[tuple[int, float, float]]:
     path = folder / "training_loss.csv"
     if not path.exists():
-        return 0, []
+        return []
     with open(path, newline="") as handle:
-        rows = [(int(r["step"]), float(r["seconds"]), float(r["loss"])) for r in csv.DictReader(handle)]
-    return (rows[-1][0] if rows else 0), rows
+        return [(int(r["step"]), float(r["seconds"]), float(r["loss"])) for r in csv.DictReader(handle)]
 
 
 def plot_losses(losses, path: Path) -> None:
