@@ -41,11 +41,12 @@ log = logging.getLogger(__name__)
 
 # Short neutral templates: they name the subject but not its surroundings, so
 # without SEAL the reference's background is free to leak into the concept.
+# `{}` is the concept in the model's phrase (DiffusionBackbone.concept_phrase).
 TEMPLATES = (
     "a sticker of {}",
     "a picture of {}",
     "a drawing of {}",
-    "a sticker of the {}",
+    "a sticker showing {}",
     "a cute sticker of {}",
 )
 
@@ -146,7 +147,7 @@ def adapt_concept(
     losses: list[float] = []
     # Kept as tensors until the end: a float() per term would make the GPU wait mid-step.
     term_history: dict[str, list[torch.Tensor]] = {term.name: [] for term in loss_terms}
-    concept = " ".join(tokens)
+    concept = backbone.concept_words(tokens)
     batch = settings.batch_size
     try:
         groups = [{"params": [vectors], "lr": settings.learning_rate}]

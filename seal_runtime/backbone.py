@@ -29,6 +29,14 @@ class DiffusionBackbone:
     device: torch.device
     dtype: torch.dtype
     pixel_shuffle: int = 1  # pixel space only: patch side folded into channels
+    # Where the concept tokens sit in a prompt. The builtin model's captions always
+    # name the subject "a <shape> <colour> <pattern> character", so its concept goes
+    # into that slot ("a {} character"): put bare, the tokens land where the model
+    # never saw identity words and its small text encoder does not carry them.
+    concept_phrase: str = "{}"
+
+    def concept_words(self, tokens: list[str]) -> str:
+        return self.concept_phrase.format(" ".join(tokens))
 
     @property
     def latent_channels(self) -> int:

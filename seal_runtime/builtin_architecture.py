@@ -25,6 +25,9 @@ EOS_TOKEN = "<|endoftext|>"
 # carry their own configs, these are used to build it from scratch.
 BUILTIN_RESOLUTION = 64
 PIXEL_SHUFFLE = 4
+# Training captions name the subject "a <identity words> character" (bot.prompt_builder
+# with stickerworld's subject words); the learned concept takes the same slot.
+CONCEPT_PHRASE = "a {} character"
 TEXT_HIDDEN = 128
 MAX_PROMPT_TOKENS = 48
 

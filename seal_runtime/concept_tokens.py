@@ -28,8 +28,9 @@ def ensure_tokens(backbone, tokens: list[str]) -> list[int]:
     return backbone.tokenizer.convert_tokens_to_ids(tokens)
 
 
-def expand_prompt(prompt: str, tokens: list[str]) -> str:
-    return prompt.replace(CONCEPT_PLACEHOLDER, " ".join(tokens))
+def expand_prompt(prompt: str, backbone, tokens: list[str]) -> str:
+    """The bot's prompt with its placeholder replaced by the concept in the model's phrase."""
+    return prompt.replace(CONCEPT_PLACEHOLDER, backbone.concept_words(tokens))
 
 
 def initializer_vector(backbone, word: str) -> torch.Tensor:

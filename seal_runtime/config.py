@@ -81,6 +81,9 @@ class RuntimeSettings:
     device: str = "auto"  # auto | cuda | mps | cpu
     dtype: str = "auto"  # auto (fp16 on GPU, fp32 on CPU) | float16 | bfloat16 | float32
     resolution: int | None = None  # None: the model's native size
+    # How prompts name the learned concept, "{}" standing for its tokens, e.g.
+    # "a {} character"; None: the model's own (bare tokens for SD, see DiffusionBackbone).
+    concept_phrase: str | None = None
     shared_secret: str | None = field(default=None, repr=False)
     sam_checkpoint: str | None = None
     sam_model_type: str = "vit_b"

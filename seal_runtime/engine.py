@@ -149,7 +149,7 @@ class StickerEngine:
             with inject_concept(backbone, token_ids, vectors):
                 pixels = sample(
                     backbone,
-                    [expand_prompt(prompt, tokens)],
+                    [expand_prompt(prompt, backbone, tokens)],
                     steps=generation.steps,
                     guidance_scale=generation.guidance_scale,
                     generator=generator,

@@ -40,13 +40,27 @@ def load_backbone(settings: RuntimeSettings) -> DiffusionBackbone:
         backbone = load_stable_diffusion(settings.model, device, dtype, allow_downloads=settings.allow_downloads)
     if settings.resolution:
         backbone.resolution = settings.resolution
+    if settings.concept_phrase:
+        if settings.concept_phrase.count("{}") != 1:
+            raise ValueError(f"runtime.concept_phrase must contain '{{}}' once (where the concept goes), "
+                             f"got {settings.concept_phrase!r}")
+        if settings.concept_phrase != backbone.concept_phrase:
+            # Embeddings learned with another phrase do not fit this one: a distinct id
+            # gives them a distinct cache key.
+            backbone.model_id = f"{backbone.model_id} [{settings.concept_phrase}]"
+            backbone.concept_phrase = settings.concept_phrase
     backbone.freeze()
     log.info("model loaded", extra={"model_id": backbone.model_id, "device": str(device), "dtype": str(dtype)})
     return backbone
 
 
 def random_builtin(device: torch.device, dtype: torch.dtype, seed: int = 0) -> DiffusionBackbone:
-    from seal_runtime.builtin_architecture import BUILTIN_RESOLUTION, PIXEL_SHUFFLE, build_random_builtin
+    from seal_runtime.builtin_architecture import (
+        BUILTIN_RESOLUTION,
+        CONCEPT_PHRASE,
+        PIXEL_SHUFFLE,
+        build_random_builtin,
+    )
 
     tokenizer, text_encoder, unet, scheduler = build_random_builtin(seed)
     return DiffusionBackbone(
@@ -60,6 +74,7 @@ def random_builtin(device: torch.device, dtype: torch.dtype, seed: int = 0) -> D
         device=device,
         dtype=dtype,
         pixel_shuffle=PIXEL_SHUFFLE,
+        concept_phrase=CONCEPT_PHRASE,
     )
 
 
@@ -77,7 +92,7 @@ def save_pixel_model(folder: Path, backbone: DiffusionBackbone, extra_manifest: 
     backbone.unet.save_pretrained(folder / "unet", safe_serialization=True)
     backbone.noise_scheduler.save_pretrained(folder / "scheduler")
     manifest = {"format": "pixel-diffusion", "model_id": backbone.model_id, "resolution": backbone.resolution,
-                "pixel_shuffle": backbone.pixel_shuffle}
+                "pixel_shuffle": backbone.pixel_shuffle, "concept_phrase": backbone.concept_phrase}
     manifest.update(extra_manifest or {})
     (folder / PIXEL_MODEL_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -98,6 +113,7 @@ def load_pixel_model(folder: Path, device: torch.device, dtype: torch.dtype) -> 
         device=device,
         dtype=dtype,
         pixel_shuffle=int(manifest.get("pixel_shuffle", 1)),
+        concept_phrase=manifest.get("concept_phrase", "{}"),
     )
 
 

@@ -113,7 +113,7 @@ def run(args) -> int:
                                        loss_terms=build_loss_terms(settings, backbone))
                 tokens = placeholder_tokens(result.vectors.shape[0])
                 ids = ensure_tokens(backbone, tokens)
-                texts = [expand_prompt(text, tokens) for text in readable]
+                texts = [expand_prompt(text, backbone, tokens) for text in readable]
                 with inject_concept(backbone, ids, result.vectors):
                     images = [denoise(image, backbone) for image in to_pil_images(
                         sample(backbone, texts, steps=sampling_steps,

@@ -55,6 +55,7 @@ def run(args) -> int:
     from seal_runtime.backbone import DiffusionBackbone
     from seal_runtime.builtin_architecture import (
         BUILTIN_RESOLUTION,
+        CONCEPT_PHRASE,
         PIXEL_SHUFFLE,
         build_tokenizer,
         noise_scheduler,
@@ -111,7 +112,8 @@ def run(args) -> int:
     def checkpoint(step: int, losses: list[tuple[int, float, float]]) -> None:
         saved_unet, saved_text = (ema.copies() if ema is not None else (unet, text_encoder))
         backbone = DiffusionBackbone(args.model_id, tokenizer, saved_text, saved_unet, scheduler, None,
-                                     BUILTIN_RESOLUTION, torch.device("cpu"), torch.float32, PIXEL_SHUFFLE)
+                                     BUILTIN_RESOLUTION, torch.device("cpu"), torch.float32, PIXEL_SHUFFLE,
+                                     CONCEPT_PHRASE)
         save_half(out, backbone, {"trained_steps": step, "samples": args.samples, "batch_size": args.batch_size,
                                   "wall_minutes": round((elapsed_before + time.perf_counter() - started) / 60, 1)})
         write_loss_log(out, losses)

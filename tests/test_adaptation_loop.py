@@ -70,7 +70,7 @@ def test_multi_vector_concept_round_trips_through_safetensors(tiny_backbone):
 def test_injected_concept_changes_the_generated_image(tiny_backbone):
     tokens = placeholder_tokens(1)
     ids = ensure_tokens(tiny_backbone, tokens)
-    prompt = expand_prompt("a sticker of <concept>", tokens)
+    prompt = expand_prompt("a sticker of <concept>", tiny_backbone, tokens)
     images = []
     for scale in (0.0, 5.0):
         vectors = torch.full((1, tiny_backbone.text_encoder.config.hidden_size), scale)
@@ -78,3 +78,28 @@ def test_injected_concept_changes_the_generated_image(tiny_backbone):
             images.append(sample(tiny_backbone, [prompt], steps=2, generator=torch.Generator().manual_seed(0)))
     assert images[0].shape == (1, 3, 64, 64)
     assert not torch.allclose(images[0], images[1])
+
+
+def test_the_concept_takes_the_models_subject_slot(tiny_backbone, tmp_path):
+    from seal_runtime.model_loader import load_pixel_model, save_pixel_model
+
+    tokens = placeholder_tokens(2)
+    assert tiny_backbone.concept_phrase == "a {} character"
+    assert (expand_prompt("a sticker of <concept>, happy", tiny_backbone, tokens)
+            == "a sticker of a <concept_0> <concept_1> character, happy")
+    save_pixel_model(tmp_path, tiny_backbone)
+    reloaded = load_pixel_model(tmp_path, torch.device("cpu"), torch.float32)
+    assert reloaded.concept_phrase == "a {} character"
+
+
+def test_an_operator_sets_the_concept_phrase_and_a_broken_one_is_refused():
+    import pytest
+
+    from seal_runtime.config import RuntimeSettings
+    from seal_runtime.model_loader import load_backbone
+
+    backbone = load_backbone(RuntimeSettings(device="cpu", concept_phrase="{} the sticker character"))
+    assert expand_prompt("<concept>, waving", backbone, ["<c>"]) == "<c> the sticker character, waving"
+    assert backbone.model_id.endswith("[{} the sticker character]")  # its own embedding cache key
+    with pytest.raises(ValueError, match="concept_phrase"):
+        load_backbone(RuntimeSettings(device="cpu", concept_phrase="a character"))
