@@ -1,5 +1,5 @@
 """Draw one StickerWorld sample with Pillow: a character with an identity, an emotion
-(the face), an action (limbs), a camera composition (scale and framing), a style
+(the face and a sticker mark beside the head), an action (limbs), a camera composition (scale and framing), a style
 (outline, flat, shaded, pastel) and a background.
 
 Everything is drawn at 4x the requested size on a unit-square coordinate system
@@ -9,6 +9,7 @@ its own transparent layer: its alpha is the exact subject mask.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -169,6 +170,7 @@ def draw_character(scene: Scene, side: int) -> Image.Image:
         c.draw.ellipse(c.box(bx - bw * 0.22, by - bh * 0.28, bw * 0.16, bh * 0.1), fill=_mix(body, (255, 255, 255), 0.6))
     _draw_face(c, scene.emotion, identity.eyes, bx, by - bh * 0.12, bw, s)
     _draw_accessory(c, identity.accessory, bx, by, bw, bh, s)
+    _draw_emotion_mark(c, scene.emotion, bx, by, bw, bh, s)
     return layer
 
 
@@ -274,10 +276,44 @@ def _draw_face(c: _Canvas, emotion: str, eyes: str, fx, fy, bw, s):
         c.draw.ellipse(c.box(fx, my + 0.01 * s, 0.06 * s, 0.08 * s), fill=(120, 20, 30), outline=ink, width=lw)
     elif emotion == "sleepy":
         c.line([(fx - mw * 0.2, my), (fx + mw * 0.2, my)], ink, 0.012 * s)
-        for k, (zx, zy) in enumerate(((0.22, -0.22), (0.3, -0.32))):
-            size = 0.05 * s * (1 + 0.4 * k)
-            x0, y0 = fx + bw * 0.4 + zx * s * 0.4, fy + zy * s * 0.5
-            c.line([(x0, y0), (x0 + size, y0), (x0, y0 + size), (x0 + size, y0 + size)], (60, 60, 160), 0.012 * s)
+
+
+# Chat stickers say their emotion twice: with the face and with a mark beside the head
+# (sparkle, heart, tear, anger vein, "!", "Z"). At 64 px a full-body face is ~8 px
+# across, so the mark, sized to the frame more than to the character, is what stays
+# legible for the small builtin model (and in a wide shot, for a person too).
+MARK_INK = (25, 25, 35)
+
+
+def _draw_emotion_mark(c: _Canvas, emotion: str, bx, by, bw, bh, s):
+    r = max(0.085, 0.11 * s)
+    x = min(max(bx + bw * 0.5 + r * 0.4, r + 0.02), 0.98 - r)
+    y = min(max(by - bh * 0.42, r + 0.02), 0.98 - r)
+    edge = max(1, int(c.px(0.012)))
+    if emotion == "happy":  # a four-point sparkle
+        points = []
+        for k in range(8):
+            reach = r if k % 2 == 0 else r * 0.3
+            angle = k * math.pi / 4
+            points.append((c.px(x + reach * math.cos(angle)), c.px(y + reach * math.sin(angle))))
+        c.draw.polygon(points, fill=(255, 215, 40), outline=MARK_INK, width=edge)
+    elif emotion == "love":
+        _heart(c, x, y - r * 0.1, r * 0.9, (235, 40, 90))
+    elif emotion == "sad":  # a tear drop
+        c.draw.ellipse(c.box(x, y + r * 0.3, r * 1.2, r * 1.2), fill=(60, 150, 255), outline=MARK_INK, width=edge)
+        c.draw.polygon([(c.px(x - r * 0.55), c.px(y + r * 0.15)), (c.px(x + r * 0.55), c.px(y + r * 0.15)),
+                        (c.px(x), c.px(y - r * 0.9))], fill=(60, 150, 255))
+    elif emotion == "angry":  # the anger vein: four bent strokes, corners to the centre
+        for sx, sy in ((-1, -1), (1, -1), (-1, 1), (1, 1)):
+            cx, cy = x + sx * r * 0.2, y + sy * r * 0.2
+            c.line([(cx, cy + sy * r * 0.65), (cx, cy), (cx + sx * r * 0.65, cy)], (230, 30, 30), 0.26 * r)
+    elif emotion == "surprised":  # "!"
+        c.draw.rounded_rectangle(c.box(x, y - r * 0.25, r * 0.45, r * 1.3), radius=c.px(r * 0.2),
+                                 fill=(255, 140, 0), outline=MARK_INK, width=edge)
+        c.draw.ellipse(c.box(x, y + r * 0.75, r * 0.45, r * 0.45), fill=(255, 140, 0), outline=MARK_INK, width=edge)
+    elif emotion == "sleepy":  # "Z"
+        z = r * 0.75
+        c.line([(x - z, y - z), (x + z, y - z), (x - z, y + z), (x + z, y + z)], (70, 70, 210), 0.3 * r)
 
 
 def _draw_accessory(c: _Canvas, accessory: str, bx, by, bw, bh, s):

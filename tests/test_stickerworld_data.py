@@ -60,3 +60,19 @@ def test_backgrounds_differ_where_the_character_is_not():
         image = make_sample(Scene(base.identity, base.emotion, base.action, "wide shot", base.style, background)).image
         corners[background] = tuple(np.asarray(image.convert("RGB"))[2, 2])
     assert len(set(corners.values())) == 6
+
+
+def test_each_emotion_has_its_own_mark_inside_the_frame_and_the_mask():
+    # The mark beside the head is what keeps an emotion legible at 64 px; every emotion
+    # must draw a different one, in frame, and as part of the subject (its mask).
+    identity = training_identities()[3]
+    emotions = ("happy", "sad", "angry", "surprised", "sleepy", "love")
+    for composition in ("close up", "full body", "wide shot"):
+        subjects = {}
+        for emotion in emotions:
+            image, mask = render(Scene(identity, emotion, "sitting", composition, "flat", "plain"), 64)
+            subjects[emotion] = np.asarray(image, dtype=int)[..., :3] * (np.asarray(mask)[..., None] > 127)
+        for i, a in enumerate(emotions):
+            for b in emotions[i + 1:]:
+                changed = np.abs(subjects[a] - subjects[b]).sum(-1) > 60
+                assert changed.sum() >= 30, (composition, a, b)  # faces alone: 6 px in a wide shot
