@@ -17,19 +17,25 @@ class AdaptationSettings:
 
     With `num_tokens=1`, `attention_loss="none"` and `masked_diffusion_loss=False`
     this is plain textual inversion.
+
+    The defaults are what carries a character best on the builtin model (`bench quality`,
+    docs/seal.md): three concept tokens kept as three at generation, and no attention loss.
+    A single vector cannot hold "round teal spotted" for its 3-layer text encoder (even the
+    mean of those three words' embeddings draws the wrong colour), and the attention loss,
+    at any weight tried, pulls the tokens toward "where" and away from "what".
     """
 
     method: str = "textual_inversion"  # or "lora" (second TTF base)
-    steps: int = 60
+    steps: int = 100
     learning_rate: float = 5e-3
     batch_size: int = 2
     seed: int = 0
     initializer_word: str = "character"
     # Split-merge token strategy: k tokens while learning, merged for generation.
-    num_tokens: int = 1
-    merge_rule: str = "mean"
+    num_tokens: int = 3
+    merge_rule: str = "concat"
     # Semantic-guided spatial attention loss.
-    attention_loss: str = "fastcomposer"  # "none" | "fastcomposer" (docs/seal.md: why not Break-A-Scene's MSE)
+    attention_loss: str = "none"  # "none" | "fastcomposer" (docs/seal.md: why not Break-A-Scene's MSE)
     attention_loss_weight: float = 1.0
     # Structure-aware layer restriction: which cross-attention layers carry the loss.
     # Selectors (seal_runtime/layer_selection.py): "deep" drops the highest-resolution level.
@@ -38,6 +44,10 @@ class AdaptationSettings:
     # Second TTF base (method = "lora"): LoRA on the U-Net attention projections.
     lora_rank: int = 4
     lora_learning_rate: float = 1e-4
+
+    def with_attention_loss(self) -> "AdaptationSettings":
+        """These settings with SEAL's attention loss on (FastComposer's form unless one is set)."""
+        return self if self.attention_loss != "none" else replace(self, attention_loss="fastcomposer")
 
     def without_seal(self) -> "AdaptationSettings":
         """The same TTF run with every SEAL component off (the benchmark's baseline)."""

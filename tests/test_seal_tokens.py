@@ -18,7 +18,7 @@ from tests.adaptation_helpers import reference_and_mask
 
 def test_split_tokens_give_k_rows_while_learning_and_one_merged_concept(tiny_backbone):
     reference, mask = reference_and_mask()
-    settings = AdaptationSettings(steps=2, batch_size=1, num_tokens=4, learning_rate=0.05)
+    settings = AdaptationSettings(steps=2, batch_size=1, num_tokens=4, merge_rule="mean", learning_rate=0.05)
     seen = []
 
     class RowCounter:
@@ -97,7 +97,7 @@ def test_every_seal_switch_off_is_plain_textual_inversion(tiny_backbone):
     seal = AdaptationSettings(steps=3, batch_size=1, num_tokens=4, attention_loss="fastcomposer",
                               attention_loss_weight=1.0, masked_diffusion_loss=True)
     off = seal.without_seal()
-    plain = AdaptationSettings(steps=3, batch_size=1)
+    plain = AdaptationSettings(steps=3, batch_size=1, num_tokens=1, attention_loss="none")
     switched_off = adapt_concept(tiny_backbone, reference, mask, off, loss_terms=build_loss_terms(off, tiny_backbone))
     plain_ti = adapt_concept(tiny_backbone, reference, mask, plain)
     assert build_loss_terms(off, tiny_backbone) == []
