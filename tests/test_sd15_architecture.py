@@ -25,9 +25,11 @@ def test_sd15_architecture_runs_seal_on_its_sixteen_layers(dtype):
     assert {layer.block for layer in layers} - {layer.block for layer in watched} == {"down_blocks.0", "up_blocks.3"}
 
     reference, mask = synthetic_reference(backbone.resolution)
-    settings = AdaptationSettings(steps=2, batch_size=1)
+    settings = AdaptationSettings(steps=2, batch_size=1).with_attention_loss()  # the defaults, SEAL's loss on
+    terms = build_loss_terms(settings, backbone)
     losses = []
-    result = adapt_concept(backbone, reference, mask, settings, loss_terms=build_loss_terms(settings, backbone),
+    result = adapt_concept(backbone, reference, mask, settings, loss_terms=terms,
                            on_step=lambda i, n, loss: losses.append(loss))
-    assert len(losses) == 2 and result.vectors.shape == (1, backbone.text_encoder.config.hidden_size)
+    assert terms and len(result.loss_terms[terms[0].name]) == 2
+    assert len(losses) == 2 and result.vectors.shape == (settings.num_tokens, backbone.text_encoder.config.hidden_size)
     assert torch.isfinite(result.vectors).all()
