@@ -31,7 +31,8 @@ class AdaptationSettings:
     batch_size: int = 2
     seed: int = 0
     initializer_word: str = "character"
-    # Split-merge token strategy: k tokens while learning, merged for generation.
+    # Split-merge token strategy: k tokens while learning; for generation merged into one
+    # ("mean") or kept as k ("concat").
     num_tokens: int = 3
     merge_rule: str = "concat"
     # Semantic-guided spatial attention loss.

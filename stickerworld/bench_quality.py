@@ -2,9 +2,10 @@
 
 N held-out identities, each with one reference rendered on a non-plain background,
 x M prompts that vary the other attributes, x S adaptation seeds. Compared: plain
-textual inversion (TTF alone), TTF + SEAL (the configured defaults with the attention loss
-on), SEAL with each component ablated, and the split-token sweep k in {1, 2, 4, 8}. Every sticker is read
-back by the StickerWorld recogniser:
+textual inversion (TTF alone), TTF + SEAL (the configured defaults with the attention
+loss on), SEAL with each component ablated, and the split-token sweep k in {1, 2, 4, 8}
+(plus the default k, which is the TTF + SEAL row). Every sticker is read back by the
+StickerWorld recogniser:
 
 - identity: agreement of shape, colour and pattern with the reference, and the
   cosine similarity of recogniser features (a CLIP-I/DINO-style score);

@@ -1,6 +1,6 @@
 """Draw one StickerWorld sample with Pillow: a character with an identity, an emotion
-(the face and a sticker mark beside the head), an action (limbs), a camera composition (scale and framing), a style
-(outline, flat, shaded, pastel) and a background.
+(the face and a sticker mark beside the head), an action (limbs), a camera composition
+(scale and framing), a style (outline, flat, shaded, pastel) and a background.
 
 Everything is drawn at 4x the requested size on a unit-square coordinate system
 and downsampled, so 64-px training images stay smooth. The subject is drawn on
