@@ -362,3 +362,27 @@ def render_subject(scene: Scene, size: int = 64) -> Image.Image:
     return draw_character(scene, size * SUPERSAMPLE).resize((size, size), Image.Resampling.LANCZOS)
 
 
+
+
+def emotion_region(scene: Scene, size: int = 64) -> Image.Image:
+    """L mask (255) of the pixels that depend on the emotion alone: the face and the mark.
+
+    Found by drawing the same character with every emotion and keeping what differs,
+    so it follows the renderer whatever it draws; training weights its loss there."""
+    import dataclasses
+
+    import numpy as np
+
+    from bot.vocabulary import EMOTION
+
+    def premultiplied(emotion: str):
+        # Colour counts only where it shows: resampling leaves faint (alpha 1-4) fringes
+        # whose colour differs between emotions but is invisible on any backdrop.
+        rgba = np.asarray(render_subject(dataclasses.replace(scene, emotion=emotion), size), dtype=np.float32)
+        return np.concatenate([rgba[..., :3] * rgba[..., 3:] / 255.0, rgba[..., 3:]], axis=-1)
+
+    drawn = [premultiplied(e) for e in EMOTION.keys()]
+    differs = np.zeros(drawn[0].shape[:2], dtype=bool)
+    for other in drawn[1:]:
+        differs |= np.abs(other - drawn[0]).max(axis=-1) > 8
+    return Image.fromarray(differs.astype(np.uint8) * 255, "L")

@@ -76,3 +76,21 @@ def test_each_emotion_has_its_own_mark_inside_the_frame_and_the_mask():
             for b in emotions[i + 1:]:
                 changed = np.abs(subjects[a] - subjects[b]).sum(-1) > 60
                 assert changed.sum() >= 30, (composition, a, b)  # faces alone: 6 px in a wide shot
+
+
+def test_emotion_region_is_the_face_and_mark_only():
+    # Training weights its loss on this region, so it must hold what changes with the
+    # emotion (face and mark) and nothing that does not (background, body far from the face).
+    from stickerworld.render import emotion_region
+
+    scene = Scene(training_identities()[3], "happy", "waving", "full body", "flat", "beach")
+    region = np.asarray(emotion_region(scene)) > 0
+    happy, happy_mask = (np.asarray(a, dtype=int) for a in render(scene, 64))
+    drawn_by_some_emotion = happy_mask > 16
+    for emotion in ("sad", "angry", "surprised", "sleepy", "love"):
+        image, mask = render(Scene(scene.identity, emotion, "waving", "full body", "flat", "beach"), 64)
+        drawn_by_some_emotion |= np.asarray(mask) > 16
+        changed = np.abs(np.asarray(image, dtype=int) - happy).max(-1) > 8
+        assert (changed & ~region).sum() <= 0.03 * region.sum(), emotion  # resampling ringing at edges
+    assert 0.02 < region.mean() < 0.4
+    assert (region & ~drawn_by_some_emotion).sum() <= 0.1 * region.sum()
