@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     parser.add_argument("--out", default=None, help="model folder (default: the shipped builtin folder)")
-    parser.add_argument("--model-id", default="builtin-stickerworld-v2")
+    parser.add_argument("--model-id", default="builtin-stickerworld-v3")
     parser.add_argument("--ema", type=float, default=0.999,
                         help="decay of the exponential moving average of the weights that checkpoints save "
                              "(0 saves the raw weights)")
