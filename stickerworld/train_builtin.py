@@ -2,8 +2,8 @@
 
 Reads like diffusers' train_text_to_image example, shrunk to a laptop: render a data
 set, train a BPE tokenizer on its captions, then train the text encoder and the
-U-Net together on the noise-prediction loss, with captions dropped 10 % of the time
-so classifier-free guidance works. Checkpoints go to the builtin model folder every
+U-Net together on the noise-prediction loss (weighted toward the pixels that carry
+the emotion), with captions dropped 10 % of the time so classifier-free guidance works. Checkpoints go to the builtin model folder every
 few minutes, so a long run can be stopped at any time and leaves a usable model.
 """
 
