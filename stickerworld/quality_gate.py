@@ -48,6 +48,11 @@ def run(count: int = 96, steps: int = 20, guidance_scale: float = 5.0, seed: int
     accuracy = {}
     for name in ("emotion", "action", "composition", "style", "background"):
         accuracy[name] = round(sum(p[name] == s.tags()[name] for p, s in zip(predictions, scenes)) / count, 3)
+    # Which emotions are taken for which: where to look when the gate fails on emotion.
+    confusion: dict[str, dict[str, int]] = {}
+    for p, s in zip(predictions, scenes):
+        row = confusion.setdefault(s.emotion, {})
+        row[p["emotion"]] = row.get(p["emotion"], 0) + 1
     if sheet is not None:
         contact_sheet(images[:48], [s.tags() for s in scenes[:48]], sheet)
     return {
@@ -58,6 +63,7 @@ def run(count: int = 96, steps: int = 20, guidance_scale: float = 5.0, seed: int
         "accuracy": accuracy,
         "gate": {name: accuracy[name] >= TARGET for name in GATED},
         "passed": all(accuracy[name] >= TARGET for name in GATED),
+        "emotion_confusion": {truth: dict(sorted(row.items())) for truth, row in sorted(confusion.items())},
         "seconds_per_image": round(seconds / count, 3),
     }
 

@@ -65,3 +65,4 @@ def test_quality_gate_reports_each_gated_attribute():
     assert result["count"] == 4 and set(GATED) <= set(result["accuracy"])
     assert all(0.0 <= value <= 1.0 for value in result["accuracy"].values())
     assert result["passed"] == all(result["gate"].values())
+    assert sum(sum(row.values()) for row in result["emotion_confusion"].values()) == 4
