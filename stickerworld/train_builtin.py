@@ -3,8 +3,9 @@
 Reads like diffusers' train_text_to_image example, shrunk to a laptop: render a data
 set, train a BPE tokenizer on its captions, then train the text encoder and the
 U-Net together on the noise-prediction loss (weighted toward the pixels that carry
-the emotion), with captions dropped 10 % of the time so classifier-free guidance works. Checkpoints go to the builtin model folder every
-few minutes, so a long run can be stopped at any time and leaves a usable model.
+the emotion), with captions dropped 10 % of the time so classifier-free guidance
+works. Checkpoints go to the builtin model folder every few minutes, so a long run
+can be stopped at any time and leaves a usable model.
 """
 
 from __future__ import annotations
@@ -165,7 +166,10 @@ def run(args) -> int:
         pred = unet(noisy, timesteps, encoder_hidden_states=text_encoder(token_ids)[0]).sample
         squared = (pred - prediction_target(scheduler, x0, noise, timesteps)) ** 2
         plain = squared.mean()  # what the loss curve shows, comparable across runs
-        loss = plain if regions is None else (squared * loss_weights(regions[batch], args.emotion_weight, PIXEL_SHUFFLE)).mean()
+        if regions is None:
+            loss = plain
+        else:
+            loss = (squared * loss_weights(regions[batch], args.emotion_weight, PIXEL_SHUFFLE)).mean()
         for group in optimizer.param_groups:
             group["lr"] = args.lr * min(1.0, (step - first_step + 1) / warmup)
         optimizer.zero_grad(set_to_none=True)
