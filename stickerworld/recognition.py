@@ -64,6 +64,27 @@ def labels_of(scene) -> dict[str, int]:
     return {name: HEADS[name].index(values[name]) for name in HEADS}
 
 
+def median3(x: torch.Tensor) -> torch.Tensor:
+    """3 x 3 median per channel, as the runtime's clean-up (`sampling.denoise`) applies it."""
+    patches = F.pad(x, (1, 1, 1, 1), mode="replicate").unfold(2, 3, 1).unfold(3, 3, 1)
+    return patches.reshape(*x.shape, 9).median(dim=-1).values
+
+
+def noisy(x: torch.Tensor, sigma: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Renders with per-pixel Gaussian noise of `sigma` (in [-1, 1] units), then the runtime's median:
+    what a generation of the builtin model looks like when it is drawn right."""
+    return median3((x + sigma * torch.randn(x.shape, generator=generator)).clamp(-1, 1))
+
+
+def augment(batch: torch.Tensor, max_sigma: float = 0.3) -> torch.Tensor:
+    """Half of each batch as generations look (noise of a random level, then the median), the
+    rest near-clean. Trained on clean renders only, the recogniser read the emotion of exact
+    renders with the generations' noise level at 0.81: it capped the quality gate, not the model."""
+    half = batch.shape[0] // 2
+    sigma = max_sigma * torch.rand(half, 1, 1, 1)
+    return torch.cat([noisy(batch[:half], sigma), batch[half:] + 0.05 * torch.randn_like(batch[half:])])
+
+
 def train(samples: int = 12000, epochs: int = 8, seed: int = 0, threads: int = 1) -> tuple[Recognizer, dict]:
     from stickerworld.dataset import generate
 
@@ -82,8 +103,7 @@ def train(samples: int = 12000, epochs: int = 8, seed: int = 0, threads: int = 1
         model.train()
         for start in range(0, samples, 64):
             idx = torch.tensor(order[start:start + 64])
-            # Light blur/noise so that the recogniser also reads slightly soft generations.
-            batch = x[idx] + 0.05 * torch.randn_like(x[idx])
+            batch = augment(x[idx])
             out = model(batch)
             loss = sum(F.cross_entropy(out[name], y[name][idx]) for name in HEADS)
             optimizer.zero_grad()
@@ -109,28 +129,37 @@ def load(path: Path = WEIGHTS) -> Recognizer:
 
 
 @torch.no_grad()
-def predict(model: Recognizer, images: list[Image.Image]) -> list[dict[str, str]]:
-    out = model(to_tensor(images))
+def predict(model: Recognizer, images: list[Image.Image] | torch.Tensor) -> list[dict[str, str]]:
+    out = model(images if isinstance(images, torch.Tensor) else to_tensor(images))
     picks = {name: logits.argmax(-1).tolist() for name, logits in out.items()}
     return [{name: HEADS[name][picks[name][i]] for name in HEADS} for i in range(len(images))]
 
 
 @torch.no_grad()
-def accuracy_on_renders(model: Recognizer, count: int = 600, seed: int = 99) -> dict[str, float]:
+def accuracy_on_renders(model: Recognizer, count: int = 600, seed: int = 99, sigma: float = 0.0) -> dict[str, float]:
+    """Accuracy on held-out renders; `sigma` > 0 reads them as generations look (see `noisy`):
+    0.2 leaves the same per-pixel residual as the builtin model's generations."""
     from stickerworld.dataset import generate
     from stickerworld.identities import held_out_identities
 
     data = generate(count, seed=seed, identities=held_out_identities())
-    predictions = predict(model, [s.image for s in data])
+    x = to_tensor([s.image for s in data])
+    if sigma > 0:
+        x = noisy(x, sigma, torch.Generator().manual_seed(seed))
+    predictions = predict(model, x)
     result = {}
     for name in HEADS:
         truth = [{**s.scene.tags(), "shape": s.scene.identity.shape, "colour": s.scene.identity.colour,
                   "pattern": s.scene.identity.pattern}[name] for s in data]
-        result[name] = sum(p[name] == t for p, t in zip(predictions, truth)) / count
+        result[name] = round(sum(p[name] == t for p, t in zip(predictions, truth)) / count, 3)
     return result
 
 
 if __name__ == "__main__":
-    model, info = train()
+    import sys
+
+    model, info = train(threads=int(sys.argv[1]) if len(sys.argv) > 1 else 1)
     save(model)
-    print(info, accuracy_on_renders(model))
+    print(info)
+    for level in (0.0, 0.1, 0.2, 0.3):
+        print(f"held-out renders, noise {level}:", accuracy_on_renders(model, sigma=level))

@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-minutes", type=float, default=10.0)
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (smoke runs)")
     parser.add_argument("--out", default=None, help="model folder (default: the shipped builtin folder)")
-    parser.add_argument("--model-id", default="builtin-stickerworld-v3")
+    parser.add_argument("--model-id", help="the model's name, part of the key of cached embeddings (default: "
+                        "the checkpoint's when resuming, else builtin-stickerworld-v3)")
     parser.add_argument("--ema", type=float, default=0.999,
                         help="decay of the exponential moving average of the weights that checkpoints save "
                              "(0 saves the raw weights)")
@@ -117,11 +118,13 @@ def run(args) -> int:
         elapsed_before = losses[-1][1] if losses else 0.0
         manifest = json.loads((out / "seal_model.json").read_text())
         first_step = int(manifest.get("trained_steps", losses[-1][0] if losses else 0))
+        args.model_id = args.model_id or manifest["model_id"]
         print(f"resuming from step {first_step} in {out}")
     else:
         tokenizer = build_tokenizer(captions + vocabulary_corpus())
         text_encoder = CLIPTextModel(text_encoder_config(len(tokenizer)))
         unet = UNet2DConditionModel(**unet_config())
+        args.model_id = args.model_id or "builtin-stickerworld-v3"
     ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                     return_tensors="pt").input_ids
     empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length,
