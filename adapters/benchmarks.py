@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a small, fast run (used by the tests)")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--clip", help="quality: also score CLIP-I and CLIP-T with the CLIP model in this folder")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="quality: processes scoring configurations side by side (default: 2, 1 with --quick)")
     parser.add_argument("--dino", help="quality: also score DINO similarity with the DINO model in this folder")
 
 

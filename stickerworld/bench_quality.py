@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -66,18 +69,84 @@ def interval(values: list[float]) -> tuple[float, float]:
     return mean, 1.96 * statistics.stdev(values) / math.sqrt(len(values))
 
 
-def run(args) -> int:
+# What each process loads once: the model, the recogniser and the optional CLIP/DINO scorers.
+_LOADED: dict = {}
+
+
+def _load(clip_path: str | None, dino_path: str | None, threads: int | None) -> None:
+    from seal_runtime.config import RuntimeSettings
+    from seal_runtime.model_loader import load_backbone
+    from stickerworld import recognition
+    from stickerworld.feature_similarity import ClipScorer, DinoScorer
+
+    if threads:
+        torch.set_num_threads(threads)
+    _LOADED.update(backbone=load_backbone(RuntimeSettings(device="cpu")), recognizer=recognition.load(),
+                   clip=ClipScorer(clip_path) if clip_path else None,
+                   dino=DinoScorer(dino_path) if dino_path else None)
+
+
+def _score(settings, seed: int, identities, prompts, sampling_steps: int) -> dict[str, float]:
+    """One configuration at one seed: adapt to each identity's reference, generate the prompts,
+    read the stickers back. The mean of each metric over identities and prompts."""
     from seal_runtime.adaptation import adapt_concept
     from seal_runtime.concept_tokens import ensure_tokens, expand_prompt, inject_concept, placeholder_tokens
-    from seal_runtime.config import AdaptationSettings, RuntimeSettings
     from seal_runtime.engine import image_to_tensor, mask_to_tensor
-    from seal_runtime.model_loader import load_backbone
     from seal_runtime.sampling import denoise, sample, to_pil_images
     from seal_runtime.seal_plugins import build_loss_terms
     from seal_runtime.subject_mask import compute_subject_mask
     from stickerworld import recognition
-    from stickerworld.identities import held_out_identities
     from stickerworld.render import Scene, render
+
+    backbone, recognizer, clip, dino = (_LOADED[k] for k in ("backbone", "recognizer", "clip", "dino"))
+    readable = [build_prompt(StickerRequest(emotion=e, action=a, composition=c, background=b))
+                for e, a, c, b in prompts]
+    scores: dict[str, list[float]] = {m: [] for m in metric_names(clip, dino)}
+    for index, identity in enumerate(identities):
+        ref_scene = Scene(identity, "happy", "standing", "full body", "bold outline",
+                          REFERENCE_BACKGROUNDS[index % len(REFERENCE_BACKGROUNDS)])
+        reference, _ = render(ref_scene, 256, seed=index)
+        mask, _ = compute_subject_mask(reference)
+        result = adapt_concept(backbone, image_to_tensor(reference, backbone.resolution),
+                               mask_to_tensor(mask, backbone.resolution), replace(settings, seed=seed),
+                               loss_terms=build_loss_terms(settings, backbone))
+        tokens = placeholder_tokens(result.vectors.shape[0])
+        ids = ensure_tokens(backbone, tokens)
+        texts = [expand_prompt(text, backbone, tokens) for text in readable]
+        with inject_concept(backbone, ids, result.vectors):
+            images = [denoise(image, backbone) for image in to_pil_images(
+                sample(backbone, texts, steps=sampling_steps,
+                       generator=torch.Generator().manual_seed(seed * 100 + index)))]
+        predictions = recognition.predict(recognizer, images)
+        if clip:
+            scores["clip_i"] += clip.clip_i(images, reference)
+            scores["clip_t"] += clip.clip_t(images, readable)
+        if dino:
+            scores["dino"] += dino.dino(images, reference)
+        with torch.no_grad():
+            similarity = (recognizer.embed(recognition.to_tensor(images))
+                          @ recognizer.embed(recognition.to_tensor([reference])).T).squeeze(-1)
+        for (e, a, c, b), got, sim in zip(prompts, predictions, similarity.tolist()):
+            scores["identity"].append(statistics.fmean(
+                [got["shape"] == identity.shape, got["colour"] == identity.colour,
+                 got["pattern"] == identity.pattern]))
+            scores["identity_similarity"].append(sim)
+            scores["attributes"].append(statistics.fmean(
+                [got["emotion"] == e, got["action"] == a, got["composition"] == c, got["background"] == b]))
+            if b != ref_scene.background:  # asking for the reference's own background is not leakage
+                scores["leakage"].append(float(got["background"] == ref_scene.background))
+            scores["rigidity"].append(float(got["composition"] == "full body" and got["action"] == "standing"))
+    return {metric: statistics.fmean(values) for metric, values in scores.items()}
+
+
+def metric_names(clip, dino) -> list[str]:
+    return (["identity", "identity_similarity", "attributes", "leakage", "rigidity"]
+            + (["clip_i", "clip_t"] if clip else []) + (["dino"] if dino else []))
+
+
+def run(args) -> int:
+    from seal_runtime.config import AdaptationSettings
+    from stickerworld.identities import held_out_identities
 
     quick = args.quick
     identities = held_out_identities()[:: 40 if quick else 12][: 1 if quick else 3]
@@ -90,68 +159,47 @@ def run(args) -> int:
     if quick:
         configs = {k: v for k, v in configs.items() if k in ("TTF alone", "TTF + SEAL", "SEAL k=2")}
     sampling_steps = 4 if quick else 20
+    clip_path, dino_path = getattr(args, "clip", None), getattr(args, "dino", None)
+    # The tiny model's small ops leave a second core half idle (2 threads: 1.8 cores busy), so
+    # on a 2-core CPU two processes of 1 thread each finish the same work ~1.5x sooner.
+    workers = getattr(args, "workers", None) or (1 if quick else min(2, os.cpu_count() or 1))
+    units = [(name, seed) for name in configs for seed in seeds]
+    work = [(configs[name], seed, identities, prompts, sampling_steps) for name, seed in units]
 
-    backbone = load_backbone(RuntimeSettings(device="cpu"))
-    recognizer = recognition.load()
-    clip, dino = _feature_scorers(args)
-    readable = [build_prompt(StickerRequest(emotion=e, action=a, composition=c, background=b))
-                for e, a, c, b in prompts]
-    metrics = ["identity", "identity_similarity", "attributes", "leakage", "rigidity"]
-    metrics += (["clip_i", "clip_t"] if clip else []) + (["dino"] if dino else [])
     started = time.perf_counter()
+    if workers == 1:
+        _load(clip_path, dino_path, None)
+        results = (_score(*unit) for unit in work)
+        pool = None
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_load, initargs=(clip_path, dino_path, threads))
+        results = pool.map(_score, *zip(*work))
+    model_id = _model_id() if pool is None else pool.submit(_model_id).result()
     per_config: dict[str, dict[str, list[float]]] = {}
-    for name, settings in configs.items():
-        per_seed: dict[str, list[float]] = {m: [] for m in metrics}
-        for seed in seeds:
-            scores: dict[str, list[float]] = {m: [] for m in per_seed}
-            for index, identity in enumerate(identities):
-                ref_scene = Scene(identity, "happy", "standing", "full body", "bold outline",
-                                  REFERENCE_BACKGROUNDS[index % len(REFERENCE_BACKGROUNDS)])
-                reference, _ = render(ref_scene, 256, seed=index)
-                mask, _ = compute_subject_mask(reference)
-                result = adapt_concept(backbone, image_to_tensor(reference, backbone.resolution),
-                                       mask_to_tensor(mask, backbone.resolution), replace(settings, seed=seed),
-                                       loss_terms=build_loss_terms(settings, backbone))
-                tokens = placeholder_tokens(result.vectors.shape[0])
-                ids = ensure_tokens(backbone, tokens)
-                texts = [expand_prompt(text, backbone, tokens) for text in readable]
-                with inject_concept(backbone, ids, result.vectors):
-                    images = [denoise(image, backbone) for image in to_pil_images(
-                        sample(backbone, texts, steps=sampling_steps,
-                               generator=torch.Generator().manual_seed(seed * 100 + index)))]
-                predictions = recognition.predict(recognizer, images)
-                if clip:
-                    scores["clip_i"] += clip.clip_i(images, reference)
-                    scores["clip_t"] += clip.clip_t(images, readable)
-                if dino:
-                    scores["dino"] += dino.dino(images, reference)
-                with torch.no_grad():
-                    similarity = (recognizer.embed(recognition.to_tensor(images))
-                                  @ recognizer.embed(recognition.to_tensor([reference])).T).squeeze(-1)
-                for (e, a, c, b), got, sim in zip(prompts, predictions, similarity.tolist()):
-                    scores["identity"].append(statistics.fmean(
-                        [got["shape"] == identity.shape, got["colour"] == identity.colour,
-                         got["pattern"] == identity.pattern]))
-                    scores["identity_similarity"].append(sim)
-                    scores["attributes"].append(statistics.fmean(
-                        [got["emotion"] == e, got["action"] == a, got["composition"] == c, got["background"] == b]))
-                    if b != ref_scene.background:  # asking for the reference's own background is not leakage
-                        scores["leakage"].append(float(got["background"] == ref_scene.background))
-                    scores["rigidity"].append(float(got["composition"] == "full body" and got["action"] == "standing"))
-            for metric, values in scores.items():
-                per_seed[metric].append(statistics.fmean(values))
-        per_config[name] = per_seed
-        print(f"{name}: " + ", ".join(f"{m} {statistics.fmean(v):.3f}" for m, v in per_seed.items()), flush=True)
+    try:
+        for (name, seed), figures in zip(units, results):
+            per_seed = per_config.setdefault(name, {})
+            for metric, value in figures.items():
+                per_seed.setdefault(metric, []).append(value)
+            if seed == seeds[-1]:
+                print(f"{name}: " + ", ".join(f"{m} {statistics.fmean(v):.3f}" for m, v in per_seed.items()),
+                      flush=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
     table = {name: {metric: dict(zip(("mean", "ci95"), interval(values))) for metric, values in metrics.items()}
              for name, metrics in per_config.items()}
     figures = {
-        "model_id": backbone.model_id,
+        "model_id": model_id,
         "identities": len(identities),
         "prompts": len(prompts),
         "seeds": len(seeds),
         "adaptation_steps": base.steps,
         "sampling_steps": sampling_steps,
+        "workers": workers,
         "minutes": round((time.perf_counter() - started) / 60, 1),
         "table": table,
     }
@@ -162,12 +210,8 @@ def run(args) -> int:
     return 0
 
 
-def _feature_scorers(args):
-    from stickerworld.feature_similarity import ClipScorer, DinoScorer
-
-    clip = ClipScorer(args.clip) if getattr(args, "clip", None) else None
-    dino = DinoScorer(args.dino) if getattr(args, "dino", None) else None
-    return clip, dino
+def _model_id() -> str:
+    return _LOADED["backbone"].model_id
 
 
 def markdown_table(table: dict) -> str:
