@@ -169,14 +169,15 @@ def run(args) -> int:
     started = time.perf_counter()
     if workers == 1:
         _load(clip_path, dino_path, None)
+        model_id = _model_id()
         results = (_score(*unit) for unit in work)
         pool = None
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_load, initargs=(clip_path, dino_path, threads))
+        model_id = pool.submit(_model_id).result()  # before the work is queued, or it waits behind it
         results = pool.map(_score, *zip(*work))
-    model_id = _model_id() if pool is None else pool.submit(_model_id).result()
     per_config: dict[str, dict[str, list[float]]] = {}
     try:
         for (name, seed), figures in zip(units, results):
