@@ -52,11 +52,11 @@ def run(count: int = 96, steps: int = 20, guidance_scale: float = 5.0, seed: int
         images.extend(denoise(image, backbone) for image in to_pil_images(pixels))  # as the runtime does
     seconds = time.perf_counter() - started
     predictions = recognition.predict(recognizer, images)
-    accuracy = agreement(predictions, scenes)
+    accuracy = recognition.agreement(predictions, scenes, ATTRIBUTES)
     # The recogniser's own limit: the same scenes drawn exactly, with the generations' noise.
     renders = recognition.to_tensor([make_sample(s, seed=i).image for i, s in enumerate(scenes)])
-    ceiling = agreement(recognition.predict(recognizer, recognition.noisy(
-        renders, GENERATION_NOISE, torch.Generator().manual_seed(seed))), scenes)
+    ceiling = recognition.agreement(recognition.predict(recognizer, recognition.noisy(
+        renders, GENERATION_NOISE, torch.Generator().manual_seed(seed))), scenes, ATTRIBUTES)
     # Which emotions are taken for which: where to look when the gate fails on emotion.
     confusion: dict[str, dict[str, int]] = {}
     for p, s in zip(predictions, scenes):
@@ -77,11 +77,6 @@ def run(count: int = 96, steps: int = 20, guidance_scale: float = 5.0, seed: int
         "emotion_confusion": {truth: dict(sorted(row.items())) for truth, row in sorted(confusion.items())},
         "seconds_per_image": round(seconds / count, 3),
     }
-
-
-def agreement(predictions: list[dict[str, str]], scenes) -> dict[str, float]:
-    return {name: round(sum(p[name] == s.tags()[name] for p, s in zip(predictions, scenes)) / len(scenes), 3)
-            for name in ATTRIBUTES}
 
 
 def contact_sheet(images, tags, path: Path, scale: int = 2) -> None:

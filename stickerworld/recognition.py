@@ -58,10 +58,22 @@ def to_tensor(images: list[Image.Image]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays) / 127.5 - 1.0).permute(0, 3, 1, 2)
 
 
+def truth_of(scene) -> dict[str, str]:
+    """What each head should read in a render of `scene`."""
+    return {**scene.tags(), "shape": scene.identity.shape, "colour": scene.identity.colour,
+            "pattern": scene.identity.pattern}
+
+
 def labels_of(scene) -> dict[str, int]:
-    values = {**scene.tags(), "shape": scene.identity.shape, "colour": scene.identity.colour,
-              "pattern": scene.identity.pattern}
+    values = truth_of(scene)
     return {name: HEADS[name].index(values[name]) for name in HEADS}
+
+
+def agreement(predictions: list[dict[str, str]], scenes, names=tuple(HEADS)) -> dict[str, float]:
+    """Share of `predictions` that read each of `names` as drawn in the matching scene."""
+    truths = [truth_of(scene) for scene in scenes]
+    return {name: round(sum(p[name] == t[name] for p, t in zip(predictions, truths)) / len(truths), 3)
+            for name in names}
 
 
 def median3(x: torch.Tensor) -> torch.Tensor:
@@ -146,13 +158,7 @@ def accuracy_on_renders(model: Recognizer, count: int = 600, seed: int = 99, sig
     x = to_tensor([s.image for s in data])
     if sigma > 0:
         x = noisy(x, sigma, torch.Generator().manual_seed(seed))
-    predictions = predict(model, x)
-    result = {}
-    for name in HEADS:
-        truth = [{**s.scene.tags(), "shape": s.scene.identity.shape, "colour": s.scene.identity.colour,
-                  "pattern": s.scene.identity.pattern}[name] for s in data]
-        result[name] = round(sum(p[name] == t for p, t in zip(predictions, truth)) / count, 3)
-    return result
+    return agreement(predict(model, x), [s.scene for s in data])
 
 
 if __name__ == "__main__":
