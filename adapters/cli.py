@@ -267,6 +267,15 @@ def cmd_backup(args) -> int:
     return backup.run(args, _settings(args))
 
 
+def cmd_make_test_model(args) -> int:
+    from seal_runtime.sd15_architecture import save_sd15_test_model
+
+    folder = save_sd15_test_model(Path(args.path), width=args.width, seed=args.seed)
+    print(f"SD-1.5-shaped test model (random weights, width {args.width:g}) written to {folder}; "
+          f"try it: STICKERBOT_RUNTIME__MODEL={folder} stickerbot demo")
+    return 0
+
+
 # -- train-builtin / bench -------------------------------------------------------------------
 def cmd_train_builtin(args) -> int:
     from stickerworld import train_builtin
@@ -333,6 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backup", help="copy the live database to PATH (SQLite online backup API)")
     p.add_argument("path", help="where to write the backup file")
     p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("make-test-model", help="write a small random SD-1.5-shaped diffusers pipeline to PATH "
+                                               "(offline; for trying the SD path on a CPU)")
+    p.add_argument("path", help="folder to write (a diffusers StableDiffusionPipeline)")
+    from seal_runtime.sd15_architecture import TEST_MODEL_WIDTH
+
+    p.add_argument("--width", type=float, default=TEST_MODEL_WIDTH, help="channel scale; 1.0 is SD 1.5's size")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_test_model)
 
     p = sub.add_parser("bench", help="benchmarks that write JSON")
     from adapters import benchmarks

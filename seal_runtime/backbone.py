@@ -34,6 +34,9 @@ class DiffusionBackbone:
     # into that slot ("a {} character"): put bare, the tokens land where the model
     # never saw identity words and its small text encoder does not carry them.
     concept_phrase: str = "{}"
+    # Which adaptation defaults suit this model (config.ADAPTATION_PROFILES): the builtin
+    # model's tuned set, or the Stable-Diffusion-class set.
+    adaptation_profile: str = "builtin"
 
     def concept_words(self, tokens: list[str]) -> str:
         return self.concept_phrase.format(" ".join(tokens))
