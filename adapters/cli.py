@@ -111,18 +111,20 @@ def cmd_demo(args) -> int:
         for prompt in args.prompts or DEMO_PROMPTS:
             queued = service.request_sticker(user, prompt, chat={"console": True}, seed=args.seed)
             print(f"/mysticker {prompt}")
-            while await worker.run_once():
-                pass
-            timings = worker.last_timings
-            if timings.get("adapted"):
+            job = await _run_until_settled(worker, service.db, queued.job_id)
+            if job is None or job.state != "done":
+                # Failed (sink.failed printed the user's message), or forgotten meanwhile.
+                print(f"  job failed after {job.attempts if job else '?'} tries: "
+                      f"{(job.error if job else 'the job is gone') or 'no result'}")
+                return 1
+            timings = {**(job.result or {}).get("timings", {}), **worker.last_timings}
+            if (job.result or {}).get("adapted"):
                 print(f"  learned the character in {timings.get('adapt_s', 0):.1f}s "
                       f"({timings.get('adapt_step_s', 0) * 1000:.0f} ms/step)")
             else:
                 print("  embedding cache hit: adaptation skipped")
             print(f"  generated in {timings.get('generate_s', 0):.2f}s, total {timings.get('total_s', 0):.2f}s, "
                   f"bot overhead {timings.get('bot_overhead_s', 0) * 1000:.1f} ms")
-            if queued.job_id in sink.failures:
-                return 1
             made += [(prompt, path) for path in sink.delivered.get(queued.job_id, [])]
         from adapters.contact_sheet import write_contact_sheet
 
@@ -130,6 +132,19 @@ def cmd_demo(args) -> int:
         return 0
 
     return asyncio.run(_with_local_runtime(settings, args.config, body, quiet=not args.verbose))
+
+
+async def _run_until_settled(worker, db, job_id: str):
+    """Work until this job is done or failed, waiting out retry backoffs; its final row."""
+    from storage import jobs
+    from storage.records import FINAL_STATES
+
+    while True:
+        job = jobs.get_job(db, job_id)
+        if job is None or job.state in FINAL_STATES:
+            return job
+        if not await worker.run_once():
+            await asyncio.sleep(0.2)
 
 
 def cmd_chat(args) -> int:

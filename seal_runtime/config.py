@@ -11,6 +11,31 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 
+ADAPTATION_METHODS = ("textual_inversion", "lora")
+MAX_ADAPTATION_STEPS = 5000
+
+
+def _known_keys(cls, data, section: str) -> dict:
+    if not isinstance(data, dict):
+        raise ValueError(f"{section} settings must be an object")
+    unknown = set(data) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown {section} settings: {', '.join(sorted(map(str, unknown)))}")
+    return data
+
+
+def _within(name: str, value, low, high, kind) -> None:
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not numeric or (kind is int and not isinstance(value, int)) or not low <= value <= high:
+        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'} "
+                         f"from {low:g} to {high:g}, got {value!r}")
+
+
+def _one_of(name: str, value, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class AdaptationSettings:
     """How a reference becomes a learned concept. Every SEAL component is a switch.
@@ -61,11 +86,34 @@ class AdaptationSettings:
 
     @classmethod
     def from_dict(cls, data: dict) -> "AdaptationSettings":
-        known = {f for f in cls.__dataclass_fields__}
-        values = {k: v for k, v in data.items() if k in known}
+        """From a request's dict; an unknown key is a ValueError (a setting the runtime
+        would silently ignore would still change the cache key)."""
+        values = dict(_known_keys(cls, data, "adaptation"))
         if "attention_layers" in values:
-            values["attention_layers"] = tuple(values["attention_layers"])
+            layers = values["attention_layers"]
+            if not isinstance(layers, (list, tuple)) or not all(isinstance(x, str) for x in layers):
+                raise ValueError("adaptation.attention_layers must be a list of layer selectors")
+            values["attention_layers"] = tuple(layers)
         return cls(**values)
+
+    def check(self) -> "AdaptationSettings":
+        """Raise ValueError unless every field is within what one job may ask for."""
+        _one_of("adaptation.method", self.method, ADAPTATION_METHODS)
+        _one_of("adaptation.merge_rule", self.merge_rule, ("mean", "concat"))
+        _one_of("adaptation.attention_loss", self.attention_loss, ("none", "fastcomposer"))
+        _within("adaptation.steps", self.steps, 1, MAX_ADAPTATION_STEPS, int)
+        _within("adaptation.batch_size", self.batch_size, 1, 16, int)
+        _within("adaptation.num_tokens", self.num_tokens, 1, 8, int)
+        _within("adaptation.lora_rank", self.lora_rank, 1, 128, int)
+        _within("adaptation.seed", self.seed, 0, 2**63 - 1, int)
+        _within("adaptation.learning_rate", self.learning_rate, 1e-8, 1.0, float)
+        _within("adaptation.lora_learning_rate", self.lora_learning_rate, 1e-8, 1.0, float)
+        _within("adaptation.attention_loss_weight", self.attention_loss_weight, 0.0, 100.0, float)
+        if not isinstance(self.initializer_word, str) or not 0 < len(self.initializer_word) <= 64:
+            raise ValueError("adaptation.initializer_word must be a word of 1 to 64 characters")
+        if not 1 <= len(self.attention_layers) <= 64:
+            raise ValueError("adaptation.attention_layers must name 1 to 64 selectors")
+        return self
 
 
 @dataclass(frozen=True)
@@ -78,6 +126,18 @@ class GenerationSettings:
     # models (the small builtin model leaves per-pixel speckle that a flat-colour sticker does
     # not have), 0 (off) for latent models, whose VAE decoder already smooths.
     denoise_px: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GenerationSettings":
+        return cls(**_known_keys(cls, data, "generation"))
+
+    def check(self) -> "GenerationSettings":
+        _within("generation.steps", self.steps, 1, 200, int)
+        _within("generation.guidance_scale", self.guidance_scale, 0.0, 50.0, float)
+        _within("generation.images_per_request", self.images_per_request, 1, 16, int)
+        if self.denoise_px is not None:
+            _within("generation.denoise_px", self.denoise_px, 0, 15, int)
+        return self
 
     def denoise_size(self, pixel_space: bool) -> int:
         size = (3 if pixel_space else 0) if self.denoise_px is None else self.denoise_px

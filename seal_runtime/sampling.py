@@ -21,17 +21,25 @@ def sample(
     *,
     steps: int = 20,
     guidance_scale: float = 5.0,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     on_step: StepCallback | None = None,
     negative_prompt: str = "",
 ) -> torch.Tensor:
-    """Returns pixels in [-1, 1], shape (len(prompts), 3, H, W)."""
+    """Returns pixels in [-1, 1], shape (len(prompts), 3, H, W). All prompts are sampled
+    in one batch; a list of generators (one per prompt, as in diffusers' pipelines) gives
+    each image its own seed, so an image does not depend on what it was batched with."""
     scheduler = DDIMScheduler.from_config(backbone.noise_scheduler.config)
     scheduler.set_timesteps(steps, device=backbone.device)
     cond = backbone.encode_prompts(prompts)
     uncond = backbone.encode_prompts([negative_prompt] * len(prompts))
     shape = (len(prompts), backbone.latent_channels, backbone.latent_size, backbone.latent_size)
-    latents = torch.randn(shape, generator=generator, device="cpu", dtype=torch.float32)
+    if isinstance(generator, list):
+        if len(generator) != len(prompts):
+            raise ValueError(f"{len(generator)} generators for {len(prompts)} prompts")
+        latents = torch.cat([torch.randn((1, *shape[1:]), generator=g, device="cpu", dtype=torch.float32)
+                             for g in generator])
+    else:
+        latents = torch.randn(shape, generator=generator, device="cpu", dtype=torch.float32)
     latents = (latents * scheduler.init_noise_sigma).to(backbone.device, backbone.dtype)
     for i, t in enumerate(scheduler.timesteps):
         model_in = scheduler.scale_model_input(torch.cat([latents, latents]), t)

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from seal_runtime.protocol import JobRequest
+from seal_runtime.frames import CONTENT_TYPE
+from seal_runtime.protocol import JobRequest, ProgressEvent
 from tests.stub_runtime import StubRuntime
 
 
@@ -40,11 +41,11 @@ class CrashingStub(StubRuntime):
         if not self.drop(job):
             return await super().run_job(request)
         self.dropped += 1
-        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
         await response.prepare(request)
         for step in (1, 2):
-            line = {"event": "progress", "job_id": job.job_id, "stage": "adapting", "step": step, "total": 9}
-            await response.write((json.dumps(line) + "\n").encode())
+            for chunk in ProgressEvent(job.job_id, "adapting", step, 9).to_frame():
+                await response.write(chunk)
             await asyncio.sleep(self.step_delay_s)
         request.transport.close()  # the process "died": no result, no error line, no end of stream
         return response
