@@ -46,9 +46,9 @@ import sqlite_utils
 from bot.delivery import DeliverySink
 from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
 from bot.settings import Settings
-from bot.vocabulary import emoji_for_emotion
-from seal_runtime.client import RuntimeClient
-from seal_runtime.protocol import JobRequest, ProgressEvent, RuntimeJobError
+from bot.schema.vocabulary import emoji_for_emotion
+from seal_runtime.api.client import RuntimeClient
+from seal_runtime.api.protocol import JobRequest, ProgressEvent, RuntimeJobError
 from storage import embeddings, jobs, references, stickers, users
 from storage.records import Job
 
@@ -338,6 +338,9 @@ class JobWorker:
                                      adapter_weights=result.adapter_weights)
         if jobs.get_job(self.db, job.id) is None:  # forgotten while it ran: store nothing more
             return [], False
+        if result.mask_png is not None and result.mask_source:
+            # The runtime made the subject mask (the bot never does): cache it with the reference.
+            references.update_mask(self.db, job.user_id, payload["reference_id"], result.mask_png, result.mask_source)
         emoji = emoji_for_emotion(payload["tags"]["emotion"])
         out = []
         for position, png in enumerate(result.images_png):

@@ -23,12 +23,11 @@ from dataclasses import asdict
 
 from aiohttp import web
 
-from seal_runtime.config import RuntimeSettings
-from seal_runtime.protocol import API_VERSION, JobRequest, ProgressEvent, RuntimeJobError
+from seal_runtime.api.config import RuntimeSettings
+from seal_runtime.api.protocol import API_VERSION, SECRET_HEADER, JobRequest, ProgressEvent, RuntimeJobError
 
 log = logging.getLogger("seal_runtime.server")
 
-SECRET_HEADER = "X-Seal-Secret"
 ENGINE = web.AppKey("engine", object)
 SETTINGS = web.AppKey("settings", RuntimeSettings)
 EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
@@ -150,8 +149,8 @@ def create_app(settings: RuntimeSettings, engine_factory: Callable[[RuntimeSetti
 
 def build_engine(settings: RuntimeSettings):
     from seal_runtime.engine import StickerEngine
-    from seal_runtime.model_loader import load_backbone
-    from seal_runtime.sam_loader import load_sam_predictor
+    from seal_runtime.models.loader import load_backbone
+    from seal_runtime.imaging.sam_loader import load_sam_predictor
 
     backbone = load_backbone(settings)
     return StickerEngine(backbone, sam_predictor=load_sam_predictor(settings, backbone.device))

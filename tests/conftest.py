@@ -10,7 +10,7 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 @pytest.fixture(scope="session")
 def tiny_backbone():
     """The builtin architecture with random weights, built from configs in code (no files)."""
-    from seal_runtime.model_loader import random_builtin
+    from seal_runtime.models.loader import random_builtin
 
     backbone = random_builtin(torch.device("cpu"), torch.float32, seed=0)
     backbone.freeze()
