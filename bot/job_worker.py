@@ -46,9 +46,9 @@ import sqlite_utils
 from bot.delivery import DeliverySink
 from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
 from bot.settings import Settings
-from bot.vocabulary import emoji_for_emotion
-from seal_runtime.client import RuntimeClient
-from seal_runtime.protocol import BAD_CACHED_CONCEPT, JobRequest, LearnedConcept, ProgressEvent, RuntimeJobError
+from bot.schema.vocabulary import emoji_for_emotion
+from seal_runtime.api.client import RuntimeClient
+from seal_runtime.api.protocol import BAD_CACHED_CONCEPT, JobRequest, LearnedConcept, ProgressEvent, RuntimeJobError
 from storage import embeddings, jobs, references, stickers, users
 from storage.records import Job
 
@@ -355,6 +355,10 @@ class JobWorker:
             concept.embedding, meta={"timings": concept.timings}, adapter_weights=concept.adapter_weights)
         if not stored:
             log.info("job forgotten while adapting; its embedding is not kept", extra={"job_id": job.id})
+        elif concept.mask_png is not None and concept.mask_source:
+            # The runtime made the subject mask (the bot never does): cache it with the reference.
+            references.update_mask(self.db, job.user_id, job.request["reference_id"], concept.mask_png,
+                                   concept.mask_source)
         return stored
 
     def _store_result(self, job: Job, result) -> tuple[list[StickerOut], bool]:

@@ -20,7 +20,6 @@ class ReferenceSaved:
     sha256: str
     width: int
     height: int
-    mask_source: str
     notes: tuple[str, ...] = ()
     unchanged: bool = False  # the same picture was already the active reference
 

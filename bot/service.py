@@ -17,10 +17,10 @@ from bot.errors import NoReferenceError, UserError
 from bot.image_input import load_reference_image
 from bot.messages import QueuedJob, ReferenceSaved, UserRef
 from bot.policy import RequestPolicy
-from bot.prompt_builder import build_prompt
+from bot.schema.prompt_builder import build_prompt
 from bot.settings import Settings
-from bot.sticker_request import StickerRequest, normalise_words, parse_prompt, words_for_help
-from seal_runtime.subject_mask import classical_mask
+from bot.schema.prompt_parser import PromptError, normalise_words, parse_prompt, words_for_help
+from bot.schema.sticker_request import StickerRequest
 from storage import embeddings, jobs, references, users
 from storage.forget import forget_user
 
@@ -66,28 +66,33 @@ class StickerService:
 
     # -- /setref -----------------------------------------------------------------------------
     def set_reference(self, user: UserRef, data: bytes) -> ReferenceSaved:
-        """Validate, compute the subject mask, then store. Nothing is stored on bad input."""
+        """Validate, then store. Nothing is stored on bad input.
+
+        The subject mask is made by the runtime, with the job's first adaptation: it is
+        where the segmenters are (segment-anything, rembg, on the GPU box), so masks are
+        made in one place; the worker caches the mask it returns with the reference."""
         limits = self.settings.limits
         image = load_reference_image(data, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels)
         user_id = self.user_id(user)
         current = references.active_reference(self.db, user_id)
         png = image.png_bytes()
-        mask, mask_source = classical_mask(image.image)
-        saved = references.save_reference(self.db, user_id, png, _png(mask), mask_source)
-        log.info("reference saved", extra={"user_id": user_id, "sha256": saved.sha256[:12], "mask": mask_source})
+        saved = references.save_reference(self.db, user_id, png, None, None)
+        log.info("reference saved", extra={"user_id": user_id, "sha256": saved.sha256[:12]})
         return ReferenceSaved(
             reference_id=saved.id,
             sha256=saved.sha256,
             width=saved.width,
             height=saved.height,
-            mask_source=mask_source,
             notes=tuple(image.notes),
             unchanged=current is not None and current.sha256 == saved.sha256,
         )
 
     # -- /mysticker, /again ------------------------------------------------------------------
     def parse(self, text: str) -> StickerRequest:
-        request = parse_prompt(text, max_chars=self.settings.limits.max_prompt_chars)
+        try:
+            request = parse_prompt(text, max_chars=self.settings.limits.max_prompt_chars)
+        except PromptError as exc:
+            raise UserError(exc.user_message, code=exc.code) from exc
         blocked = self._blocklist.intersection(normalise_words(text))
         if blocked:
             raise UserError("Sorry, I can't make that sticker. Try other words.", code="blocked")
@@ -157,10 +162,3 @@ class StickerService:
         log.info("user forgotten", extra={"user_id": record.id, "counts": json.dumps(counts)})
         return counts
 
-
-def _png(image) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()

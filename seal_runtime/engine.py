@@ -18,15 +18,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from seal_runtime.adaptation import adapt_concept
-from seal_runtime.backbone import DiffusionBackbone
-from seal_runtime.concept_tokens import ensure_tokens, expand_prompt, inject_concept, placeholder_tokens
-from seal_runtime.config import AdaptationSettings, GenerationSettings
-from seal_runtime.cutout import prepare_sticker
-from seal_runtime.embedding_io import embedding_from_bytes, embedding_to_bytes
+from seal_runtime.ttf.adaptation import adapt_concept
+from seal_runtime.models.backbone import DiffusionBackbone
+from seal_runtime.ttf.concept_tokens import ensure_tokens, expand_prompt, inject_concept, placeholder_tokens
+from seal_runtime.api.config import AdaptationSettings, GenerationSettings
+from seal_runtime.imaging.cutout import prepare_sticker
+from seal_runtime.ttf.embedding_io import embedding_from_bytes, embedding_to_bytes
 from seal_runtime.job_control import JobControl
-from seal_runtime.lora_adaptation import check_lora_fits, lora_applied, lora_to_bytes
-from seal_runtime.protocol import (
+from seal_runtime.ttf.lora import check_lora_fits, lora_applied, lora_to_bytes
+from seal_runtime.api.protocol import (
     BAD_CACHED_CONCEPT,
     BAD_REQUEST,
     JobRequest,
@@ -36,8 +36,8 @@ from seal_runtime.protocol import (
     RuntimeJobError,
 )
 from seal_runtime.sampling import denoise, sample, to_pil_images
-from seal_runtime.seal_plugins import build_loss_terms
-from seal_runtime.subject_mask import compute_subject_mask
+from seal_runtime.seal.plugins import build_loss_terms
+from seal_runtime.imaging.subject_mask import compute_subject_mask
 
 log = logging.getLogger(__name__)
 

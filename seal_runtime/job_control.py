@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from seal_runtime.protocol import LearnedConcept, ProgressEvent
+from seal_runtime.api.protocol import LearnedConcept, ProgressEvent
 
 
 class JobCancelled(Exception):

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import torch
 from diffusers import DDIMScheduler
 
-from seal_runtime.backbone import DiffusionBackbone
-from seal_runtime.config import GenerationSettings
+from seal_runtime.models.backbone import DiffusionBackbone
+from seal_runtime.api.config import GenerationSettings
 
 StepCallback = Callable[[int, int], None]
 

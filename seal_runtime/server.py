@@ -3,7 +3,7 @@
 Routes:
   GET  /healthz   -> {"status": "ok", "model_id", "device", "adaptation_profile", "queued",
                       "running": {"job_id", "stage", "age_s"} or null, ...}
-  POST /v1/jobs   -> a stream of frames (seal_runtime.frames): progress events, a
+  POST /v1/jobs   -> a stream of frames (seal_runtime.api.frames): progress events, a
                      "concept" frame as soon as adaptation ends, then one "result" frame
                      (the images as binary parts) or one "error" frame.
 
@@ -29,15 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
-from seal_runtime.config import RuntimeSettings
-from seal_runtime.frames import CONTENT_TYPE
+from seal_runtime.api.config import RuntimeSettings
+from seal_runtime.api.frames import CONTENT_TYPE
 from seal_runtime.gpu_queue import ADAPTATION, GENERATION_ONLY, GpuQueue
 from seal_runtime.job_control import JobCancelled, JobControl
-from seal_runtime.protocol import API_VERSION, BadJobRequest, JobRequest, ProgressEvent, RuntimeJobError
+from seal_runtime.api.protocol import SECRET_HEADER, API_VERSION, BadJobRequest, JobRequest, ProgressEvent, RuntimeJobError
 
 log = logging.getLogger("seal_runtime.server")
 
-SECRET_HEADER = "X-Seal-Secret"
 MAX_BODY_BYTES = 64 * 1024 * 1024
 # How often a job's handler checks that its client is still connected while it waits.
 DISCONNECT_POLL_S = 0.5
@@ -242,8 +241,8 @@ def create_app(settings: RuntimeSettings, engine_factory: Callable[[RuntimeSetti
 
 def build_engine(settings: RuntimeSettings):
     from seal_runtime.engine import StickerEngine
-    from seal_runtime.model_loader import load_backbone
-    from seal_runtime.sam_loader import load_sam_predictor
+    from seal_runtime.models.loader import load_backbone
+    from seal_runtime.imaging.sam_loader import load_sam_predictor
 
     backbone = load_backbone(settings)
     return StickerEngine(backbone, sam_predictor=load_sam_predictor(settings, backbone.device))

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from bot.prompt_builder import build_prompt
-from bot.sticker_request import StickerRequest
-from bot.vocabulary import ACTION, BACKGROUND, COMPOSITION, EMOTION, STYLE
+from bot.schema.prompt_builder import build_prompt
+from bot.schema.sticker_request import StickerRequest
+from bot.schema.vocabulary import ACTION, BACKGROUND, COMPOSITION, EMOTION, STYLE
 from stickerworld.identities import Identity, training_identities
 from stickerworld.render import Scene, render
 

@@ -31,8 +31,8 @@ ATTRIBUTES = ("emotion", "action", "composition", "style", "background")
 
 def run(count: int = 96, steps: int = 20, guidance_scale: float = 5.0, seed: int = 0, batch: int = 8,
         sheet: Path | None = None, model: str = "builtin") -> dict:
-    from seal_runtime.config import RuntimeSettings
-    from seal_runtime.model_loader import load_backbone
+    from seal_runtime.api.config import RuntimeSettings
+    from seal_runtime.models.loader import load_backbone
     from seal_runtime.sampling import denoise, sample, to_pil_images
     from stickerworld import recognition
     from stickerworld.dataset import caption_for, make_sample, random_scene

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from bot.vocabulary import ACTION, BACKGROUND, COMPOSITION, EMOTION, STYLE
+from bot.schema.vocabulary import ACTION, BACKGROUND, COMPOSITION, EMOTION, STYLE
 from stickerworld.identities import COLOURS, PATTERNS, SHAPES
 
 WEIGHTS = Path(__file__).parent / "weights" / "recognizer.safetensors"

@@ -373,7 +373,7 @@ def emotion_region(scene: Scene, size: int = 64) -> Image.Image:
 
     import numpy as np
 
-    from bot.vocabulary import EMOTION
+    from bot.schema.vocabulary import EMOTION
 
     def premultiplied(emotion: str):
         # Colour counts only where it shows: resampling leaves faint (alpha 1-4) fringes

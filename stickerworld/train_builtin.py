@@ -78,19 +78,18 @@ def loss_weights(regions: torch.Tensor, extra: float, fold: int) -> torch.Tensor
 
 
 def run(args) -> int:
-    from seal_runtime.adaptation import prediction_target
-    from seal_runtime.backbone import DiffusionBackbone
-    from seal_runtime.builtin_architecture import (
+    from seal_runtime.ttf.adaptation import prediction_target
+    from seal_runtime.models.backbone import DiffusionBackbone
+    from seal_runtime.models.builtin_architecture import (
         BUILTIN_RESOLUTION,
         CONCEPT_PHRASE,
+        BUILTIN_DIR,
         PIXEL_SHUFFLE,
-        build_tokenizer,
         noise_scheduler,
         text_encoder_config,
         unet_config,
-        vocabulary_corpus,
     )
-    from seal_runtime.model_loader import BUILTIN_DIR
+    from stickerworld.tokenizer_training import build_tokenizer, vocabulary_corpus
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextModel
 
@@ -110,7 +109,7 @@ def run(args) -> int:
     # tokenizer must be kept, since the embeddings are indexed by its ids).
     first_step, losses, elapsed_before = 0, [], 0.0
     if args.resume:
-        from seal_runtime.model_loader import load_pixel_model
+        from seal_runtime.models.loader import load_pixel_model
 
         resumed = load_pixel_model(out, torch.device("cpu"), torch.float32)
         tokenizer, text_encoder, unet = resumed.tokenizer, resumed.text_encoder, resumed.unet
@@ -225,7 +224,7 @@ def save_half(folder: Path, backbone, extra: dict) -> None:
     """Weights in fp16 to keep the shipped model small; they load back as fp32."""
     import copy
 
-    from seal_runtime.model_loader import save_pixel_model
+    from seal_runtime.models.loader import save_pixel_model
 
     half = copy.copy(backbone)
     half.unet = copy.deepcopy(backbone.unet).half()

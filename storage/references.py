@@ -26,8 +26,10 @@ def save_reference(db: sqlite_utils.Database, user_id: int, image_png: bytes, ma
                    mask_source: str | None, *, width: int | None = None, height: int | None = None) -> Reference:
     """Store `image_png` (already validated and normalised) as the user's active reference.
 
-    The same picture again reactivates the existing row (and updates its mask)
-    instead of adding a copy; the embedding cache is keyed by its sha256.
+    The same picture again reactivates the existing row instead of adding a copy (keeping
+    the mask the runtime made for it unless a new one is given); the embedding cache is
+    keyed by its sha256. The mask is usually None here: the runtime makes it with the first
+    job and the worker stores it with `update_mask`.
     """
     sha256 = hashlib.sha256(image_png).hexdigest()
     if width is None or height is None:
@@ -38,7 +40,8 @@ def save_reference(db: sqlite_utils.Database, user_id: int, image_png: bytes, ma
                               "ORDER BY id DESC LIMIT 1", [user_id, sha256]).fetchone()
         if existing:
             reference_id = existing[0]
-            db.execute("UPDATE reference_images SET active = 1, mask = ?, mask_source = ? WHERE id = ?",
+            db.execute("UPDATE reference_images SET active = 1, mask = COALESCE(?, mask), "
+                       "mask_source = COALESCE(?, mask_source) WHERE id = ?",
                        [mask_png, mask_source, reference_id])
         else:
             reference_id = db.execute(

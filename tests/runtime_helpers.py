@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from adapters.runtime_process import free_port, spawn_runtime, stop_runtime, wait_healthy
-from seal_runtime.client import RuntimeClient
+from adapters.cli.runtime_child import free_port, spawn_runtime, stop_runtime, wait_healthy
+from seal_runtime.api.client import RuntimeClient
 
 FAST_ENV = {
     "STICKERBOT_ADAPTATION__STEPS": "3",

@@ -2,10 +2,10 @@
 
 import torch
 
-from seal_runtime.adaptation import StepContext, adapt_concept
-from seal_runtime.concept_tokens import ensure_tokens, expand_prompt, inject_concept, placeholder_tokens
-from seal_runtime.config import AdaptationSettings
-from seal_runtime.embedding_io import embedding_from_bytes, embedding_to_bytes
+from seal_runtime.ttf.adaptation import StepContext, adapt_concept
+from seal_runtime.ttf.concept_tokens import ensure_tokens, expand_prompt, inject_concept, placeholder_tokens
+from seal_runtime.api.config import AdaptationSettings
+from seal_runtime.ttf.embedding_io import embedding_from_bytes, embedding_to_bytes
 from seal_runtime.sampling import sample
 from tests.adaptation_helpers import reference_and_mask
 
@@ -25,7 +25,7 @@ def test_only_the_concept_vectors_change(tiny_backbone):
     text_before = tiny_backbone.text_encoder.get_input_embeddings().weight.clone()
     settings = AdaptationSettings(steps=3, batch_size=1, learning_rate=0.05)
     result = adapt_concept(tiny_backbone, reference, mask, settings)
-    from seal_runtime.concept_tokens import initializer_vector
+    from seal_runtime.ttf.concept_tokens import initializer_vector
 
     assert not torch.allclose(result.vectors[0], initializer_vector(tiny_backbone, "character"))
     for key, value in tiny_backbone.unet.state_dict().items():
@@ -81,7 +81,7 @@ def test_injected_concept_changes_the_generated_image(tiny_backbone):
 
 
 def test_the_concept_takes_the_models_subject_slot(tiny_backbone, tmp_path):
-    from seal_runtime.model_loader import load_pixel_model, save_pixel_model
+    from seal_runtime.models.loader import load_pixel_model, save_pixel_model
 
     tokens = placeholder_tokens(2)
     assert tiny_backbone.concept_phrase == "a {} character"
@@ -95,8 +95,8 @@ def test_the_concept_takes_the_models_subject_slot(tiny_backbone, tmp_path):
 def test_an_operator_sets_the_concept_phrase_and_a_broken_one_is_refused():
     import pytest
 
-    from seal_runtime.config import RuntimeSettings
-    from seal_runtime.model_loader import load_backbone
+    from seal_runtime.api.config import RuntimeSettings
+    from seal_runtime.models.loader import load_backbone
 
     backbone = load_backbone(RuntimeSettings(device="cpu", concept_phrase="{} the sticker character"))
     assert expand_prompt("<concept>, waving", backbone, ["<c>"]) == "<c> the sticker character, waving"

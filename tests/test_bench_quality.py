@@ -2,7 +2,7 @@
 
 import json
 
-from adapters.cli import main as stickerbot
+from adapters.cli.commands import main as stickerbot
 
 
 def test_two_worker_processes_score_what_one_does(tmp_path):

@@ -12,14 +12,14 @@ from stickerworld.train_builtin import loss_weights
 
 def train(out, *extra):
     return subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "train-builtin", "--out", str(out), "--samples", "24",
+        [sys.executable, "-m", "adapters.cli.commands", "train-builtin", "--out", str(out), "--samples", "24",
          "--batch-size", "4", "--threads", "1", *extra],
         capture_output=True, text=True, timeout=300,
     )
 
 
 def test_a_short_run_saves_a_model_the_runtime_loads_and_resume_continues_it(tmp_path):
-    from seal_runtime.model_loader import load_pixel_model
+    from seal_runtime.models.loader import load_pixel_model
     from seal_runtime.sampling import sample
 
     first = train(tmp_path, "--max-steps", "3", "--model-id", "tiny-test")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from seal_runtime.cutout import cut_out, has_plain_background, prepare_sticker, trim_and_pad
+from seal_runtime.imaging.cutout import cut_out, has_plain_background, prepare_sticker, trim_and_pad
 
 
 def generated(size=64, background=(255, 255, 255), noise=0.0, seed=0):

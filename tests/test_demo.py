@@ -11,7 +11,7 @@ from tests.runtime_helpers import FAST_ENV
 def run_demo(tmp_path, *extra):
     env = {**os.environ, **FAST_ENV}
     return subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "demo", "--out", str(tmp_path / "out"), *extra],
+        [sys.executable, "-m", "adapters.cli.commands", "demo", "--out", str(tmp_path / "out"), *extra],
         env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adapters.cli import build_parser
+from adapters.cli.commands import build_parser
 from bot.settings import Settings, load_settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -95,9 +95,9 @@ def test_dockerfile_copies_existing_packages_and_runs_stickerbot():
     sources = [line.split()[1] for line in text.splitlines() if line.startswith("COPY ")]
     assert sources and all((ROOT / s).exists() for s in sources)
     pyproject = (ROOT / "pyproject.toml").read_text()
-    for package in ("bot", "adapters", "seal_runtime", "storage"):
+    for package in ("bot", "adapters", "seal_runtime", "storage", "benchmarks"):
         assert package in sources and f'"{package}*"' in pyproject
-    assert re.search(r'^stickerbot = "adapters\.cli:main"', pyproject, re.M)
+    assert re.search(r'^stickerbot = "adapters\.cli\.commands:main"', pyproject, re.M)
     entry = json.loads(re.search(r"^ENTRYPOINT (.+)$", text, re.M).group(1))
     cmd = json.loads(re.search(r"^CMD (.+)$", text, re.M).group(1))
     assert entry == ["stickerbot"]

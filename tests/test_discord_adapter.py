@@ -1,5 +1,5 @@
 """The Discord adapter, driven through discord.py's real REST stack against a fake Discord
-(tests/fake_discord_api.py) and the stub runtime. Members' actions enter where the gateway
+(benchmarks/fakes/fake_discord_api.py) and the stub runtime. Members' actions enter where the gateway
 hands them to discord.py (`parse_interaction_create`); every assertion is on what the bot
 sent over HTTP, or on the database."""
 
@@ -14,15 +14,15 @@ import pytest
 from PIL import Image
 
 from adapters.discord.app import DiscordBot
-from adapters.telegram.bench import reference_png
+from benchmarks.bench_telegram import reference_png
 from bot.settings import Settings
 from bot.sticker_spec import validate_discord_message
-from seal_runtime.client import RuntimeClient
+from seal_runtime.api.client import RuntimeClient
 from storage.database import open_database
-from tests.fake_discord_api import (ADMIN_ROLE_ID, APP_ID, CHANNEL_ID, GUILD_ID, MANAGE_EXPRESSIONS,
+from benchmarks.fakes.fake_discord_api import (ADMIN_ROLE_ID, APP_ID, CHANNEL_ID, GUILD_ID, MANAGE_EXPRESSIONS,
                                     MANAGE_GUILD, MEMBER_DEFAULT, OTHER_CHANNEL_ID, SEND_MESSAGES, TOKEN, DcUser,
                                     buttons_of, running_fake_discord, sticker_upload_problems, Upload)
-from tests.stub_runtime import StubRuntime, running_stub_runtime
+from benchmarks.fakes.stub_runtime import StubRuntime, running_stub_runtime
 
 ANN = DcUser(100000000000000001, "Ann")
 BOB = DcUser(100000000000000002, "Bob")

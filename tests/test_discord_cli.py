@@ -6,8 +6,8 @@ import asyncio
 import os
 import sys
 
-from adapters.cli import main as stickerbot
-from tests.fake_discord_api import running_fake_discord
+from adapters.cli.commands import main as stickerbot
+from benchmarks.fakes.fake_discord_api import running_fake_discord
 
 
 def test_stickerbot_discord_without_a_token_says_so(monkeypatch, capsys):
@@ -31,7 +31,7 @@ async def test_stickerbot_discord_with_a_rejected_token_file_exits_clearly_witho
             "STICKERBOT_GENERAL__LOG_LEVEL": "DEBUG",
         })
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "adapters.cli", "discord", env=env,
+            sys.executable, "-m", "adapters.cli.commands", "discord", env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     logs = stdout.decode() + stderr.decode()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from seal_runtime.builtin_architecture import build_tokenizer, vocabulary_corpus
+from stickerworld.tokenizer_training import build_tokenizer, vocabulary_corpus
 from stickerworld.feature_similarity import ClipScorer, DinoScorer
 
 
@@ -70,7 +70,7 @@ def test_dino_scores_the_same_picture_highest(dino_folder):
 def test_bench_quality_quick_adds_clip_and_dino_columns(tmp_path, clip_folder, dino_folder):
     import json
 
-    from adapters.cli import main as stickerbot
+    from adapters.cli.commands import main as stickerbot
 
     out = tmp_path / "quality.json"
     assert stickerbot(["bench", "quality", "--quick", "--json", str(out), "--clip", str(clip_folder),

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 
 from bot.errors import UserError
 from bot.image_input import MAX_SIDE, load_reference_image
-from tests.fuzz_inputs import animated, forged_headers, image_uploads, well_formed
+from benchmarks.fakes.fuzz_inputs import animated, forged_headers, image_uploads, well_formed
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 MAX_PIXELS = 4_000_000

@@ -1,5 +1,5 @@
 """Fuzzing the /mysticker parser (hypothesis): whatever a user types, the answer is a
-StickerRequest or a friendly UserError, and what reaches the model is plain words.
+StickerRequest or a friendly PromptError, and what reaches the model is plain words.
 
 `stickerbot bench reliability` runs the same strategy with thousands of inputs."""
 
@@ -9,12 +9,12 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.errors import UserError
-from bot.prompt_builder import build_prompt
+from bot.schema.prompt_builder import build_prompt
 from bot.settings import Settings
-from bot.sticker_request import normalise_words, parse_prompt
-from bot.vocabulary import ACTION, APPEARANCE, BACKGROUND, COMPOSITION, EMOTION, STYLE
-from tests.fuzz_inputs import ODD, SPELLINGS, prompts
+from bot.errors import UserError
+from bot.schema.prompt_parser import PromptError, normalise_words, parse_prompt
+from bot.schema.vocabulary import ACTION, APPEARANCE, BACKGROUND, COMPOSITION, EMOTION, STYLE
+from benchmarks.fakes.fuzz_inputs import ODD, SPELLINGS, prompts
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WORD = re.compile(r"^[a-z0-9']+$")
@@ -25,7 +25,7 @@ WORD = re.compile(r"^[a-z0-9']+$")
 def test_any_text_gives_a_request_or_a_friendly_error(text):
     try:
         request = parse_prompt(text, max_chars=200)
-    except UserError as exc:
+    except PromptError as exc:
         assert exc.user_message and "Traceback" not in exc.user_message
         assert len(text.strip()) > 200 or not normalise_words(text)
         return
@@ -44,7 +44,7 @@ def test_any_text_gives_a_request_or_a_friendly_error(text):
 def test_the_length_limit_holds_for_every_limit(text, limit):
     try:
         parse_prompt(text, max_chars=limit)
-    except UserError as exc:
+    except PromptError as exc:
         if len(text.strip()) > limit:
             assert f"the limit is {limit}" in exc.user_message
         return
@@ -64,6 +64,6 @@ def test_a_blocklisted_word_is_refused_however_it_is_written(words, at, spelled)
     try:
         service.parse(" ".join(words))
     except UserError as exc:
-        assert exc.code in ("blocked", "bad_input")
+        assert exc.code in ("blocked", "prompt_too_long")
         return
     raise AssertionError("a blocklisted word got through")

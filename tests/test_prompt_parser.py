@@ -2,10 +2,10 @@
 
 import pytest
 
-from bot.errors import UserError
-from bot.prompt_builder import CONCEPT_PLACEHOLDER, build_prompt
-from bot.sticker_request import StickerRequest, parse_prompt
-from bot.vocabulary import ALL_VOCABULARIES, Attribute, emoji_for_emotion
+from bot.schema.prompt_builder import CONCEPT_PLACEHOLDER, build_prompt
+from bot.schema.prompt_parser import PromptError, parse_prompt
+from bot.schema.sticker_request import StickerRequest
+from bot.schema.vocabulary import ALL_VOCABULARIES, Attribute, emoji_for_emotion
 
 E, A, C, S, B = "emotion", "action", "composition", "style", "background"
 
@@ -82,12 +82,12 @@ def test_defaults_give_a_clean_sticker():
 
 @pytest.mark.parametrize("text", ["", "   ", "!!!", "🎉🎉"])
 def test_empty_prompt_gets_help_not_a_traceback(text):
-    with pytest.raises(UserError, match="/mysticker happy waving beach"):
+    with pytest.raises(PromptError, match="/mysticker happy waving beach"):
         parse_prompt(text)
 
 
 def test_overlong_prompt_is_refused_with_the_limit():
-    with pytest.raises(UserError, match="limit is 50"):
+    with pytest.raises(PromptError, match="limit is 50"):
         parse_prompt("happy " * 20, max_chars=50)
 
 

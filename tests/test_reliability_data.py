@@ -10,8 +10,8 @@ from dataclasses import replace
 import sqlite_utils
 from apscheduler.triggers.cron import CronTrigger
 
-from adapters.backup import backup_database
-from adapters.cli import main as cli_main
+from adapters.cli.backup import backup_database
+from adapters.cli.commands import main as cli_main
 from bot.retention import DAY_S, build_scheduler, expire_unused, sweep_timed_out
 from bot.settings import Settings
 from storage import embeddings, jobs, references, stickers, usage, users

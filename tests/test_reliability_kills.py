@@ -3,7 +3,7 @@
 
 import pytest
 
-from adapters.bench_reliability import bot_kills, runtime_kills, soak
+from benchmarks.bench_reliability import bot_kills, runtime_kills, soak
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-from adapters.bench_reliability import character_png
+from benchmarks.bench_reliability import character_png
 from bot.admin import AdminService
 from bot.errors import BusyError, UserError
 from bot.messages import UserRef

@@ -8,22 +8,22 @@ import sys
 import aiohttp
 import pytest
 
-from adapters.bench_reliability import FileAdapter, bench_settings, character_png, read_deliveries, worker_command
-from adapters.runtime_process import free_port
-from adapters.supervisor import RuntimeSupervisor, Supervisor, spawn_child
+from benchmarks.bench_reliability import FileAdapter, bench_settings, character_png, read_deliveries, worker_command
+from adapters.cli.runtime_child import free_port
+from adapters.cli.supervisor import RuntimeSupervisor, Supervisor, spawn_child
 from bot.messages import UserRef
 from bot.service import StickerService
-from seal_runtime.client import RuntimeClient
+from seal_runtime.api.client import RuntimeClient
 from storage import jobs
 from storage.database import open_database
-from tests.reliability_stub import CrashingStub
-from tests.stub_runtime import running_stub_runtime
+from benchmarks.fakes.reliability_stub import CrashingStub
+from benchmarks.fakes.stub_runtime import running_stub_runtime
 
 FAST = {"check_interval_s": 0.1, "backoff_initial_s": 0.05, "backoff_max_s": 0.2, "stop_timeout_s": 5}
 
 
 def stub_child(port: int):
-    return lambda: spawn_child([sys.executable, "-m", "tests.reliability_stub", "--port", str(port)])
+    return lambda: spawn_child([sys.executable, "-m", "benchmarks.fakes.reliability_stub", "--port", str(port)])
 
 
 async def wait_for(predicate, timeout=20.0):
@@ -137,7 +137,7 @@ async def test_sigterm_finishes_the_job_in_hand_or_requeues_it_without_cost(tmp_
 
 
 def test_stickerbot_run_without_adapters_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    from adapters.cli import main
+    from adapters.cli.commands import main
 
     monkeypatch.setenv("STICKERBOT_GENERAL__DATABASE", str(tmp_path / "b.sqlite"))
     monkeypatch.setenv("STICKERBOT_GENERAL__HEALTH_PORT", "0")

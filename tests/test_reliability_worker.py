@@ -5,16 +5,16 @@ import asyncio
 
 import pytest
 
-from adapters.bench_reliability import RecordingSink, bench_settings, character_png
+from benchmarks.bench_reliability import RecordingSink, bench_settings, character_png
 from bot.job_worker import JobWorker
 from bot.messages import UserRef
 from bot.service import StickerService
-from seal_runtime.client import RuntimeClient
-from seal_runtime.protocol import RuntimeJobError
+from seal_runtime.api.client import RuntimeClient
+from seal_runtime.api.protocol import RuntimeJobError
 from storage import jobs, stickers
 from storage.database import open_database
-from tests.reliability_stub import CrashingStub
-from tests.stub_runtime import running_stub_runtime
+from benchmarks.fakes.reliability_stub import CrashingStub
+from benchmarks.fakes.stub_runtime import running_stub_runtime
 
 ANN = UserRef("console", "ann", "Ann")
 BOB = UserRef("console", "bob", "Bob")

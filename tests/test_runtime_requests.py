@@ -14,9 +14,9 @@ import time
 import aiohttp
 import pytest
 
-from seal_runtime.client import RuntimeClient
-from seal_runtime.config import AdaptationSettings, GenerationSettings, RuntimeSettings
-from seal_runtime.protocol import ProgressEvent, RuntimeJobError
+from seal_runtime.api.client import RuntimeClient
+from seal_runtime.api.config import AdaptationSettings, GenerationSettings, RuntimeSettings
+from seal_runtime.api.protocol import ProgressEvent, RuntimeJobError
 from tests.scripted_engine import ScriptedEngine, finished, serving
 
 
@@ -69,7 +69,7 @@ async def test_each_out_of_bounds_request_is_a_non_retryable_400_and_never_runs(
 
 
 async def test_the_client_reports_a_bad_request_as_not_retryable(runtime):
-    from seal_runtime.protocol import JobRequest
+    from seal_runtime.api.protocol import JobRequest
 
     _, url = runtime
     client = RuntimeClient(url, secret="s3cret")
@@ -148,7 +148,7 @@ async def test_a_client_timeout_stops_the_job_too():
             stopped.set()
         return finished(request, control)
 
-    from seal_runtime.protocol import JobRequest
+    from seal_runtime.api.protocol import JobRequest
 
     async with serving(ScriptedEngine(slow)) as url:
         client = RuntimeClient(url, job_timeout_s=0.5)

@@ -8,10 +8,10 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from seal_runtime.config import AdaptationSettings, GenerationSettings
-from seal_runtime.protocol import JobRequest, RuntimeJobError
+from seal_runtime.api.config import AdaptationSettings, GenerationSettings
+from seal_runtime.api.protocol import JobRequest, RuntimeJobError
 from seal_runtime.server import check_bind
-from seal_runtime.config import RuntimeSettings
+from seal_runtime.api.config import RuntimeSettings
 from tests.runtime_helpers import running_runtime
 
 

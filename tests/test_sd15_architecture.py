@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seal_runtime.adaptation import adapt_concept
-from seal_runtime.attention_capture import cross_attention_layers
-from seal_runtime.bench_seal import synthetic_reference
-from seal_runtime.config import AdaptationSettings
-from seal_runtime.layer_selection import select_layers
-from seal_runtime.sd15_architecture import sd15_random_backbone
-from seal_runtime.seal_plugins import build_loss_terms
+from seal_runtime.ttf.adaptation import adapt_concept
+from seal_runtime.seal.attention_capture import cross_attention_layers
+from benchmarks.bench_seal import synthetic_reference
+from seal_runtime.api.config import AdaptationSettings
+from seal_runtime.seal.layer_selection import select_layers
+from seal_runtime.models.sd15_architecture import sd15_random_backbone
+from seal_runtime.seal.plugins import build_loss_terms
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])  # fp16 is what a GPU runs

@@ -10,8 +10,8 @@ import io
 
 from PIL import Image
 
-from seal_runtime.config import AdaptationSettings, GenerationSettings
-from seal_runtime.protocol import JobRequest
+from seal_runtime.api.config import AdaptationSettings, GenerationSettings
+from seal_runtime.api.protocol import JobRequest
 from tests.runtime_helpers import running_runtime
 
 

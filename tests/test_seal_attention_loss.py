@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from seal_runtime.adaptation import StepContext, adapt_concept
-from seal_runtime.attention_capture import cross_attention_layers
-from seal_runtime.attention_loss import (
+from seal_runtime.ttf.adaptation import StepContext, adapt_concept
+from seal_runtime.seal.attention_capture import cross_attention_layers
+from seal_runtime.seal.attention_loss import (
     SpatialAttentionLoss,
     break_a_scene_mse,
     fastcomposer_balance,
@@ -15,10 +15,10 @@ from seal_runtime.attention_loss import (
     mask_for,
     measure_inside_share,
 )
-from seal_runtime.concept_tokens import ensure_tokens, initializer_vector, inject_concept, placeholder_tokens
-from seal_runtime.config import AdaptationSettings
-from seal_runtime.layer_selection import select_layers
-from seal_runtime.seal_plugins import build_loss_terms
+from seal_runtime.ttf.concept_tokens import ensure_tokens, initializer_vector, inject_concept, placeholder_tokens
+from seal_runtime.api.config import AdaptationSettings
+from seal_runtime.seal.layer_selection import select_layers
+from seal_runtime.seal.plugins import build_loss_terms
 
 
 def character_on_a_background(size: int = 64):

@@ -3,7 +3,7 @@
 import json
 from types import SimpleNamespace
 
-from seal_runtime import bench_seal
+from benchmarks import bench_seal
 
 
 def test_quick_seal_benchmark_writes_its_figures(tmp_path):

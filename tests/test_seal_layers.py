@@ -7,8 +7,8 @@ import torch
 from diffusers import UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from seal_runtime.attention_capture import ConceptAttentionCapture, ConceptAttentionProcessor, cross_attention_layers
-from seal_runtime.layer_selection import describe, select_layers
+from seal_runtime.seal.attention_capture import ConceptAttentionCapture, ConceptAttentionProcessor, cross_attention_layers
+from seal_runtime.seal.layer_selection import describe, select_layers
 
 
 def sd15_shaped_model():

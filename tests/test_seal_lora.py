@@ -2,10 +2,10 @@
 
 import torch
 
-from seal_runtime.adaptation import adapt_concept
-from seal_runtime.config import AdaptationSettings
-from seal_runtime.lora_adaptation import lora_applied, lora_from_bytes, lora_to_bytes
-from seal_runtime.seal_plugins import build_loss_terms
+from seal_runtime.ttf.adaptation import adapt_concept
+from seal_runtime.api.config import AdaptationSettings
+from seal_runtime.ttf.lora import lora_applied, lora_from_bytes, lora_to_bytes
+from seal_runtime.seal.plugins import build_loss_terms
 from tests.adaptation_helpers import reference_and_mask
 
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from seal_runtime.config import RuntimeSettings
-from seal_runtime.sam_loader import SamMasker, load_sam_predictor
-from seal_runtime.torchvision_compat import batched_nms, import_segment_anything, resize, torchvision_works
+from seal_runtime.api.config import RuntimeSettings
+from seal_runtime.imaging.sam_loader import SamMasker, load_sam_predictor
+from seal_runtime.imaging.torchvision_compat import batched_nms, import_segment_anything, resize, torchvision_works
 
 
 def tiny_sam(seed: int = 0):
@@ -80,7 +80,7 @@ def test_no_checkpoint_means_no_sam():
 
 
 def test_compute_subject_mask_takes_the_sam_path_for_an_opaque_reference():
-    subject_mask = pytest.importorskip("seal_runtime.subject_mask")
+    subject_mask = pytest.importorskip("seal_runtime.imaging.subject_mask")
     segment_anything, sam = tiny_sam()
     predictor = segment_anything.SamPredictor(sam)
     calls = []

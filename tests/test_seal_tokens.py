@@ -7,12 +7,12 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from seal_runtime.adaptation import adapt_concept
-from seal_runtime.concept_tokens import CONCEPT_PLACEHOLDER, ensure_tokens, inject_concept, placeholder_tokens
-from seal_runtime.config import AdaptationSettings
-from seal_runtime.embedding_io import embedding_to_bytes, read_metadata
-from seal_runtime.seal_plugins import build_loss_terms
-from seal_runtime.token_strategy import SplitMergeTokens
+from seal_runtime.ttf.adaptation import adapt_concept
+from seal_runtime.ttf.concept_tokens import CONCEPT_PLACEHOLDER, ensure_tokens, inject_concept, placeholder_tokens
+from seal_runtime.api.config import AdaptationSettings
+from seal_runtime.ttf.embedding_io import embedding_to_bytes, read_metadata
+from seal_runtime.seal.plugins import build_loss_terms
+from seal_runtime.seal.token_strategy import SplitMergeTokens
 from tests.adaptation_helpers import reference_and_mask
 
 

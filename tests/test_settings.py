@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from adapters.cli import main
+from adapters.cli.commands import main
 from bot.settings import SettingsError, load_settings, read_token
 
 
@@ -55,7 +55,7 @@ def test_settings_hash_changes_with_any_adaptation_setting():
 
 
 def test_denoise_defaults_to_a_median_for_pixel_models_only():
-    from seal_runtime.config import GenerationSettings
+    from seal_runtime.api.config import GenerationSettings
 
     assert GenerationSettings().denoise_size(pixel_space=True) == 3
     assert GenerationSettings().denoise_size(pixel_space=False) == 0

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from bot.prompt_builder import build_prompt
-from bot.sticker_request import parse_prompt
+from bot.schema.prompt_builder import build_prompt
+from bot.schema.prompt_parser import parse_prompt
 from stickerworld.dataset import caption_for, generate, make_sample, random_scene, sample_reference_scene
 from stickerworld.identities import held_out_identities, is_held_out, training_identities
 from stickerworld.render import Scene, render

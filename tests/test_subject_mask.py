@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from seal_runtime.subject_mask import (
+from seal_runtime.imaging.subject_mask import (
     center_prior,
     classical_mask,
     compute_subject_mask,
@@ -175,6 +175,6 @@ def test_sam_failures_fall_back_to_classical():
 
 
 def test_mask_modules_do_not_import_torch():
-    code = ("import sys; import seal_runtime.subject_mask, seal_runtime.cutout; "
+    code = ("import sys; import seal_runtime.imaging.subject_mask, seal_runtime.imaging.cutout; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

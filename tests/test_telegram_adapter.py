@@ -1,5 +1,5 @@
 """The Telegram adapter, driven through PTB's real HTTP stack against a fake Bot API server
-(tests/fake_bot_api.py) and the stub runtime (tests/stub_runtime.py). Nothing in PTB is mocked:
+(benchmarks/fakes/fake_bot_api.py) and the stub runtime (benchmarks/fakes/stub_runtime.py). Nothing in PTB is mocked:
 users' messages arrive through getUpdates, and every assertion is on what the bot sent."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import time
 import pytest
 from PIL import Image
 
-from adapters.telegram.bench import reference_png, telegram_testbed
+from benchmarks.bench_telegram import reference_png, telegram_testbed
 from adapters.telegram.packs import MAX_STATIC_STICKERS, set_name
-from tests.fake_bot_api import BOT_USERNAME, UNLIMITED, TgUser, valid_set_name, validate_static_sticker
+from benchmarks.fakes.fake_bot_api import BOT_USERNAME, UNLIMITED, TgUser, valid_set_name, validate_static_sticker
 
 ANN = TgUser(1001, "Ann", "ann")
 BOB = TgUser(1002, "Bob", "bob")

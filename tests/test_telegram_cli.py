@@ -8,9 +8,9 @@ import os
 import signal
 import sys
 
-from adapters.cli import main as stickerbot
-from tests.fake_bot_api import TgUser, running_fake_bot_api
-from tests.stub_runtime import running_stub_runtime
+from adapters.cli.commands import main as stickerbot
+from benchmarks.fakes.fake_bot_api import TgUser, running_fake_bot_api
+from benchmarks.fakes.stub_runtime import running_stub_runtime
 
 
 async def test_stickerbot_telegram_reads_the_token_file_answers_and_stops_on_sigterm(tmp_path):
@@ -27,7 +27,7 @@ async def test_stickerbot_telegram_reads_the_token_file_answers_and_stops_on_sig
             "STICKERBOT_GENERAL__LOG_LEVEL": "DEBUG",
         })
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "adapters.cli", "telegram", env=env,
+            sys.executable, "-m", "adapters.cli.commands", "telegram", env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
             fake.send_text(TgUser(31, "Cli"), "/help")

@@ -11,13 +11,13 @@ import threading
 import pytest
 import torch
 
-from adapters.bench_reliability import RecordingSink, bench_settings, character_png
+from benchmarks.bench_reliability import RecordingSink, bench_settings, character_png
 from bot.job_worker import JobWorker
 from bot.messages import UserRef
 from bot.service import StickerService
-from seal_runtime.client import RuntimeClient
-from seal_runtime.embedding_io import embedding_to_bytes
-from seal_runtime.protocol import BAD_CACHED_CONCEPT, RuntimeJobError
+from seal_runtime.api.client import RuntimeClient
+from seal_runtime.ttf.embedding_io import embedding_to_bytes
+from seal_runtime.api.protocol import BAD_CACHED_CONCEPT, RuntimeJobError
 from storage import embeddings, jobs
 from storage.database import open_database
 from tests.scripted_engine import MODEL_ID, ScriptedEngine, finished, serving

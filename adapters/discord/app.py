@@ -31,7 +31,7 @@ from bot.errors import UserError
 from bot.job_worker import JobWorker
 from bot.service import StickerService
 from bot.settings import Settings
-from seal_runtime.client import RuntimeClient
+from seal_runtime.api.client import RuntimeClient
 
 log = logging.getLogger(__name__)
 

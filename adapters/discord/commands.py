@@ -17,7 +17,7 @@ from adapters.discord.context import deps, queue_and_track, send_ephemeral, user
 from adapters.discord.server_stickers import add_server_sticker
 from bot.errors import UserError
 from bot.service import help_text
-from bot.sticker_request import suggest_prompts
+from bot.schema.prompt_parser import suggest_prompts
 from storage import stickers
 
 log = logging.getLogger(__name__)

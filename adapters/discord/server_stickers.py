@@ -19,7 +19,7 @@ import discord
 from adapters.discord.context import deps, send_ephemeral
 from bot.errors import UserError
 from bot.sticker_spec import discord_sticker_name, to_discord_server_sticker
-from bot.vocabulary import emoji_for_emotion
+from bot.schema.vocabulary import emoji_for_emotion
 from storage import stickers
 
 log = logging.getLogger(__name__)

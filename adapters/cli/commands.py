@@ -1,0 +1,392 @@
+"""`stickerbot` — the one place that wires adapters, bot, storage and the runtime together."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bot.log_format import configure_logging, register_secret
+from bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("stickerbot")
+
+ASSETS = Path(__file__).parents[1] / "assets"
+SAMPLE_REFERENCE = ASSETS / "sample_reference.png"
+DEMO_PROMPTS = ("happy waving beach", "sad sitting night sky", "love thumbs up close up")
+
+
+def _settings(args) -> Settings:
+    settings = load_settings(getattr(args, "config", None))
+    for secret in (settings.telegram.token, settings.discord.token, settings.runtime.shared_secret):
+        register_secret(secret)
+    return settings
+
+
+# -- runtime -----------------------------------------------------------------------------------
+def cmd_runtime(args) -> int:
+    from seal_runtime.server import serve
+
+    settings = _settings(args)
+    runtime = replace(settings.runtime, host=args.host or settings.runtime.host, port=args.port or settings.runtime.port)
+    serve(runtime)
+    return 0
+
+
+# -- config ------------------------------------------------------------------------------------
+def cmd_config(args) -> int:
+    settings = _settings(args)
+    print(json.dumps(settings.redacted(), indent=2, default=list))
+    return 0
+
+
+# -- demo / chat -------------------------------------------------------------------------------
+async def _with_local_runtime(settings: Settings, config_path, body, quiet: bool = False):
+    """Run `body(service, client, make_worker)` with a private runtime child process on a
+    free port. `quiet` keeps routine logs of both processes off the console."""
+    from adapters.cli.runtime_child import free_port, spawn_runtime, stop_runtime, wait_healthy
+    from bot.job_worker import JobWorker
+    from bot.service import StickerService
+    from seal_runtime.api.client import RuntimeClient
+    from storage.database import open_database
+
+    port = free_port()
+    started = time.perf_counter()
+    process = spawn_runtime(port, config_path, extra_env={"STICKERBOT_GENERAL__LOG_LEVEL": "WARNING"} if quiet else None)
+    if quiet:
+        logging.getLogger().setLevel(logging.WARNING)
+    client = RuntimeClient(f"http://127.0.0.1:{port}", secret=settings.runtime.shared_secret)
+    try:
+        health = await wait_healthy(client, process)
+        print(f"runtime ready in {time.perf_counter() - started:.1f}s: model {health['model_id']} on {health['device']}")
+        db = open_database(settings.general.database)
+        service = StickerService(db, settings)
+        return await body(service, client, lambda sink: JobWorker(db, settings, client, sink, worker_id="console"))
+    finally:
+        await client.close()
+        stop_runtime(process)
+
+
+def cmd_demo(args) -> int:
+    from adapters.console import ConsoleSink
+    from bot.errors import UserError
+    from bot.image_input import load_reference_image
+    from bot.messages import UserRef
+
+    settings = _settings(args)
+    out_dir = Path(args.out or settings.general.out_dir)
+    if settings.general.database == Settings().general.database:
+        # The demo keeps its own database next to its output, apart from a real bot's.
+        settings = replace(settings, general=replace(settings.general, database=str(out_dir / "demo.sqlite")))
+    reference_path = Path(args.reference) if args.reference else SAMPLE_REFERENCE
+    try:
+        reference = reference_path.read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read reference {reference_path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:  # check the picture before starting the runtime: a bad file fails fast
+        load_reference_image(reference, max_bytes=settings.limits.max_upload_bytes,
+                             max_pixels=settings.limits.max_upload_pixels)
+    except UserError as exc:
+        print(f"error: {reference_path}: {exc.user_message}", file=sys.stderr)
+        return 2
+    user = UserRef("console", "demo", "Demo user")
+    sink = ConsoleSink(out_dir)
+
+    async def body(service, client, make_worker):
+        try:
+            saved = service.set_reference(user, reference)
+        except UserError as exc:
+            print(f"error: {reference_path}: {exc.user_message}", file=sys.stderr)
+            return 2
+        print(f"reference {reference_path} saved" + ("".join(f"; {n}" for n in saved.notes)))
+        worker = make_worker(sink)
+        made: list[tuple[str, Path]] = []
+        for prompt in args.prompts or DEMO_PROMPTS:
+            queued = service.request_sticker(user, prompt, chat={"console": True}, seed=args.seed)
+            print(f"/mysticker {prompt}")
+            job = await _run_until_settled(worker, service.db, queued.job_id)
+            if job is None or job.state != "done":
+                # Failed (sink.failed printed the user's message), or forgotten meanwhile.
+                print(f"  job failed after {job.attempts if job else '?'} tries: "
+                      f"{(job.error if job else 'the job is gone') or 'no result'}")
+                return 1
+            timings = {**(job.result or {}).get("timings", {}), **worker.last_timings}
+            if (job.result or {}).get("adapted"):
+                print(f"  learned the character in {timings.get('adapt_s', 0):.1f}s "
+                      f"({timings.get('adapt_step_s', 0) * 1000:.0f} ms/step)")
+            else:
+                print("  embedding cache hit: adaptation skipped")
+            print(f"  generated in {timings.get('generate_s', 0):.2f}s, total {timings.get('total_s', 0):.2f}s, "
+                  f"bot overhead {timings.get('bot_overhead_s', 0) * 1000:.1f} ms")
+            made += [(prompt, path) for path in sink.delivered.get(queued.job_id, [])]
+        from adapters.cli.contact_sheet import write_contact_sheet
+
+        print(f"contact sheet: {write_contact_sheet(out_dir / 'contact_sheet.png', reference, made)}")
+        return 0
+
+    return asyncio.run(_with_local_runtime(settings, args.config, body, quiet=not args.verbose))
+
+
+async def _run_until_settled(worker, db, job_id: str):
+    """Work until this job is done or failed, waiting out retry backoffs; its final row."""
+    from storage import jobs
+    from storage.records import FINAL_STATES
+
+    while True:
+        job = jobs.get_job(db, job_id)
+        if job is None or job.state in FINAL_STATES:
+            return job
+        if not await worker.run_once():
+            await asyncio.sleep(0.2)
+
+
+def cmd_chat(args) -> int:
+    from adapters.console import ConsoleSession, ConsoleSink
+    from bot.messages import UserRef
+    from bot.service import help_text
+
+    settings = _settings(args)
+    sink = ConsoleSink(Path(args.out or settings.general.out_dir))
+
+    async def body(service, client, make_worker):
+        session = ConsoleSession(service, UserRef("console", args.user, args.user))
+        worker = make_worker(sink)
+        print(help_text().splitlines()[0] + " Type /help for commands, Ctrl-D to quit.")
+        loop = asyncio.get_running_loop()
+        while True:
+            line = await loop.run_in_executor(None, _read_line)
+            if line is None:
+                return 0
+            reply = session.handle(line)
+            if reply:
+                print(reply)
+            while await worker.run_once():
+                pass
+
+    return asyncio.run(_with_local_runtime(settings, args.config, body, quiet=not args.verbose))
+
+
+def _read_line() -> str | None:
+    try:
+        return input("> ")
+    except EOFError:
+        return None
+
+
+# -- telegram / discord ------------------------------------------------------------------------
+def _serve_chat_bot(settings: Settings, make_bot, describe_error) -> int:
+    """Run one chat adapter and its job worker until SIGINT/SIGTERM; the runtime runs separately.
+    `describe_error(exc)` turns the platform's start-up failures (bad token, unreachable API)
+    into (exit code, message), or None for errors it does not know."""
+    from seal_runtime.api.client import RuntimeClient
+    from seal_runtime.api.protocol import RuntimeJobError
+    from storage.database import open_database
+
+    async def serve() -> int:
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        db = open_database(settings.general.database)
+        client = RuntimeClient(settings.general.runtime_url, secret=settings.runtime.shared_secret,
+                               job_timeout_s=settings.limits.job_timeout_s)
+        try:
+            try:
+                await client.health()
+            except RuntimeJobError:
+                log.warning("the SEAL runtime is not reachable yet; stickers wait in the queue until it is",
+                            extra={"runtime_url": settings.general.runtime_url})
+            await make_bot(db, client).serve(stop)
+        except Exception as exc:
+            known = describe_error(exc)
+            if known is None:
+                raise
+            print(f"error: {known[1]}", file=sys.stderr)
+            return known[0]
+        finally:
+            await client.close()
+        return 0
+
+    return asyncio.run(serve())
+
+
+def _token_from(settings_section, what: str) -> str:
+    from bot.settings import read_token
+
+    token = read_token(settings_section.token, settings_section.token_file, what)
+    register_secret(token)  # a token read from a token file is redacted from logs too
+    return token
+
+
+def cmd_telegram(args) -> int:
+    """Run the Telegram bot (long polling) and its job worker."""
+    from telegram.error import InvalidToken, NetworkError
+
+    from adapters.telegram.app import TelegramBot
+
+    settings = _settings(args)
+    token = _token_from(settings.telegram, "Telegram")
+
+    def describe(exc: Exception):
+        if isinstance(exc, InvalidToken):
+            return 2, "Telegram rejected the bot token (check TELEGRAM_BOT_TOKEN or telegram.token_file)"
+        if isinstance(exc, NetworkError):
+            return 1, f"cannot reach the Telegram Bot API at {settings.telegram.base_url}: {exc}"
+        return None
+
+    return _serve_chat_bot(settings, lambda db, client: TelegramBot(settings, token, db, client), describe)
+
+
+def cmd_discord(args) -> int:
+    """Run the Discord bot (gateway + slash commands) and its job worker."""
+    import aiohttp
+    import discord
+
+    from adapters.discord.app import DiscordBot
+
+    settings = _settings(args)
+    token = _token_from(settings.discord, "Discord")
+
+    def describe(exc: Exception):
+        if isinstance(exc, discord.LoginFailure):
+            return 2, "Discord rejected the bot token (check DISCORD_BOT_TOKEN or discord.token_file)"
+        if isinstance(exc, discord.PrivilegedIntentsRequired):
+            return 2, "Discord asks for a privileged intent; this bot needs none: check the bot's settings"
+        if isinstance(exc, (aiohttp.ClientError, discord.GatewayNotFound, OSError)):
+            return 1, f"cannot reach Discord: {exc}"
+        return None
+
+    return _serve_chat_bot(settings, lambda db, client: DiscordBot(settings, token, db, client), describe)
+
+
+# -- run / backup -----------------------------------------------------------------------------
+def cmd_run(args) -> int:
+    """Runtime child + configured adapters + one job worker + housekeeping (adapters/supervisor.py)."""
+    from adapters.cli.commands import supervisor
+
+    return supervisor.run(args, _settings(args))
+
+
+def cmd_backup(args) -> int:
+    from adapters.cli.commands import backup
+
+    return backup.run(args, _settings(args))
+
+
+def cmd_make_test_model(args) -> int:
+    from seal_runtime.models.sd15_architecture import save_sd15_test_model
+
+    folder = save_sd15_test_model(Path(args.path), width=args.width, seed=args.seed)
+    print(f"SD-1.5-shaped test model (random weights, width {args.width:g}) written to {folder}; "
+          f"try it: STICKERBOT_RUNTIME__MODEL={folder} stickerbot demo")
+    return 0
+
+
+# -- train-builtin / bench -------------------------------------------------------------------
+def cmd_train_builtin(args) -> int:
+    from stickerworld import train_builtin
+
+    return train_builtin.run(args)
+
+
+def cmd_bench(args) -> int:
+    from benchmarks import commands as benchmarks
+
+    return benchmarks.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stickerbot", description="SEAL Sticker Bot")
+    parser.add_argument("--config", help="TOML config file (default: $STICKERBOT_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="make stickers of the sample character on the builtin model")
+    p.add_argument("--reference", help="use this picture instead of the bundled sample")
+    p.add_argument("--out", help="output folder (default: general.out_dir)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--verbose", action="store_true", help="show the bot's and the runtime's logs")
+    p.add_argument("prompts", nargs="*", help="prompts (default: three examples)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("chat", help="interactive console speaking the chat commands")
+    p.add_argument("--user", default="me")
+    p.add_argument("--verbose", action="store_true", help="show the bot's and the runtime's logs")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("runtime", help="start the SEAL runtime HTTP server (owns the model)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_runtime)
+
+    p = sub.add_parser("config", help="print the effective settings (secrets redacted)")
+    p.add_argument("--show", action="store_true", default=True)
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("train-builtin", help="train the builtin model on StickerWorld")
+    from stickerworld import train_builtin
+
+    train_builtin.add_arguments(p)
+    p.set_defaults(func=cmd_train_builtin)
+
+    p = sub.add_parser("telegram", help="run the Telegram bot (token from TELEGRAM_BOT_TOKEN or telegram.token_file)")
+    p.set_defaults(func=cmd_telegram)
+
+    p = sub.add_parser("discord", help="run the Discord bot (token from DISCORD_BOT_TOKEN or discord.token_file)")
+    p.set_defaults(func=cmd_discord)
+
+    p = sub.add_parser("run", help="run the bot: the runtime (restarted if it dies), general.adapters, "
+                                   "the job worker and housekeeping, from one config")
+    p.add_argument("--no-runtime", action="store_true",
+                   help="do not start a runtime child: use the one at general.runtime_url")
+    p.add_argument("--grace", type=float, default=30.0,
+                   help="seconds a job in hand may take to finish on SIGTERM before it is requeued")
+    p.add_argument("--worker-id", default="stickerbot-run",
+                   help="stable id of this process's job worker (unique per running process)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("backup", help="copy the live database to PATH (SQLite online backup API)")
+    p.add_argument("path", help="where to write the backup file")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("make-test-model", help="write a small random SD-1.5-shaped diffusers pipeline to PATH "
+                                               "(offline; for trying the SD path on a CPU)")
+    p.add_argument("path", help="folder to write (a diffusers StableDiffusionPipeline)")
+    from seal_runtime.models.sd15_architecture import TEST_MODEL_WIDTH
+
+    p.add_argument("--width", type=float, default=TEST_MODEL_WIDTH, help="channel scale; 1.0 is SD 1.5's size")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_test_model)
+
+    p = sub.add_parser("bench", help="benchmarks that write JSON")
+    from benchmarks import commands as benchmarks
+
+    benchmarks.add_arguments(p)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        configure_logging(settings.general.log_level, settings.general.log_format)
+        return args.func(args)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,452 @@
+"""`stickerbot run`: the whole bot from one config — runtime child, adapters, worker, schedule.
+
+    stickerbot run                 # spawns the runtime on runtime_url's port, starts general.adapters
+    stickerbot run --no-runtime    # the runtime runs elsewhere (another container, another box)
+
+What runs in this process:
+- `RuntimeSupervisor` keeps the SEAL runtime child alive: it checks `/healthz` every few
+  seconds, and when the child exits or stops answering it kills it and starts a new one,
+  waiting 1, 2, 4 … 60 s between quick deaths (reset after a minute of health). Jobs in
+  flight when it dies are retried by the worker (see bot/job_worker.py).
+- The adapters named in `general.adapters` (telegram, discord) take commands; they do not
+  run their own workers. One `JobWorker` runs the queue for all of them and delivers
+  through a sink that routes each job to its platform's adapter.
+- The APScheduler housekeeping of `bot.retention` (quota reset, retention, timeout sweep).
+- `GET /healthz` on 127.0.0.1:`general.health_port` for container health checks: 200 while
+  the worker runs ("degraded" while the runtime is down), 503 when the worker died.
+
+SIGTERM/SIGINT: the worker stops taking jobs and finishes the one in hand within
+`--grace` seconds; past that the job is handed back to the queue without costing an
+attempt. Then the adapters stop, then the runtime child. A SIGKILL skips all that, and
+nothing is lost either: leases expire, and the next start reclaims its own jobs at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import urlparse
+
+from aiohttp import web
+
+from bot.delivery import DeliverySink
+from bot.messages import JobView, ProgressUpdate, StickerOut
+from bot.settings import Settings
+from seal_runtime.api.client import RuntimeClient
+from seal_runtime.api.protocol import RuntimeJobError
+
+log = logging.getLogger("stickerbot.supervisor")
+
+DEFAULT_WORKER_ID = "stickerbot-run"
+
+
+class SupervisorError(Exception):
+    """A configuration problem that stops `stickerbot run` before it starts."""
+
+
+# -- the runtime child -------------------------------------------------------------------------
+def runtime_command(port: int, config_path: str | None = None) -> list[str]:
+    command = [sys.executable, "-m", "adapters.cli.commands", "runtime", "--host", "127.0.0.1", "--port", str(port)]
+    if config_path:
+        command += ["--config", str(config_path)]
+    return command
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the runtime gets SIGTERM if the supervisor is killed, so no orphan holds the GPU."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def spawn_child(command: list[str], extra_env: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, **(extra_env or {})}
+    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, preexec_fn=preexec)
+
+
+@dataclass
+class RuntimeStatus:
+    pid: int | None = None
+    healthy: bool = False
+    starts: int = 0
+    restarts: int = 0
+    last_exit_code: int | None = None
+    last_health: dict = field(default_factory=dict)
+    last_start_s: float = 0.0  # how long the last start took until healthy
+
+    def as_dict(self) -> dict:
+        return {"pid": self.pid, "healthy": self.healthy, "starts": self.starts, "restarts": self.restarts,
+                "last_exit_code": self.last_exit_code, "model_id": self.last_health.get("model_id"),
+                "last_start_s": round(self.last_start_s, 3)}
+
+
+class RuntimeSupervisor:
+    """Spawns the runtime with `spawn()`, watches it, restarts it with backoff."""
+
+    def __init__(self, spawn: Callable[[], subprocess.Popen], client: RuntimeClient, *,
+                 check_interval_s: float = 5.0, failures_before_restart: int = 3, backoff_initial_s: float = 1.0,
+                 backoff_max_s: float = 60.0, healthy_reset_s: float = 60.0, start_timeout_s: float = 600.0,
+                 stop_timeout_s: float = 10.0) -> None:
+        self.spawn = spawn
+        self.client = client
+        self.check_interval_s = check_interval_s
+        self.failures_before_restart = failures_before_restart
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.healthy_reset_s = healthy_reset_s
+        self.start_timeout_s = start_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.status = RuntimeStatus()
+        self.process: subprocess.Popen | None = None
+        self.backoffs: list[float] = []  # every wait before a restart, for tests and the bench
+        self.became_healthy = asyncio.Event()
+        self._healthy_at: float | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = self.backoff_initial_s
+        try:
+            while not stop.is_set():
+                await self._start()
+                reason = await self._watch(stop)
+                if stop.is_set():
+                    break
+                await self._kill()
+                if self._healthy_at is not None and time.monotonic() - self._healthy_at >= self.healthy_reset_s:
+                    backoff = self.backoff_initial_s  # it ran fine for a while: not a crash loop
+                log.warning("runtime down; restarting", extra={"reason": reason, "exit_code": self.status.last_exit_code,
+                                                               "restart_in_s": backoff})
+                self.backoffs.append(backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff)
+                backoff = min(self.backoff_max_s, backoff * 2)
+                self.status.restarts += 1
+        finally:
+            await self._stop_gracefully()
+
+    async def _start(self) -> None:
+        self.process = self.spawn()
+        self.status.pid = self.process.pid
+        self.status.starts += 1
+        self.status.healthy = False
+        self._healthy_at = None
+        self.became_healthy.clear()
+        log.info("runtime started", extra={"pid": self.process.pid})
+
+    async def _watch(self, stop: asyncio.Event) -> str:
+        """Returns why the runtime has to be restarted (or "" when asked to stop)."""
+        assert self.process is not None
+        started = time.monotonic()
+        failures = 0
+        interval = 0.25  # poll quickly until the first healthy answer
+        while not stop.is_set():
+            code = self.process.poll()
+            if code is not None:
+                self.status.last_exit_code = code
+                self.status.healthy = False
+                return f"exited with code {code}"
+            try:
+                self.status.last_health = await self.client.health()
+            except RuntimeJobError:
+                failures += 1
+                if self.status.healthy and failures >= self.failures_before_restart:
+                    self.status.healthy = False
+                    return f"no answer to {failures} health checks"
+                if not self.status.healthy and time.monotonic() - started > self.start_timeout_s:
+                    return f"not healthy {self.start_timeout_s:.0f} s after start"
+            else:
+                failures = 0
+                if not self.status.healthy:
+                    self.status.healthy = True
+                    self._healthy_at = time.monotonic()
+                    self.status.last_start_s = self._healthy_at - started
+                    self.became_healthy.set()
+                    log.info("runtime healthy", extra={"pid": self.process.pid,
+                                                       "start_s": round(self.status.last_start_s, 2)})
+                    interval = self.check_interval_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+        return ""
+
+    async def _kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+        if self.process is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.process.wait)
+
+    async def _stop_gracefully(self) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, process.wait),
+                                   timeout=self.stop_timeout_s)
+        except TimeoutError:
+            process.kill()
+            await asyncio.get_running_loop().run_in_executor(None, process.wait)
+        self.status.healthy = False
+
+
+# -- adapters ------------------------------------------------------------------------------------
+class AdapterHandle(Protocol):
+    """What `stickerbot run` needs of an adapter: its platform name, a sink for finished
+    jobs, and start/stop of its intake (no worker of its own)."""
+
+    platform: str
+    sink: DeliverySink
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class _ChatBotHandle:
+    """Wraps an adapter bot class shaped like `adapters.telegram.app.TelegramBot`."""
+
+    def __init__(self, platform: str, bot) -> None:
+        self.platform = platform
+        self.bot = bot
+
+    @property
+    def sink(self) -> DeliverySink:
+        return self.bot.sink
+
+    async def start(self) -> None:
+        await self.bot.start(run_worker=False)
+
+    async def stop(self) -> None:
+        await self.bot.stop()
+
+
+def _token(section, what: str) -> str:
+    from bot.log_format import register_secret
+    from bot.settings import read_token
+
+    token = read_token(section.token, section.token_file, what)
+    register_secret(token)
+    return token
+
+
+def _telegram(settings: Settings, db, client: RuntimeClient) -> AdapterHandle:
+    from adapters.telegram.app import TelegramBot
+
+    token = _token(settings.telegram, "Telegram")
+    return _ChatBotHandle("telegram", TelegramBot(settings, token, db, client, worker_id="telegram-unused"))
+
+
+def _discord(settings: Settings, db, client: RuntimeClient) -> AdapterHandle:
+    try:
+        from adapters.discord.app import DiscordBot  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise SupervisorError(f"the discord adapter is not available in this build ({exc})") from None
+    token = _token(settings.discord, "Discord")
+    return _ChatBotHandle("discord", DiscordBot(settings, token, db, client))
+
+
+ADAPTER_FACTORIES: dict[str, Callable[[Settings, object, RuntimeClient], AdapterHandle]] = {
+    "telegram": _telegram,
+    "discord": _discord,
+}
+
+
+class RoutingSink:
+    """Delivers each job through the adapter of its user's platform."""
+
+    def __init__(self, sinks: dict[str, DeliverySink]) -> None:
+        self.sinks = sinks
+
+    def _sink(self, job: JobView) -> DeliverySink:
+        try:
+            return self.sinks[job.user.platform]
+        except KeyError:
+            raise LookupError(f"no adapter running for platform {job.user.platform!r}") from None
+
+    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+        await self._sink(job).progress(job, update)
+
+    async def deliver(self, job: JobView, stickers: list[StickerOut]) -> None:
+        await self._sink(job).deliver(job, stickers)
+
+    async def failed(self, job: JobView, message: str) -> None:
+        await self._sink(job).failed(job, message)
+
+
+# -- the whole bot ---------------------------------------------------------------------------
+class Supervisor:
+    def __init__(self, settings: Settings, *, config_path: str | None = None, run_runtime: bool = True,
+                 adapters: list[AdapterHandle] | None = None, runtime_spawn: Callable[[], subprocess.Popen] | None = None,
+                 worker_id: str = DEFAULT_WORKER_ID, grace_s: float = 30.0, health_port: int | None = None,
+                 runtime_options: dict | None = None, idle_sleep: float = 0.2) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.run_runtime = run_runtime
+        self.adapters = adapters
+        self.runtime_spawn = runtime_spawn
+        self.worker_id = worker_id
+        self.grace_s = grace_s
+        self.health_port = settings.general.health_port if health_port is None else health_port
+        self.runtime_options = runtime_options or {}
+        self.idle_sleep = idle_sleep
+        self.runtime: RuntimeSupervisor | None = None
+        self.worker = None
+        self.worker_task: asyncio.Task | None = None
+        self.db = None
+        self.started = asyncio.Event()
+
+    def _spawn_for_settings(self) -> Callable[[], subprocess.Popen]:
+        url = urlparse(self.settings.general.runtime_url)
+        from seal_runtime.server import is_loopback
+
+        if not is_loopback(url.hostname or ""):
+            raise SupervisorError(f"general.runtime_url {self.settings.general.runtime_url} is not on this machine: "
+                                  "start the runtime there and use `stickerbot run --no-runtime`")
+        port = url.port or 80
+        return lambda: spawn_child(runtime_command(port, self.config_path))
+
+    async def run(self, stop: asyncio.Event) -> int:
+        from bot.job_worker import JobWorker
+        from bot.retention import build_scheduler
+        from storage.database import open_database
+
+        settings = self.settings
+        spawn = None
+        if self.run_runtime:
+            spawn = self.runtime_spawn or self._spawn_for_settings()
+        self.db = db = open_database(settings.general.database)
+        client = RuntimeClient(settings.general.runtime_url, secret=settings.runtime.shared_secret,
+                               job_timeout_s=settings.limits.job_timeout_s)
+        adapters = self.adapters
+        if adapters is None:
+            names = settings.general.adapters
+            if not names:
+                raise SupervisorError("no adapters configured: set general.adapters (e.g. [\"telegram\"]) "
+                                      "or STICKERBOT_GENERAL__ADAPTERS=telegram")
+            unknown = [n for n in names if n not in ADAPTER_FACTORIES]
+            if unknown:
+                raise SupervisorError(f"unknown adapters {unknown}; known: {sorted(ADAPTER_FACTORIES)}")
+            adapters = [ADAPTER_FACTORIES[name](settings, db, client) for name in names]
+        sink = RoutingSink({a.platform: a.sink for a in adapters})
+        self.worker = worker = JobWorker(db, settings, client, sink, worker_id=self.worker_id,
+                                         platforms=tuple(a.platform for a in adapters))
+        runtime_stop = asyncio.Event()
+        runtime_task = None
+        if spawn is not None:
+            self.runtime = RuntimeSupervisor(spawn, client, **self.runtime_options)
+            runtime_task = asyncio.create_task(self.runtime.run(runtime_stop), name="runtime-supervisor")
+        scheduler = build_scheduler(db, settings)
+        health_runner = await self._serve_health()
+        started_adapters: list[AdapterHandle] = []
+        worker_stop = asyncio.Event()
+        try:
+            for adapter in adapters:
+                await adapter.start()
+                started_adapters.append(adapter)
+            scheduler.start()
+            worker.recover()
+            self.worker_task = asyncio.create_task(worker.run_forever(worker_stop, idle_sleep=self.idle_sleep),
+                                                   name="job-worker")
+            self.started.set()
+            log.info("stickerbot running", extra={"adapters": ",".join(a.platform for a in adapters),
+                                                  "runtime": "child" if spawn else settings.general.runtime_url})
+            stop_wait = asyncio.create_task(stop.wait())
+            await asyncio.wait({stop_wait, self.worker_task}, return_when=asyncio.FIRST_COMPLETED)
+            stop_wait.cancel()
+            if self.worker_task.done() and not stop.is_set():
+                log.error("the job worker stopped unexpectedly", extra={"error": repr(self.worker_task.exception())})
+                return 1
+            return 0
+        finally:
+            log.info("stopping: finishing the job in hand", extra={"grace_s": self.grace_s})
+            worker_stop.set()
+            if self.worker_task is not None and not self.worker_task.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(self.worker_task), timeout=self.grace_s)
+                except TimeoutError:
+                    self.worker_task.cancel()  # the job in hand goes back to the queue, attempt not counted
+                    await asyncio.gather(self.worker_task, return_exceptions=True)
+                    log.warning("grace over: the job in hand was requeued")
+            with contextlib.suppress(Exception):
+                scheduler.shutdown(wait=False)
+            for adapter in reversed(started_adapters):
+                try:
+                    await adapter.stop()
+                except Exception:
+                    log.exception("adapter did not stop cleanly", extra={"platform": adapter.platform})
+            runtime_stop.set()
+            if runtime_task is not None:
+                await asyncio.gather(runtime_task, return_exceptions=True)
+            if health_runner is not None:
+                await health_runner.cleanup()
+            await client.close()
+            db.close()
+
+    # -- health ----------------------------------------------------------------------------------
+    def health(self) -> tuple[int, dict]:
+        from storage import jobs
+
+        worker_alive = self.worker_task is not None and not self.worker_task.done()
+        runtime = self.runtime.status.as_dict() if self.runtime else {"external": self.settings.general.runtime_url}
+        runtime_ok = self.runtime.status.healthy if self.runtime else None
+        body = {
+            "status": "ok" if worker_alive and runtime_ok is not False else ("degraded" if worker_alive else "down"),
+            "worker": {"alive": worker_alive, "id": self.worker_id, **(self.worker.counters if self.worker else {})},
+            "runtime": runtime,
+            "queue": jobs.count_active(self.db) if self.db is not None else None,
+        }
+        return (200 if worker_alive else 503), body
+
+    async def _serve_health(self) -> web.AppRunner | None:
+        if not self.health_port:
+            return None
+
+        async def healthz(request: web.Request) -> web.Response:
+            status, body = self.health()
+            return web.json_response(body, status=status)
+
+        app = web.Application()
+        app.router.add_get("/healthz", healthz)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", self.health_port).start()
+        except OSError as exc:
+            log.warning("health endpoint not started", extra={"port": self.health_port, "error": str(exc)})
+            await runner.cleanup()
+            return None
+        return runner
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def run(args, settings: Settings) -> int:
+    """`stickerbot run` (wired in adapters/cli.py)."""
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        supervisor = Supervisor(settings, config_path=getattr(args, "config", None),
+                                run_runtime=not args.no_runtime, worker_id=args.worker_id, grace_s=args.grace)
+        return await supervisor.run(stop)
+
+    try:
+        return asyncio.run(main())
+    except SupervisorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

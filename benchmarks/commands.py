@@ -1,0 +1,36 @@
+"""`stickerbot bench <name> --json PATH`: each benchmark lives in its own module and
+writes its figures as JSON (speed targets are measured here, not in timed tests)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHMARKS = {
+    "perf": ("benchmarks.bench_perf", "end-to-end timings on the builtin model; bot-layer overhead"),
+    "seal": ("benchmarks.bench_seal", "TTF vs TTF+SEAL: per-step time, memory, attention share, k sweep"),
+    "quality": ("benchmarks.bench_quality", "StickerWorld quality: identity, attributes, leakage, rigidity"),
+    "telegram": ("benchmarks.bench_telegram", "commands/s and latency of the Telegram adapter vs a fake Bot API"),
+    "reliability": ("benchmarks.bench_reliability", "kills, restarts, fuzzing and a soak: nothing lost or doubled"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", choices=sorted(BENCHMARKS), help="; ".join(f"{k}: {v[1]}" for k, v in BENCHMARKS.items()))
+    parser.add_argument("--json", dest="json_path", help="write the figures to this JSON file")
+    parser.add_argument("--quick", action="store_true", help="a small, fast run (used by the tests)")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--clip", help="quality: also score CLIP-I and CLIP-T with the CLIP model in this folder")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="quality: processes scoring configurations side by side (default: 2, 1 with --quick)")
+    parser.add_argument("--dino", help="quality: also score DINO similarity with the DINO model in this folder")
+
+
+def run(args) -> int:
+    module_name, _ = BENCHMARKS[args.name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        print(f"benchmark {args.name!r} is not available in this build ({exc.name} missing)")
+        return 2
+    return module.run(args)

@@ -1,0 +1,147 @@
+"""Load the configured model into a DiffusionBackbone.
+
+`builtin` is the small pixel-space model shipped in `seal_runtime/models/builtin_model/`
+(or, before it is trained, the same architecture with random weights). Anything else
+is a Stable-Diffusion-1.5-class diffusers pipeline: a local folder, or a model id
+that the operator allowed to be fetched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from seal_runtime.models.backbone import DiffusionBackbone
+from seal_runtime.models.builtin_architecture import BUILTIN_DIR
+from seal_runtime.api.config import RuntimeSettings
+from seal_runtime.models.device import pick_device, pick_dtype
+
+log = logging.getLogger(__name__)
+
+PIXEL_MODEL_MANIFEST = "seal_model.json"
+RANDOM_BUILTIN_ID = "builtin-random-v0"
+
+
+def load_backbone(settings: RuntimeSettings) -> DiffusionBackbone:
+    device = pick_device(settings.device)
+    dtype = pick_dtype(settings.dtype, device)
+    if settings.model == "builtin":
+        if (BUILTIN_DIR / PIXEL_MODEL_MANIFEST).exists():
+            backbone = load_pixel_model(BUILTIN_DIR, device, dtype)
+        else:
+            log.warning("builtin model has no trained weights yet; using random weights (it draws noise)")
+            backbone = random_builtin(device, dtype)
+    elif (Path(settings.model) / PIXEL_MODEL_MANIFEST).exists():
+        backbone = load_pixel_model(Path(settings.model), device, dtype)
+    else:
+        backbone = load_stable_diffusion(settings.model, device, dtype, allow_downloads=settings.allow_downloads)
+    if settings.resolution:
+        backbone.resolution = settings.resolution
+    if settings.concept_phrase:
+        if settings.concept_phrase.count("{}") != 1:
+            raise ValueError(f"runtime.concept_phrase must contain '{{}}' once (where the concept goes), "
+                             f"got {settings.concept_phrase!r}")
+        if settings.concept_phrase != backbone.concept_phrase:
+            # Embeddings learned with another phrase do not fit this one: a distinct id
+            # gives them a distinct cache key.
+            backbone.model_id = f"{backbone.model_id} [{settings.concept_phrase}]"
+            backbone.concept_phrase = settings.concept_phrase
+    backbone.freeze()
+    log.info("model loaded", extra={"model_id": backbone.model_id, "device": str(device), "dtype": str(dtype)})
+    return backbone
+
+
+def random_builtin(device: torch.device, dtype: torch.dtype, seed: int = 0) -> DiffusionBackbone:
+    from seal_runtime.models.builtin_architecture import (
+        BUILTIN_RESOLUTION,
+        CONCEPT_PHRASE,
+        PIXEL_SHUFFLE,
+        build_random_builtin,
+    )
+
+    tokenizer, text_encoder, unet, scheduler = build_random_builtin(seed)
+    return DiffusionBackbone(
+        model_id=RANDOM_BUILTIN_ID,
+        tokenizer=tokenizer,
+        text_encoder=_to(text_encoder, device, dtype),
+        unet=_to(unet, device, dtype),
+        noise_scheduler=scheduler,
+        vae=None,
+        resolution=BUILTIN_RESOLUTION,
+        device=device,
+        dtype=dtype,
+        pixel_shuffle=PIXEL_SHUFFLE,
+        concept_phrase=CONCEPT_PHRASE,
+    )
+
+
+def _to(module, device: torch.device, dtype: torch.dtype):
+    """Move, and cast only when needed (diffusers warns on every dtype cast)."""
+    module = module.to(device)
+    return module if next(module.parameters()).dtype == dtype else module.to(dtype)
+
+
+def save_pixel_model(folder: Path, backbone: DiffusionBackbone, extra_manifest: dict | None = None) -> None:
+    """Write a pixel-space model in diffusers' per-component layout plus a manifest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    backbone.tokenizer.save_pretrained(folder / "tokenizer")
+    backbone.text_encoder.save_pretrained(folder / "text_encoder", safe_serialization=True)
+    backbone.unet.save_pretrained(folder / "unet", safe_serialization=True)
+    backbone.noise_scheduler.save_pretrained(folder / "scheduler")
+    manifest = {"format": "pixel-diffusion", "model_id": backbone.model_id, "resolution": backbone.resolution,
+                "pixel_shuffle": backbone.pixel_shuffle, "concept_phrase": backbone.concept_phrase}
+    manifest.update(extra_manifest or {})
+    (folder / PIXEL_MODEL_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def load_pixel_model(folder: Path, device: torch.device, dtype: torch.dtype) -> DiffusionBackbone:
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, PreTrainedTokenizerFast
+
+    manifest = json.loads((folder / PIXEL_MODEL_MANIFEST).read_text())
+    return DiffusionBackbone(
+        model_id=manifest["model_id"],
+        tokenizer=PreTrainedTokenizerFast.from_pretrained(folder / "tokenizer"),
+        text_encoder=CLIPTextModel.from_pretrained(folder / "text_encoder", torch_dtype=dtype).to(device),
+        unet=UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype).to(device),
+        noise_scheduler=DDPMScheduler.from_pretrained(folder / "scheduler"),
+        vae=None,
+        resolution=int(manifest["resolution"]),
+        device=device,
+        dtype=dtype,
+        pixel_shuffle=int(manifest.get("pixel_shuffle", 1)),
+        concept_phrase=manifest.get("concept_phrase", "{}"),
+    )
+
+
+def load_stable_diffusion(source: str, device: torch.device, dtype: torch.dtype, *, allow_downloads: bool) -> DiffusionBackbone:
+    """An SD-1.5-class pipeline from a local folder, or a model id when downloads are allowed."""
+    from diffusers import DDPMScheduler, StableDiffusionPipeline
+
+    local = Path(source).expanduser()
+    if not local.exists() and not allow_downloads:
+        raise RuntimeError(
+            f"model {source!r} is not a local folder and allow_downloads is off; download the model "
+            "(e.g. with `huggingface-cli download`) and point `runtime.model` at the folder"
+        )
+    pipe = StableDiffusionPipeline.from_pretrained(
+        str(local) if local.exists() else source,
+        torch_dtype=dtype,
+        safety_checker=None,
+        requires_safety_checker=False,
+        local_files_only=not allow_downloads,
+    )
+    return DiffusionBackbone(
+        model_id=source if not local.exists() else local.name,
+        tokenizer=pipe.tokenizer,
+        text_encoder=pipe.text_encoder.to(device),
+        unet=pipe.unet.to(device),
+        noise_scheduler=DDPMScheduler.from_config(pipe.scheduler.config),
+        vae=pipe.vae.to(device),
+        resolution=pipe.unet.config.sample_size * pipe.vae_scale_factor,
+        device=device,
+        dtype=dtype,
+    )
