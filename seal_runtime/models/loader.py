@@ -18,6 +18,7 @@ from seal_runtime.models.backbone import DiffusionBackbone
 from seal_runtime.models.builtin_architecture import BUILTIN_DIR
 from seal_runtime.api.config import RuntimeSettings
 from seal_runtime.models.device import pick_device, pick_dtype
+from seal_runtime.models.identity import local_model_id
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ def load_pixel_model(folder: Path, device: torch.device, dtype: torch.dtype) -> 
         dtype=dtype,
         pixel_shuffle=int(manifest.get("pixel_shuffle", 1)),
         concept_phrase=manifest.get("concept_phrase", "{}"),
+        adaptation_profile=manifest.get("adaptation_profile", "builtin"),
     )
 
 
@@ -134,8 +136,11 @@ def load_stable_diffusion(source: str, device: torch.device, dtype: torch.dtype,
         requires_safety_checker=False,
         local_files_only=not allow_downloads,
     )
+    # A hub id names its repository; a local folder is known by its content (models/identity.py).
+    model_id = local_model_id(local) if local.exists() else source
+    log.info("model identified", extra={"model_id": model_id, "folder": local.name if local.exists() else None})
     return DiffusionBackbone(
-        model_id=source if not local.exists() else local.name,
+        model_id=model_id,
         tokenizer=pipe.tokenizer,
         text_encoder=pipe.text_encoder.to(device),
         unet=pipe.unet.to(device),
@@ -144,4 +149,5 @@ def load_stable_diffusion(source: str, device: torch.device, dtype: torch.dtype,
         resolution=pipe.unet.config.sample_size * pipe.vae_scale_factor,
         device=device,
         dtype=dtype,
+        adaptation_profile="sd15",
     )
