@@ -184,13 +184,13 @@ def adapt_and_measure(backbone, reference, mask, settings, *, probe_every: int, 
     evals = _eval_set(backbone, latents)
     strategy = SplitMergeTokens(settings.num_tokens, settings.merge_rule)
     snapshots = dict(probe.snapshots)
-    snapshots[settings.steps] = result.learned_vectors
+    snapshots[result.steps] = result.learned_vectors
     # Intermediate LoRA weights are not snapshotted: the curve of a LoRA run follows the
     # tokens under the final LoRA weights, so only its end point is exact.
     curve = [(step, eval_loss(backbone, strategy.merge(v), latents, evals, lora_bytes)) for step, v in sorted(snapshots.items())]
     step_times = [b - a for a, b in zip(stamps, stamps[1:])]
     return {
-        "per_step_s": statistics.median(step_times) if step_times else result.seconds / max(1, settings.steps),
+        "per_step_s": statistics.median(step_times) if step_times else result.seconds / max(1, result.steps),
         "peak_rss_rise_mib": None if rss.kib is None else round(rss.kib / 1024, 1),
         "share_inside_mask": inside_shares(backbone, result.vectors, reference, mask, layers, lora_bytes),
         "share_inside_mask_learned_tokens": inside_shares(backbone, result.learned_vectors, reference, mask, layers, lora_bytes)

@@ -87,6 +87,7 @@ class JobWorker:
         self.retry_max_s = float(limits.retry_max_s)
         self.delivery_attempts = int(limits.delivery_attempts)
         self._model_id: str | None = None
+        self._model_profile = "builtin"
         self._runtime_ok = True
         self._recovered = False
         self.last_timings: dict = {}
@@ -138,10 +139,13 @@ class JobWorker:
     async def model_id(self) -> str:
         if self._model_id is None or not self._runtime_ok:
             try:
-                self._model_id = (await self.client.health())["model_id"]
+                health = await self.client.health()
             except RuntimeJobError:
                 self._runtime_ok = False
                 raise
+            self._model_id = health["model_id"]
+            # Which adaptation defaults the runtime's model takes (api/config.ADAPTATION_PROFILES).
+            self._model_profile = str(health.get("adaptation_profile") or "builtin")
             self._runtime_ok = True
         return self._model_id
 
@@ -331,7 +335,9 @@ class JobWorker:
         if reference is None:
             raise JobRefused(REFERENCE_DELETED)
         model_id = await self.model_id()
-        settings_hash = self.settings.adaptation.settings_hash(model_id)
+        # The request carries resolved settings: the runtime runs exactly what was hashed.
+        adaptation = self.settings.adaptation.resolved(self._model_profile)
+        settings_hash = adaptation.settings_hash(model_id)
         cached = embeddings.get_embedding(self.db, reference.sha256, model_id, settings_hash)
         count = self.settings.generation.images_per_request
         request = JobRequest(
@@ -339,7 +345,7 @@ class JobWorker:
             reference_png=reference.image,
             prompts=(payload["prompt"],) * count,
             seeds=tuple(payload["seed"] + i for i in range(count)),
-            adaptation=dataclasses.asdict(self.settings.adaptation),
+            adaptation=dataclasses.asdict(adaptation),
             generation=dataclasses.asdict(self.settings.generation),
             mask_png=reference.mask,
             embedding=cached.data if cached else None,

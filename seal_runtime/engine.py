@@ -46,10 +46,21 @@ log = logging.getLogger(__name__)
 PNG_COMPRESS_LEVEL = 1
 
 
+def pad_to_square(image: Image.Image, fill) -> Image.Image:
+    """Centre `image` on a square canvas of `fill`: a wide or tall reference keeps its
+    proportions instead of being squashed (the character would be learned squashed)."""
+    side = max(image.size)
+    if image.width == image.height:
+        return image
+    canvas = Image.new(image.mode, (side, side), fill)
+    canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+    return canvas
+
+
 def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
-    """RGBA reference -> (1, 3, size, size) in [-1, 1]; transparency becomes white,
-    as the StickerWorld training images have it."""
-    rgba = image.convert("RGBA").resize((size, size), Image.Resampling.LANCZOS)
+    """RGBA reference -> (1, 3, size, size) in [-1, 1], padded to a square; transparency
+    (and the padding) becomes white, as the StickerWorld training images have it."""
+    rgba = pad_to_square(image.convert("RGBA"), (255, 255, 255, 0)).resize((size, size), Image.Resampling.LANCZOS)
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     rgb = Image.alpha_composite(white, rgba).convert("RGB")
     array = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 127.5 - 1.0)
@@ -57,7 +68,8 @@ def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
 
 
 def mask_to_tensor(mask: Image.Image, size: int) -> torch.Tensor:
-    resized = mask.convert("L").resize((size, size), Image.Resampling.BILINEAR)
+    """The subject mask, padded like the reference (the padding is background)."""
+    resized = pad_to_square(mask.convert("L"), 0).resize((size, size), Image.Resampling.BILINEAR)
     return torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0)[None, None]
 
 
@@ -99,11 +111,11 @@ class StickerEngine:
         control = control or JobControl(request.job_id)
         backbone = self.backbone
         try:
-            adaptation = AdaptationSettings.from_dict(request.adaptation).check()
+            adaptation = AdaptationSettings.from_dict(request.adaptation).resolved(backbone.adaptation_profile).check()
             generation = GenerationSettings.from_dict(request.generation).check()
         except ValueError as exc:
             raise RuntimeJobError(str(exc), retryable=False, code=BAD_REQUEST) from exc
-        settings_hash = adaptation.settings_hash(backbone.model_id)
+        settings_hash = adaptation.settings_hash(backbone.model_id, backbone.adaptation_profile)
         timings: dict[str, float] = {}
         try:
             reference = Image.open(io.BytesIO(request.reference_png))

@@ -270,13 +270,13 @@ def cmd_discord(args) -> int:
 # -- run / backup -----------------------------------------------------------------------------
 def cmd_run(args) -> int:
     """Runtime child + configured adapters + one job worker + housekeeping (adapters/supervisor.py)."""
-    from adapters.cli.commands import supervisor
+    from adapters.cli import supervisor
 
     return supervisor.run(args, _settings(args))
 
 
 def cmd_backup(args) -> int:
-    from adapters.cli.commands import backup
+    from adapters.cli import backup
 
     return backup.run(args, _settings(args))
 

@@ -82,7 +82,7 @@ class JobRequest:
                 adapter_weights=unb64(data.get("adapter_weights")),
             )
             # Settings are checked here, before the job waits for the GPU.
-            AdaptationSettings.from_dict(request.adaptation).check()
+            AdaptationSettings.from_dict(request.adaptation).check(resolved=False)
             GenerationSettings.from_dict(request.generation).check()
         except BadJobRequest:
             raise

@@ -63,12 +63,14 @@ class DiffusionBackbone:
     def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
         return self.text_encoder(self.tokenize(prompts))[0].to(self.dtype)
 
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pixels in [-1, 1] (B, 3, H, W) -> what the U-Net denoises."""
+    def encode_images(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Pixels in [-1, 1] (B, 3, H, W) -> what the U-Net denoises. A VAE's latent is a
+        sample of its posterior: drawn from `generator`, so a seed fixes it."""
         pixels = pixels.to(self.device, self.dtype)
         if self.vae is None:
             return F.pixel_unshuffle(pixels, self.pixel_shuffle) if self.pixel_shuffle > 1 else pixels
-        return self.vae.encode(pixels).latent_dist.sample() * self.vae.config.scaling_factor
+        latent = self.vae.encode(pixels).latent_dist.sample(generator=generator)
+        return latent * self.vae.config.scaling_factor
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """The inverse of encode_images; returns pixels in [-1, 1]."""
