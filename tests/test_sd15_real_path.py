@@ -1,7 +1,6 @@
-"""The real path: an SD-1.5-shaped diffusers folder as `runtime.model`, at 512 px, through
-the real runtime subprocess and the real client (issue #16). The folder comes from the
-repository's own builder (`stickerbot make-test-model`), tiny in width so it runs on a CPU,
-but its results are as large as a real model's."""
+"""The SD-1.5-shaped test model (`stickerbot make-test-model`, issue #16): a real
+StableDiffusionPipeline folder, tiny in width so it runs on a CPU at 512 px, and the
+engine on it. tests/test_sd15_demo.py runs it end to end through `stickerbot demo`."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from PIL import Image
 
 from seal_runtime.api.config import AdaptationSettings, GenerationSettings
 from seal_runtime.api.protocol import JobRequest
-from tests.runtime_helpers import running_runtime
 
 
 def reference_png(side: int = 384) -> bytes:
@@ -51,13 +49,29 @@ def test_the_test_model_is_a_stable_diffusion_pipeline(sd15_model_dir):
                      "up_blocks.1", "up_blocks.2", "up_blocks.3"}
 
 
-async def test_a_512px_job_with_megabytes_of_results_reaches_the_client(sd15_model_dir):
-    """Two 512 px scene PNGs and the concept are several hundred KB each: more than an
-    aiohttp line can hold, which is how the one-line NDJSON result failed (LineTooLong)."""
-    async with running_runtime({"STICKERBOT_RUNTIME__MODEL": str(sd15_model_dir)}) as (client, _, _):
-        result = await client.run_job(sd_job("sd1"))
-    assert result.adapted and len(result.images_png) == 2
-    total = sum(map(len, result.images_png)) + len(result.embedding)
-    assert total > 512 * 1024
-    for png in result.images_png:
-        assert Image.open(io.BytesIO(png)).size == (512, 512)
+def test_a_request_s_images_are_generated_in_one_batch_each_from_its_own_seed(sd15_model_dir):
+    """The engine on the SD-shaped folder at 512 px: both prompts of a request are sampled
+    in one batch, and an image depends on its seed only, not on what it was batched with."""
+    import torch
+
+    from seal_runtime.api.config import RuntimeSettings
+    from seal_runtime.engine import StickerEngine
+    from seal_runtime.models.loader import load_backbone
+
+    torch.set_num_threads(1)
+    engine = StickerEngine(load_backbone(RuntimeSettings(model=str(sd15_model_dir), device="cpu")))
+    calls = []
+    unet_forward = engine.backbone.unet.forward
+    engine.backbone.unet.forward = lambda sample, *a, **k: calls.append(sample.shape[0]) or unet_forward(sample, *a, **k)
+    learned = engine.run(sd_job("sd1"))
+    assert learned.adapted and learned.concept.model_id.startswith("sd-")
+    calls.clear()
+    both = engine.run(dataclasses.replace(sd_job("sd2"), embedding=learned.concept.embedding))
+    assert calls == [4, 4]  # 2 steps, each one U-Net call on 2 images x (conditional, unconditional)
+    alone = engine.run(dataclasses.replace(sd_job("sd3"), embedding=learned.concept.embedding,
+                                           prompts=("a sticker of <concept>, happy, on a beach",), seeds=(2,)))
+    assert [image.size for image in both.images] == [(512, 512)] * 2
+    difference = torch.tensor(list(both.images[1].tobytes()), dtype=torch.float32) - \
+        torch.tensor(list(alone.images[0].tobytes()), dtype=torch.float32)
+    assert difference.abs().max() <= 2  # the same picture (batched convolutions round a little differently)
+    assert both.images[0].tobytes() != both.images[1].tobytes()
