@@ -35,7 +35,7 @@ from seal_runtime.api.protocol import (
     ProgressEvent,
     RuntimeJobError,
 )
-from seal_runtime.sampling import denoise, sample, to_pil_images
+from seal_runtime.sampling import median_filter, sample, to_pil_images
 from seal_runtime.seal.plugins import build_loss_terms
 from seal_runtime.imaging.subject_mask import compute_subject_mask
 
@@ -77,6 +77,13 @@ def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
+
+
+def finish_image(image: Image.Image, denoise_size: int = 0) -> bytes:
+    """One raw generation -> the sticker PNG: clean-up (a median filter of `denoise_size`,
+    GenerationSettings.denoise_size), then cut out and trimmed when the background is plain;
+    a requested scene (beach, city...) is kept whole, as asked for. CPU only."""
+    return png_bytes(prepare_sticker(median_filter(image, denoise_size)))
 
 
 @dataclass
@@ -149,10 +156,8 @@ class StickerEngine:
         """The CPU part: clean-up, cut-out and PNG encoding of each image."""
         generation = GenerationSettings.from_dict(request.generation)
         started = time.perf_counter()
-        # A plain background is cut out and trimmed; a requested scene (beach, city...) is
-        # kept whole, as the user asked for it.
-        pngs = tuple(png_bytes(prepare_sticker(denoise(image, self.backbone, generation)))
-                     for image in generated.images)
+        size = generation.denoise_size(pixel_space=self.backbone.vae is None)
+        pngs = tuple(finish_image(image, size) for image in generated.images)
         timings = dict(generated.timings)
         timings["finish_s"] = time.perf_counter() - started
         timings["generate_per_image_s"] = (timings["generate_s"] + timings["finish_s"]) / max(1, len(pngs))

@@ -61,7 +61,11 @@ def to_pil_images(pixels: torch.Tensor):
 
 def denoise(image, backbone: DiffusionBackbone, generation: GenerationSettings = GenerationSettings()):
     """The runtime's clean-up of a raw generation (see GenerationSettings.denoise_px)."""
+    return median_filter(image, generation.denoise_size(pixel_space=backbone.vae is None))
+
+
+def median_filter(image, size: int):
+    """A `size` x `size` median filter; 0 leaves the image as it is."""
     from PIL import ImageFilter
 
-    size = generation.denoise_size(pixel_space=backbone.vae is None)
     return image.filter(ImageFilter.MedianFilter(size)) if size else image
