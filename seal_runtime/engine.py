@@ -9,6 +9,7 @@ server runs it in a CPU thread, so the GPU thread moves on to the next job meanw
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import time
@@ -239,7 +240,11 @@ class StickerEngine:
         token_ids = ensure_tokens(backbone, tokens)
         vectors = vectors.to(backbone.device, backbone.dtype)
         generators = [torch.Generator("cpu").manual_seed(int(seed)) for seed in request.seeds]
-        with inject_concept(backbone, token_ids, vectors):
+        negative = generation.negative_prompt
+        # The LCM-LoRA makes the model a few-step one: only with the LCM scheduler.
+        speed = backbone.lcm_lora.applied(backbone.unet) if (
+            backbone.lcm_lora is not None and generation.scheduler == "lcm") else contextlib.nullcontext()
+        with inject_concept(backbone, token_ids, vectors), speed:
             pixels = sample(
                 backbone,
                 [expand_prompt(prompt, backbone, tokens) for prompt in request.prompts],
@@ -247,8 +252,19 @@ class StickerEngine:
                 guidance_scale=generation.guidance_scale,
                 generator=generators,
                 on_step=lambda j, m: control.emit(ProgressEvent(request.job_id, "generating", j, m)),
+                negative_prompt=backbone.default_negative_prompt if negative is None else negative,
+                scheduler=generation.scheduler,
             )
         return to_pil_images(pixels)
+
+    def warm_up(self) -> float:
+        """One small generation at start (compiles the U-Net when runtime.compile is on), so
+        the first user does not pay for it. Returns the seconds it took."""
+        started = time.perf_counter()
+        with torch.no_grad():
+            sample(self.backbone, ["a sticker"], steps=2, guidance_scale=1.0,
+                   generator=torch.Generator("cpu").manual_seed(0))
+        return time.perf_counter() - started
 
 
 def _bad_cached(message: str) -> RuntimeJobError:

@@ -245,7 +245,10 @@ def build_engine(settings: RuntimeSettings):
     from seal_runtime.imaging.sam_loader import load_sam_predictor
 
     backbone = load_backbone(settings)
-    return StickerEngine(backbone, sam_predictor=load_sam_predictor(settings, backbone.device))
+    engine = StickerEngine(backbone, sam_predictor=load_sam_predictor(settings, backbone.device))
+    if backbone.device.type == "cuda":  # first kernels, autotuning, compilation: before the first user
+        log.info("runtime warmed up", extra={"seconds": round(engine.warm_up(), 2)})
+    return engine
 
 
 def serve(settings: RuntimeSettings) -> None:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 
 ADAPTATION_METHODS = ("textual_inversion", "lora")
+SCHEDULERS = ("ddim", "dpmpp_2m_karras", "unipc", "lcm")
 MAX_ADAPTATION_STEPS = 5000
 
 # Defaults per kind of model, for the fields an operator leaves unset (None). Which set
@@ -183,6 +184,12 @@ class GenerationSettings:
     # models (the small builtin model leaves per-pixel speckle that a flat-colour sticker does
     # not have), 0 (off) for latent models, whose VAE decoder already smooths.
     denoise_px: int | None = None
+    # Sampler (diffusers schedulers, seal_runtime/schedulers.py): ddim | dpmpp_2m_karras | unipc |
+    # lcm (few steps, meant for an LCM model or runtime.lcm_lora).
+    scheduler: str = "ddim"
+    # What the guidance steers away from. None: the model's own ("" for the builtin model, a
+    # sticker negative prompt for SD-class models, see models/backbone.py).
+    negative_prompt: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "GenerationSettings":
@@ -194,6 +201,10 @@ class GenerationSettings:
         _within("generation.images_per_request", self.images_per_request, 1, 16, int)
         if self.denoise_px is not None:
             _within("generation.denoise_px", self.denoise_px, 0, 15, int)
+        _one_of("generation.scheduler", self.scheduler, SCHEDULERS)
+        if self.negative_prompt is not None and (not isinstance(self.negative_prompt, str)
+                                                 or len(self.negative_prompt) > 1000):
+            raise ValueError("generation.negative_prompt must be text of at most 1000 characters")
         return self
 
     def denoise_size(self, pixel_space: bool) -> int:
@@ -216,3 +227,8 @@ class RuntimeSettings:
     sam_checkpoint: str | None = None
     sam_model_type: str = "vit_b"
     allow_downloads: bool = False  # a model id may only be fetched when the operator allows it
+    # Speed switches (README, "Running with real weights on a GPU"); every path is local.
+    lcm_lora: str | None = None  # an LCM-LoRA (.safetensors or its folder), for generation only
+    taesd: str | None = None  # a TAESD (AutoencoderTiny) folder: decodes instead of the VAE
+    compile: bool = False  # torch.compile the generation U-Net (CUDA only), warmed up at start
+    channels_last: bool = True  # channels-last memory layout for the U-Net and VAE on CUDA

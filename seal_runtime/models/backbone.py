@@ -37,6 +37,20 @@ class DiffusionBackbone:
     # Which adaptation defaults suit this model (config.ADAPTATION_PROFILES): the builtin
     # model's tuned set, or the Stable-Diffusion-class set.
     adaptation_profile: str = "builtin"
+    # What classifier-free guidance steers from when a request names no negative prompt.
+    default_negative_prompt: str = ""
+    # Speed switches (RuntimeSettings): a TAESD decoder used instead of the VAE for
+    # generation, a torch.compile'd U-Net for generation, LCM-LoRA deltas (speed_lora.py).
+    tiny_vae: object | None = None
+    compiled_unet: object | None = None
+    lcm_lora: object | None = None
+
+    def generation_unet(self):
+        """The compiled U-Net when there is one and no LoRA layers are attached (a wrapped
+        module would make torch.compile recompile for every concept); else the U-Net."""
+        if self.compiled_unet is not None and getattr(self.unet, "peft_config", None) is None:
+            return self.compiled_unet
+        return self.unet
 
     def concept_words(self, tokens: list[str]) -> str:
         return self.concept_phrase.format(" ".join(tokens))
@@ -77,6 +91,8 @@ class DiffusionBackbone:
         if self.vae is None:
             pixels = F.pixel_shuffle(latents, self.pixel_shuffle) if self.pixel_shuffle > 1 else latents
             return pixels.clamp(-1, 1)
+        if self.tiny_vae is not None:  # TAESD decodes SD's scaled latents directly
+            return self.tiny_vae.decode(latents).sample.clamp(-1, 1)
         pixels = self.vae.decode(latents / self.vae.config.scaling_factor).sample
         return pixels.clamp(-1, 1)
 

@@ -51,8 +51,45 @@ def load_backbone(settings: RuntimeSettings) -> DiffusionBackbone:
             backbone.model_id = f"{backbone.model_id} [{settings.concept_phrase}]"
             backbone.concept_phrase = settings.concept_phrase
     backbone.freeze()
+    apply_speed_switches(backbone, settings)
     log.info("model loaded", extra={"model_id": backbone.model_id, "device": str(device), "dtype": str(dtype)})
     return backbone
+
+
+# What SD-class generations are steered away from when a request names no negative prompt:
+# a sticker is one clean, centred subject, not a photo with text on it.
+STICKER_NEGATIVE_PROMPT = ("photo, photorealistic, blurry, lowres, jpeg artifacts, text, watermark, signature, "
+                           "frame, border, cropped, out of frame, multiple characters, busy background")
+
+
+def apply_speed_switches(backbone: DiffusionBackbone, settings: RuntimeSettings) -> None:
+    """TAESD, LCM-LoRA, channels-last and torch.compile, as configured (all local files)."""
+    device, dtype = backbone.device, backbone.dtype
+    if settings.taesd:
+        if backbone.vae is None:
+            raise RuntimeError("runtime.taesd needs a latent (VAE) model; the builtin model has no VAE")
+        from diffusers import AutoencoderTiny
+
+        folder = Path(settings.taesd).expanduser()
+        if not folder.exists():
+            raise RuntimeError(f"runtime.taesd {folder} does not exist (nothing is downloaded: put it there)")
+        backbone.tiny_vae = AutoencoderTiny.from_pretrained(folder, torch_dtype=dtype).to(device).eval()
+        backbone.tiny_vae.requires_grad_(False)
+    if settings.lcm_lora:
+        from seal_runtime.models.speed_lora import SpeedLora
+
+        backbone.lcm_lora = SpeedLora.load(settings.lcm_lora, backbone.unet)
+    if device.type == "cuda":
+        if settings.channels_last:
+            backbone.unet.to(memory_format=torch.channels_last)
+            if backbone.vae is not None:
+                backbone.vae.to(memory_format=torch.channels_last)
+        if settings.compile:
+            # The same module, compiled for generation; adaptation runs it eagerly (backward
+            # through a compiled graph with changing hooks would recompile).
+            backbone.compiled_unet = torch.compile(backbone.unet, mode="max-autotune-no-cudagraphs")
+    elif settings.compile:
+        log.warning("runtime.compile is for CUDA; running the U-Net eagerly on %s", device.type)
 
 
 def random_builtin(device: torch.device, dtype: torch.dtype, seed: int = 0) -> DiffusionBackbone:
@@ -150,4 +187,5 @@ def load_stable_diffusion(source: str, device: torch.device, dtype: torch.dtype,
         device=device,
         dtype=dtype,
         adaptation_profile="sd15",
+        default_negative_prompt=STICKER_NEGATIVE_PROMPT,
     )
