@@ -45,10 +45,16 @@ import sqlite_utils
 
 from bot.delivery import DeliverySink
 from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
-from bot.settings import Settings
 from bot.schema.vocabulary import emoji_for_emotion
+from bot.settings import Settings
 from seal_runtime.api.client import RuntimeClient
-from seal_runtime.api.protocol import BAD_CACHED_CONCEPT, JobRequest, LearnedConcept, ProgressEvent, RuntimeJobError
+from seal_runtime.api.protocol import (
+    BAD_CACHED_CONCEPT,
+    JobRequest,
+    LearnedConcept,
+    ProgressEvent,
+    RuntimeJobError,
+)
 from storage import embeddings, jobs, references, stickers, users
 from storage.records import Job
 

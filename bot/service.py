@@ -18,10 +18,15 @@ from bot.image_input import load_reference_image
 from bot.messages import QueuedJob, ReferenceSaved, UserRef
 from bot.policy import RequestPolicy
 from bot.schema.prompt_builder import build_prompt
+from bot.schema.prompt_parser import (
+    PromptError,
+    normalise_words,
+    parse_prompt,
+    words_for_help,
+)
+from bot.schema.sticker_request import StickerRequest
 from bot.settings import Settings
 from seal_runtime.api.config import ADAPTATION_PROFILES
-from bot.schema.prompt_parser import PromptError, normalise_words, parse_prompt, words_for_help
-from bot.schema.sticker_request import StickerRequest
 from storage import embeddings, jobs, references, users
 from storage.forget import forget_user
 

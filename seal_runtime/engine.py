@@ -19,14 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from seal_runtime.ttf.adaptation import adapt_concept
-from seal_runtime.models.backbone import DiffusionBackbone
-from seal_runtime.ttf.concept_tokens import ensure_tokens, expand_prompt, inject_concept, placeholder_tokens
 from seal_runtime.api.config import AdaptationSettings, GenerationSettings
-from seal_runtime.imaging.cutout import prepare_sticker
-from seal_runtime.ttf.embedding_io import embedding_from_bytes, embedding_to_bytes
-from seal_runtime.job_control import JobControl
-from seal_runtime.ttf.lora import check_lora_fits, lora_applied, lora_to_bytes
 from seal_runtime.api.protocol import (
     BAD_CACHED_CONCEPT,
     BAD_REQUEST,
@@ -36,9 +29,21 @@ from seal_runtime.api.protocol import (
     ProgressEvent,
     RuntimeJobError,
 )
+from seal_runtime.imaging.cutout import prepare_sticker
+from seal_runtime.imaging.subject_mask import compute_subject_mask
+from seal_runtime.job_control import JobControl
+from seal_runtime.models.backbone import DiffusionBackbone
 from seal_runtime.sampling import median_filter, sample, to_pil_images
 from seal_runtime.seal.plugins import build_loss_terms
-from seal_runtime.imaging.subject_mask import compute_subject_mask
+from seal_runtime.ttf.adaptation import adapt_concept
+from seal_runtime.ttf.concept_tokens import (
+    ensure_tokens,
+    expand_prompt,
+    inject_concept,
+    placeholder_tokens,
+)
+from seal_runtime.ttf.embedding_io import embedding_from_bytes, embedding_to_bytes
+from seal_runtime.ttf.lora import check_lora_fits, lora_applied, lora_to_bytes
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +125,8 @@ class StickerEngine:
         backbone = self.backbone
         try:
             adaptation = AdaptationSettings.from_dict(request.adaptation).resolved(backbone.adaptation_profile).check()
-            generation = GenerationSettings.from_dict(request.generation).check()
-        except ValueError as exc:
+            GenerationSettings.from_dict(request.generation).check()
+        except (TypeError, ValueError) as exc:
             raise RuntimeJobError(str(exc), retryable=False, code=BAD_REQUEST) from exc
         settings_hash = adaptation.settings_hash(backbone.model_id, backbone.adaptation_profile)
         timings: dict[str, float] = {}

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import torch
 
-from seal_runtime.models.backbone import DiffusionBackbone
 from seal_runtime.api.config import GenerationSettings
+from seal_runtime.models.backbone import DiffusionBackbone
 from seal_runtime.schedulers import make_scheduler
 
 StepCallback = Callable[[int, int], None]

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 
 def make_scheduler(name: str, base_config):
-    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, LCMScheduler, UniPCMultistepScheduler
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        LCMScheduler,
+        UniPCMultistepScheduler,
+    )
 
     if name == "ddim":
         return DDIMScheduler.from_config(base_config)

@@ -31,9 +31,16 @@ from aiohttp import web
 
 from seal_runtime.api.config import RuntimeSettings
 from seal_runtime.api.frames import CONTENT_TYPE
+from seal_runtime.api.protocol import (
+    API_VERSION,
+    SECRET_HEADER,
+    BadJobRequest,
+    JobRequest,
+    ProgressEvent,
+    RuntimeJobError,
+)
 from seal_runtime.gpu_queue import ADAPTATION, GENERATION_ONLY, GpuQueue
 from seal_runtime.job_control import JobCancelled, JobControl
-from seal_runtime.api.protocol import SECRET_HEADER, API_VERSION, BadJobRequest, JobRequest, ProgressEvent, RuntimeJobError
 
 log = logging.getLogger("seal_runtime.server")
 
@@ -79,9 +86,8 @@ def secret_matches(given: str, secret: str) -> bool:
 @web.middleware
 async def require_secret(request: web.Request, handler):
     secret = request.app[SETTINGS].shared_secret
-    if secret and request.path != "/healthz":
-        if not secret_matches(request.headers.get(SECRET_HEADER, ""), secret):
-            return web.json_response({"error": "unauthorized", "retryable": False}, status=401)
+    if secret and request.path != "/healthz" and not secret_matches(request.headers.get(SECRET_HEADER, ""), secret):
+        return web.json_response({"error": "unauthorized", "retryable": False}, status=401)
     return await handler(request)
 
 
@@ -241,8 +247,8 @@ def create_app(settings: RuntimeSettings, engine_factory: Callable[[RuntimeSetti
 
 def build_engine(settings: RuntimeSettings):
     from seal_runtime.engine import StickerEngine
-    from seal_runtime.models.loader import load_backbone
     from seal_runtime.imaging.sam_loader import load_sam_predictor
+    from seal_runtime.models.loader import load_backbone
 
     backbone = load_backbone(settings)
     engine = StickerEngine(backbone, sam_predictor=load_sam_predictor(settings, backbone.device))

@@ -11,8 +11,13 @@ from collections.abc import Callable
 from aiohttp import web
 
 from seal_runtime.api.config import AdaptationSettings, RuntimeSettings
+from seal_runtime.api.protocol import (
+    JobRequest,
+    JobResult,
+    LearnedConcept,
+    ProgressEvent,
+)
 from seal_runtime.job_control import JobControl
-from seal_runtime.api.protocol import JobRequest, JobResult, LearnedConcept, ProgressEvent
 from seal_runtime.server import create_app
 
 MODEL_ID = "scripted-model"

@@ -44,7 +44,11 @@ def test_the_plateau_stop_ends_a_run_that_stopped_improving(tiny_backbone):
 
 
 async def test_the_worker_sends_the_settings_of_the_runtimes_model_profile(tmp_path):
-    from benchmarks.bench_reliability import RecordingSink, bench_settings, character_png
+    from benchmarks.bench_reliability import (
+        RecordingSink,
+        bench_settings,
+        character_png,
+    )
     from bot.job_worker import JobWorker
     from bot.messages import UserRef
     from bot.service import StickerService

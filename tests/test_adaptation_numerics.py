@@ -13,8 +13,17 @@ from benchmarks.bench_seal import synthetic_reference
 from seal_runtime.api.config import AdaptationSettings
 from seal_runtime.engine import image_to_tensor, mask_to_tensor
 from seal_runtime.models.sd15_architecture import sd15_random_backbone
-from seal_runtime.ttf.adaptation import adapt_concept, draw_batch, loss_scaler, step_loss
-from seal_runtime.ttf.concept_tokens import ensure_tokens, initializer_vector, placeholder_tokens
+from seal_runtime.ttf.adaptation import (
+    adapt_concept,
+    draw_batch,
+    loss_scaler,
+    step_loss,
+)
+from seal_runtime.ttf.concept_tokens import (
+    ensure_tokens,
+    initializer_vector,
+    placeholder_tokens,
+)
 
 
 def concept_gradient(backbone, reference, scaled: bool) -> torch.Tensor:

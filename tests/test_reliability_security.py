@@ -144,8 +144,8 @@ def test_no_file_is_written_under_a_user_controlled_name():
 def test_console_sticker_files_are_named_by_our_ids_only(tmp_path):
     import asyncio
 
-    from benchmarks.bench_reliability import character_png
     from adapters.console import ConsoleSink
+    from benchmarks.bench_reliability import character_png
     from bot.messages import JobView, StickerOut, UserRef
 
     sink = ConsoleSink(tmp_path, print_fn=lambda *a: None)

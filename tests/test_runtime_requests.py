@@ -15,7 +15,11 @@ import aiohttp
 import pytest
 
 from seal_runtime.api.client import RuntimeClient
-from seal_runtime.api.config import AdaptationSettings, GenerationSettings, RuntimeSettings
+from seal_runtime.api.config import (
+    AdaptationSettings,
+    GenerationSettings,
+    RuntimeSettings,
+)
 from seal_runtime.api.protocol import ProgressEvent, RuntimeJobError
 from tests.scripted_engine import ScriptedEngine, finished, serving
 

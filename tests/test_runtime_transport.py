@@ -14,7 +14,12 @@ from aiohttp import web
 from seal_runtime.api.client import RuntimeClient
 from seal_runtime.api.config import AdaptationSettings, GenerationSettings
 from seal_runtime.api.frames import CONTENT_TYPE, MAX_JOB_BYTES, encode_frame
-from seal_runtime.api.protocol import TRANSPORT, JobRequest, ProgressEvent, RuntimeJobError
+from seal_runtime.api.protocol import (
+    TRANSPORT,
+    JobRequest,
+    ProgressEvent,
+    RuntimeJobError,
+)
 from tests.scripted_engine import ScriptedEngine, finished, serving
 
 

@@ -16,8 +16,8 @@ from bot.job_worker import JobWorker
 from bot.messages import UserRef
 from bot.service import StickerService
 from seal_runtime.api.client import RuntimeClient
-from seal_runtime.ttf.embedding_io import embedding_to_bytes
 from seal_runtime.api.protocol import BAD_CACHED_CONCEPT, RuntimeJobError
+from seal_runtime.ttf.embedding_io import embedding_to_bytes
 from storage import embeddings, jobs
 from storage.database import open_database
 from tests.scripted_engine import MODEL_ID, ScriptedEngine, finished, serving

@@ -49,7 +49,12 @@ def cmd_config(args) -> int:
 async def _with_local_runtime(settings: Settings, config_path, body, quiet: bool = False):
     """Run `body(service, client, make_worker)` with a private runtime child process on a
     free port. `quiet` keeps routine logs of both processes off the console."""
-    from adapters.cli.runtime_child import free_port, spawn_runtime, stop_runtime, wait_healthy
+    from adapters.cli.runtime_child import (
+        free_port,
+        spawn_runtime,
+        stop_runtime,
+        wait_healthy,
+    )
     from bot.job_worker import JobWorker
     from bot.service import StickerService
     from seal_runtime.api.client import RuntimeClient

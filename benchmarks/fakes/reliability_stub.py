@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from benchmarks.fakes.stub_runtime import StubRuntime
 from seal_runtime.api.frames import CONTENT_TYPE
 from seal_runtime.api.protocol import JobRequest, ProgressEvent
-from benchmarks.fakes.stub_runtime import StubRuntime
 
 
 @dataclass

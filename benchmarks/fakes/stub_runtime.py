@@ -24,7 +24,14 @@ from PIL import Image, ImageDraw
 
 from seal_runtime.api.config import AdaptationSettings
 from seal_runtime.api.frames import CONTENT_TYPE
-from seal_runtime.api.protocol import API_VERSION, JobRequest, JobResult, LearnedConcept, ProgressEvent, RuntimeJobError
+from seal_runtime.api.protocol import (
+    API_VERSION,
+    JobRequest,
+    JobResult,
+    LearnedConcept,
+    ProgressEvent,
+    RuntimeJobError,
+)
 
 MODEL_ID = "stub-model"
 STUB_EMBEDDING = b"stub-learned-embeds"

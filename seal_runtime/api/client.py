@@ -14,7 +14,12 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 
-from seal_runtime.api.frames import CONTENT_TYPE, MAX_JOB_BYTES, FramingError, read_frames
+from seal_runtime.api.frames import (
+    CONTENT_TYPE,
+    MAX_JOB_BYTES,
+    FramingError,
+    read_frames,
+)
 from seal_runtime.api.protocol import (
     SECRET_HEADER,
     TRANSPORT,

@@ -10,7 +10,6 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-
 ADAPTATION_METHODS = ("textual_inversion", "lora")
 SCHEDULERS = ("ddim", "dpmpp_2m_karras", "unipc", "lcm")
 MAX_ADAPTATION_STEPS = 5000
@@ -36,7 +35,7 @@ PROFILE_FIELDS = ("steps", "learning_rate", "batch_size", "lora_learning_rate", 
 
 def _known_keys(cls, data, section: str) -> dict:
     if not isinstance(data, dict):
-        raise ValueError(f"{section} settings must be an object")
+        raise TypeError(f"{section} settings must be an object")
     unknown = set(data) - set(cls.__dataclass_fields__)
     if unknown:
         raise ValueError(f"unknown {section} settings: {', '.join(sorted(map(str, unknown)))}")
@@ -107,7 +106,7 @@ class AdaptationSettings:
     plateau_patience: int = 3
     plateau_min_delta: float = 0.01
 
-    def resolved(self, model_profile: str = "builtin") -> "AdaptationSettings":
+    def resolved(self, model_profile: str = "builtin") -> AdaptationSettings:
         """These settings with every None field taken from the profile that applies."""
         name = model_profile if self.profile == "auto" else self.profile
         if name not in ADAPTATION_PROFILES:
@@ -117,11 +116,11 @@ class AdaptationSettings:
         filled = {key: defaults[key] for key in PROFILE_FIELDS if getattr(self, key) is None}
         return replace(self, profile=name, **filled)
 
-    def with_attention_loss(self) -> "AdaptationSettings":
+    def with_attention_loss(self) -> AdaptationSettings:
         """These settings with SEAL's attention loss on (FastComposer's form unless one is set)."""
         return self if self.attention_loss != "none" else replace(self, attention_loss="fastcomposer")
 
-    def without_seal(self) -> "AdaptationSettings":
+    def without_seal(self) -> AdaptationSettings:
         """The same TTF run with every SEAL component off (the benchmark's baseline)."""
         return replace(self, num_tokens=1, attention_loss="none", masked_diffusion_loss=False)
 
@@ -134,7 +133,7 @@ class AdaptationSettings:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @classmethod
-    def from_dict(cls, data: dict) -> "AdaptationSettings":
+    def from_dict(cls, data: dict) -> AdaptationSettings:
         """From a request's dict; an unknown key is a ValueError (a setting the runtime
         would silently ignore would still change the cache key)."""
         values = dict(_known_keys(cls, data, "adaptation"))
@@ -145,7 +144,7 @@ class AdaptationSettings:
             values["attention_layers"] = tuple(layers)
         return cls(**values)
 
-    def check(self, *, resolved: bool = True) -> "AdaptationSettings":
+    def check(self, *, resolved: bool = True) -> AdaptationSettings:
         """Raise ValueError unless every field is within what one job may ask for. With
         `resolved=False`, fields left to the model's profile may still be None."""
         unresolved = [key for key in PROFILE_FIELDS if getattr(self, key) is None]
@@ -192,10 +191,10 @@ class GenerationSettings:
     negative_prompt: str | None = None
 
     @classmethod
-    def from_dict(cls, data: dict) -> "GenerationSettings":
+    def from_dict(cls, data: dict) -> GenerationSettings:
         return cls(**_known_keys(cls, data, "generation"))
 
-    def check(self) -> "GenerationSettings":
+    def check(self) -> GenerationSettings:
         _within("generation.steps", self.steps, 1, 200, int)
         _within("generation.guidance_scale", self.guidance_scale, 0.0, 50.0, float)
         _within("generation.images_per_request", self.images_per_request, 1, 16, int)

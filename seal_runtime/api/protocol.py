@@ -53,7 +53,7 @@ class JobRequest:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "JobRequest":
+    def from_json(cls, data: dict) -> JobRequest:
         """Parse and bound a request; anything malformed raises BadJobRequest."""
         from seal_runtime.api.config import AdaptationSettings, GenerationSettings
 
@@ -109,7 +109,7 @@ class ProgressEvent:
         return encode_frame({"event": "progress", **asdict(self)})
 
     @classmethod
-    def from_frame(cls, frame: Frame) -> "ProgressEvent":
+    def from_frame(cls, frame: Frame) -> ProgressEvent:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in frame.header.items() if k in known})
 
@@ -135,7 +135,7 @@ class LearnedConcept:
                                      ("mask_png", self.mask_png)])
 
     @classmethod
-    def from_frame(cls, frame: Frame) -> "LearnedConcept":
+    def from_frame(cls, frame: Frame) -> LearnedConcept:
         embedding = frame.part("embedding")
         if not embedding:
             raise FramingError("a concept frame without its embedding")
@@ -173,7 +173,7 @@ class JobResult:
         return encode_frame(header, [("image", png) for png in self.images_png])
 
     @classmethod
-    def from_frame(cls, frame: Frame, request: JobRequest, concept: LearnedConcept | None) -> "JobResult":
+    def from_frame(cls, frame: Frame, request: JobRequest, concept: LearnedConcept | None) -> JobResult:
         header = frame.header
         adapted = bool(header.get("adapted"))
         if adapted and concept is None:
@@ -219,7 +219,7 @@ class RuntimeJobError(Exception):
                              "retryable": self.retryable, "code": self.code})
 
     @classmethod
-    def from_frame(cls, frame: Frame) -> "RuntimeJobError":
+    def from_frame(cls, frame: Frame) -> RuntimeJobError:
         header = frame.header
         return cls(str(header.get("message", "runtime error")), retryable=bool(header.get("retryable", True)),
                    code=header.get("code"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
+from itertools import pairwise
 from pathlib import Path
 
 BOS = "<|startoftext|>"
@@ -23,13 +24,7 @@ EOS = "<|endoftext|>"
 
 # Words of sticker prompts (the bot's vocabulary and the adaptation templates), so prompts
 # tokenize into whole words as they would with CLIP's real vocabulary.
-STICKER_WORDS = (
-    "a an of the in on with and sticker picture drawing showing cute character photo "
-    "happy sad angry surprised sleepy love smiling face crying tears heart eyes "
-    "standing waving jumping thumbs up sitting dancing full body close upper wide shot "
-    "bold outline flat shaded pastel plain background beach forest night sky city room "
-    "white transparent simple centred centered style colours colors cartoon"
-).split()
+STICKER_WORDS = ["a", "an", "of", "the", "in", "on", "with", "and", "sticker", "picture", "drawing", "showing", "cute", "character", "photo", "happy", "sad", "angry", "surprised", "sleepy", "love", "smiling", "face", "crying", "tears", "heart", "eyes", "standing", "waving", "jumping", "thumbs", "up", "sitting", "dancing", "full", "body", "close", "upper", "wide", "shot", "bold", "outline", "flat", "shaded", "pastel", "plain", "background", "beach", "forest", "night", "sky", "city", "room", "white", "transparent", "simple", "centred", "centered", "style", "colours", "colors", "cartoon"]
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -55,7 +50,7 @@ def learn_merges(words: Iterable[str]) -> list[tuple[str, str]]:
         spelled[word] = symbols
     merges: list[tuple[str, str]] = []
     while True:
-        pairs = Counter(pair for symbols in spelled.values() for pair in zip(symbols, symbols[1:]))
+        pairs = Counter(pair for symbols in spelled.values() for pair in pairwise(symbols))
         if not pairs:
             return merges
         best = min(pairs, key=lambda pair: (-pairs[pair], pair))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
+from seal_runtime.api.config import RuntimeSettings
 from seal_runtime.models.backbone import DiffusionBackbone
 from seal_runtime.models.builtin_architecture import BUILTIN_DIR
-from seal_runtime.api.config import RuntimeSettings
 from seal_runtime.models.device import pick_device, pick_dtype
 from seal_runtime.models.identity import local_model_id
 

@@ -27,7 +27,7 @@ class SpeedLora:
         self.source = source
 
     @classmethod
-    def load(cls, path: str | Path, unet) -> "SpeedLora":
+    def load(cls, path: str | Path, unet) -> SpeedLora:
         from diffusers import StableDiffusionPipeline
 
         path = Path(path).expanduser()

@@ -27,16 +27,16 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from seal_runtime.api.config import AdaptationSettings
 from seal_runtime.models.backbone import DiffusionBackbone
-from seal_runtime.ttf.plateau import PlateauStop
+from seal_runtime.seal.token_strategy import SplitMergeTokens
 from seal_runtime.ttf.concept_tokens import (
     ensure_tokens,
     initializer_vector,
     inject_concept,
     placeholder_tokens,
 )
-from seal_runtime.api.config import AdaptationSettings
-from seal_runtime.seal.token_strategy import SplitMergeTokens
+from seal_runtime.ttf.plateau import PlateauStop
 
 log = logging.getLogger(__name__)
 
@@ -242,11 +242,10 @@ def adapt_concept(
             losses.append(float(loss.detach()))
             if on_step is not None:
                 on_step(steps_run, settings.steps, losses[-1])
-            if plateau.enabled and steps_run % plateau.every == 0 and steps_run < settings.steps:
-                if plateau.should_stop(steps_run, plateau.measure(backbone, token_ids, vectors, concept)):
-                    log.info("adaptation stopped on a plateau", extra={"steps": steps_run,
-                                                                     "of": settings.steps})
-                    break
+            measure_now = plateau.enabled and steps_run % plateau.every == 0 and steps_run < settings.steps
+            if measure_now and plateau.should_stop(steps_run, plateau.measure(backbone, token_ids, vectors, concept)):
+                log.info("adaptation stopped on a plateau", extra={"steps": steps_run, "of": settings.steps})
+                break
     finally:
         for term in loss_terms:
             term.detach()
