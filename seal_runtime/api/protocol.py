@@ -160,11 +160,6 @@ class JobResult:
     # LoRA weights (safetensors) of the second TTF base; cache them with the embedding.
     adapter_weights: bytes | None = None
 
-    def concept(self) -> LearnedConcept:
-        return LearnedConcept(self.job_id, self.model_id, self.settings_hash, self.embedding,
-                              self.adapter_weights, self.mask_png, self.mask_source,
-                              {k: v for k, v in self.timings.items() if k.startswith(("adapt", "mask"))})
-
     def to_frame(self) -> list[bytes]:
         """The result frame: the images. The concept went ahead in its own frame (when the job
         adapted) or came with the request (a cache hit), so it is not sent twice."""
