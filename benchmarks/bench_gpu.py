@@ -114,8 +114,6 @@ def measure_end_to_end(width: float, quick: bool, args) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_sd15_test_model(Path(tmp) / "sd15", width=width)
-        # The runtime child reads its settings from the environment it inherits.
-        os.environ["STICKERBOT_RUNTIME__MODEL"] = str(folder)
         settings = load_settings(getattr(args, "config", None))
         if quick:
             settings = replace(settings, adaptation=replace(settings.adaptation, steps=2),
@@ -136,7 +134,17 @@ def measure_end_to_end(width: float, quick: bool, args) -> dict:
                 runs.append({"seconds": time.perf_counter() - started, **worker.last_timings})
             return runs
 
-        runs = asyncio.run(_with_local_runtime(settings, getattr(args, "config", None), body, quiet=True))
+        # The runtime child reads its settings from the environment it inherits: set the
+        # model there for the run only.
+        previous = os.environ.get("STICKERBOT_RUNTIME__MODEL")
+        os.environ["STICKERBOT_RUNTIME__MODEL"] = str(folder)
+        try:
+            runs = asyncio.run(_with_local_runtime(settings, getattr(args, "config", None), body, quiet=True))
+        finally:
+            if previous is None:
+                os.environ.pop("STICKERBOT_RUNTIME__MODEL", None)
+            else:
+                os.environ["STICKERBOT_RUNTIME__MODEL"] = previous
     first, cached = runs[0], runs[1:]
     return {"first_sticker_s": round(first["seconds"], 3), "first_adapted": bool(first.get("adapted")),
             "adaptation_steps": first.get("adapt_s") and round(first["adapt_s"] / max(first["adapt_step_s"], 1e-9)),

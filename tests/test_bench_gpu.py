@@ -2,6 +2,7 @@
 every figure the GPU run reports."""
 
 import json
+import os
 
 from adapters.cli.commands import main
 
@@ -20,6 +21,7 @@ def test_bench_gpu_runs_on_the_cpu_at_tiny_width(tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(threads)
     figures = json.loads(out.read_text())
+    assert "STICKERBOT_RUNTIME__MODEL" not in os.environ  # the bench leaves the environment as it was
     assert figures["smoke_test_only"] and figures["resolution"] == 512
     assert figures["adaptation"]["ttf_step_ms"] > 0 and figures["adaptation"]["seal_step_ratio"] > 0
     rows = figures["generation"]["rows"]
