@@ -46,6 +46,8 @@ def concept_gradient(backbone, reference, scaled: bool) -> torch.Tensor:
 
 
 def test_fp16_gradients_are_loss_scaled_and_match_fp32():
+    # At SD's own 512 px: at 256 px the gradients are larger and fp16 barely underflows
+    # (cosine 0.9999988 unscaled, measured), so the test would not see the difference.
     reference, _ = synthetic_reference(512)
     grads = {}
     for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
@@ -68,7 +70,7 @@ def test_fp16_gradients_are_loss_scaled_and_match_fp32():
 def test_a_seed_reproduces_the_embedding_of_a_latent_model():
     backbone = sd15_random_backbone(torch.device("cpu"), torch.float32, width=1 / 40)
     backbone.freeze()
-    reference, mask = synthetic_reference(512)
+    reference, mask = synthetic_reference(256)
     settings = AdaptationSettings(steps=1, batch_size=1, num_tokens=1)
     runs = []
     for global_seed in (1, 2):  # whatever else drew random numbers before
