@@ -13,13 +13,14 @@ import random
 
 import sqlite_utils
 
+from bot.blocklist import Blocklist
 from bot.errors import NoReferenceError, UserError
 from bot.image_input import load_reference_image
 from bot.messages import QueuedJob, ReferenceSaved, UserRef
 from bot.policy import RequestPolicy
 from bot.schema.prompt_builder import build_prompt
 from bot.settings import Settings
-from bot.schema.prompt_parser import PromptError, normalise_words, parse_prompt, words_for_help
+from bot.schema.prompt_parser import PromptError, parse_prompt, words_for_help
 from bot.schema.sticker_request import StickerRequest
 from storage import embeddings, jobs, references, users
 from storage.forget import forget_user
@@ -54,7 +55,7 @@ class StickerService:
     def __init__(self, db: sqlite_utils.Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self._blocklist = {w.lower() for w in settings.limits.blocklist}
+        self._blocklist = Blocklist(settings.limits.blocklist)
         self.policy = RequestPolicy(db, settings)
 
     # -- users -------------------------------------------------------------------------------
@@ -93,8 +94,7 @@ class StickerService:
             request = parse_prompt(text, max_chars=self.settings.limits.max_prompt_chars)
         except PromptError as exc:
             raise UserError(exc.user_message, code=exc.code) from exc
-        blocked = self._blocklist.intersection(normalise_words(text))
-        if blocked:
+        if self._blocklist.blocks(text, build_prompt(request)):
             raise UserError("Sorry, I can't make that sticker. Try other words.", code="blocked")
         return request
 
