@@ -10,6 +10,8 @@ by `bot.image_input`, the blocklist by the service; admin rights by `bot.admin`.
 - Daily quota: `limits.daily_quota` stickers per UTC day, or the user's own quota set by
   an admin; counted on the user row, reset at midnight by `bot.retention`'s scheduler.
 - Queue cap: at most `limits.queue_cap` queued or running jobs in total: "busy".
+- Per-user queue cap: at most `limits.user_queue_cap` queued or running jobs of one user,
+  so that a few users cannot fill the global cap for everyone; its own message.
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ class QuotaExceededError(UserError):
         self.quota = quota
 
 
+class UserQueueFullError(UserError):
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"You already have {cap} stickers on the way. Wait for one of them to arrive, "
+                         "then ask again.", code="user_queue_full")
+        self.cap = cap
+
+
 @dataclass(frozen=True)
 class Admission:
     """A granted request: one unit of today's quota is taken (give it back with `refund`)."""
@@ -69,6 +78,9 @@ class RequestPolicy:
         now = self.clock()
         if jobs.count_active(self.db) >= self.limits.queue_cap:
             raise BusyError()
+        user_cap = self.limits.user_queue_cap
+        if user_cap > 0 and jobs.count_active(self.db, user_id) >= user_cap:
+            raise UserQueueFullError(user_cap)
         per_minute = self.limits.requests_per_minute
         if per_minute > 0:
             recent = usage.request_times_since(self.db, user_id, now - WINDOW_S)

@@ -42,6 +42,7 @@ class LimitSettings:
     requests_per_minute: int = 6
     daily_quota: int = 100
     queue_cap: int = 200
+    user_queue_cap: int = 5  # queued + running stickers of one user; 0: no per-user cap
     job_attempts: int = 3
     job_timeout_s: int = 1800
     # Durable jobs (bot/job_worker.py): lease renewed by heartbeats, retry backoff
