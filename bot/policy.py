@@ -6,7 +6,7 @@ says when to try again. Prompt length is checked by the parser, upload bytes and
 by `bot.image_input`, the blocklist by the service; admin rights by `bot.admin`.
 
 - Rate limit: at most `limits.requests_per_minute` stickers queued by one user in any
-  60 s (a sliding window over their jobs in SQLite; survives restarts).
+  60 s (a sliding window over their requests in SQLite; survives restarts and /forget).
 - Daily quota: `limits.daily_quota` stickers per UTC day, or the user's own quota set by
   an admin; counted on the user row, reset at midnight by `bot.retention`'s scheduler.
 - Queue cap: at most `limits.queue_cap` queued or running jobs in total: "busy".
@@ -28,6 +28,8 @@ from bot.settings import Settings
 from storage import jobs, usage, users
 
 WINDOW_S = 60.0
+# Requests older than the longest window count for no limit: housekeeping drops them.
+LONGEST_WINDOW_S = WINDOW_S
 
 
 class RateLimitedError(UserError):
@@ -59,6 +61,7 @@ class Admission:
     user_id: int
     quota: int
     used_today: int
+    event_id: int | None = None  # the request as the rate limit counts it
 
 
 class RequestPolicy:
@@ -90,10 +93,13 @@ class RequestPolicy:
         quota = self.daily_quota(user_id)
         if not usage.take_quota(self.db, user_id, quota, now=now):
             raise QuotaExceededError(quota)
-        return Admission(user_id, quota, usage.quota_used(self.db, user_id, now=now))
+        event_id = usage.record_event(self.db, user_id, usage.STICKER, now=now)
+        return Admission(user_id, quota, usage.quota_used(self.db, user_id, now=now), event_id)
 
     def refund(self, admission: Admission) -> None:
         usage.refund_quota(self.db, admission.user_id, now=self.clock())
+        if admission.event_id is not None:
+            usage.remove_event(self.db, admission.event_id)
 
     def remaining_today(self, user_id: int) -> int:
         return max(0, self.daily_quota(user_id) - usage.quota_used(self.db, user_id, now=self.clock()))

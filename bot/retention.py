@@ -5,6 +5,9 @@
   `limits.retention_days` days are deleted (0 keeps them for ever). A user's saved
   character (the reference picture) is kept: an expired embedding is simply learned
   again on the next request. Sticker packs on the platforms keep their own copies.
+- `prune_usage` — hourly, with retention: requests older than any rate-limit window are
+  dropped, and so are the tombstones /forget left once nothing on them counts any more
+  (no ban, no admin quota, no sticker today, no recent request).
 - `sweep_timed_out` — every minute: an attempt running longer than `job_timeout_s` plus
   one lease (its worker hangs yet still heartbeats) is failed for that attempt and
   requeued, or failed for good when no attempts are left; the worker's lease is gone
@@ -24,8 +27,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.policy import LONGEST_WINDOW_S
 from bot.settings import Settings
-from storage import embeddings, jobs, stickers, usage
+from storage import embeddings, jobs, stickers, usage, users
 from storage.transactions import now as _now
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,16 @@ def expire_unused(db: sqlite_utils.Database, retention_days: int, *, now: float 
     return counts
 
 
+def prune_usage(db: sqlite_utils.Database, *, now: float | None = None) -> dict[str, int]:
+    """Drop requests no limit counts any more, then the tombstones that kept only them."""
+    at = now if now is not None else _now()
+    counts = {"usage_events": usage.prune_events(db, at - LONGEST_WINDOW_S),
+              "tombstones": users.delete_spent_tombstones(db, usage.utc_day(at))}
+    if any(counts.values()):
+        log.info("old usage records dropped", extra=counts)
+    return counts
+
+
 def sweep_timed_out(db: sqlite_utils.Database, settings: Settings, *, now: float | None = None) -> list[str]:
     """Fail attempts that overran; the ids that ended failed for good (their users get told)."""
     limits = settings.limits
@@ -69,6 +83,7 @@ def build_scheduler(db: sqlite_utils.Database, settings: Settings) -> AsyncIOSch
 
     async def retention() -> None:
         expire_unused(db, settings.limits.retention_days)
+        prune_usage(db)
 
     async def timed_out() -> None:
         sweep_timed_out(db, settings)

@@ -158,7 +158,7 @@ class StickerService:
         record = users.find_user(self.db, user.platform, user.platform_user_id)
         if record is None:
             return {}
-        counts = forget_user(self.db, record.id)
+        counts = forget_user(self.db, record.id, now=self.policy.clock())
         log.info("user forgotten", extra={"user_id": record.id, "counts": json.dumps(counts)})
         return counts
 
