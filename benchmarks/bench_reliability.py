@@ -136,7 +136,7 @@ def bench_settings(database: str, runtime_url: str, *, adapt_steps: int = 3, gen
                    **limits) -> Settings:
     base = Settings()
     values = {"requests_per_minute": 0, "daily_quota": 1_000_000, "queue_cap": 100_000, "user_queue_cap": 0,
-              "job_lease_s": 10.0,
+              "setrefs_per_hour": 0, "job_lease_s": 10.0,
               "retry_base_s": 0.2, "retry_max_s": 2.0, **limits}
     return replace(
         base,

@@ -7,6 +7,8 @@ by `bot.image_input`, the blocklist by the service; admin rights by `bot.admin`.
 
 - Rate limit: at most `limits.requests_per_minute` stickers queued by one user in any
   60 s (a sliding window over their requests in SQLite; survives restarts and /forget).
+- /setref rate limit: at most `limits.setrefs_per_hour` pictures saved by one user in any
+  hour: each new picture is decoded and stored, so this bounds both CPU and disk.
 - Daily quota: `limits.daily_quota` stickers per UTC day, or the user's own quota set by
   an admin; counted on the user row, reset at midnight by `bot.retention`'s scheduler.
 - Queue cap: at most `limits.queue_cap` queued or running jobs in total: "busy".
@@ -28,8 +30,9 @@ from bot.settings import Settings
 from storage import jobs, usage, users
 
 WINDOW_S = 60.0
+SETREF_WINDOW_S = 3600.0
 # Requests older than the longest window count for no limit: housekeeping drops them.
-LONGEST_WINDOW_S = WINDOW_S
+LONGEST_WINDOW_S = max(WINDOW_S, SETREF_WINDOW_S)
 
 
 class RateLimitedError(UserError):
@@ -52,6 +55,14 @@ class UserQueueFullError(UserError):
         super().__init__(f"You already have {cap} stickers on the way. Wait for one of them to arrive, "
                          "then ask again.", code="user_queue_full")
         self.cap = cap
+
+
+class SetrefRateLimitedError(UserError):
+    def __init__(self, per_hour: int, retry_in_s: float) -> None:
+        minutes = max(1, math.ceil(retry_in_s / 60))
+        super().__init__(f"You have changed your character {per_hour} times in the last hour. You can save a new "
+                         f"one in {minutes} min.", code="setref_rate_limited")
+        self.retry_in_s = retry_in_s
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,19 @@ class RequestPolicy:
         usage.refund_quota(self.db, admission.user_id, now=self.clock())
         if admission.event_id is not None:
             usage.remove_event(self.db, admission.event_id)
+
+    def check_reference(self, user_id: int) -> None:
+        """May the user save another picture now? Raises SetrefRateLimitedError if not."""
+        per_hour = self.limits.setrefs_per_hour
+        if per_hour <= 0:
+            return
+        now = self.clock()
+        recent = usage.event_times_since(self.db, user_id, usage.REFERENCE, now - SETREF_WINDOW_S)
+        if len(recent) >= per_hour:
+            raise SetrefRateLimitedError(per_hour, recent[-per_hour] + SETREF_WINDOW_S - now)
+
+    def count_reference(self, user_id: int) -> None:
+        usage.record_event(self.db, user_id, usage.REFERENCE, now=self.clock())
 
     def remaining_today(self, user_id: int) -> int:
         return max(0, self.daily_quota(user_id) - usage.quota_used(self.db, user_id, now=self.clock()))

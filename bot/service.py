@@ -17,7 +17,7 @@ from bot.blocklist import Blocklist
 from bot.errors import NoReferenceError, UserError
 from bot.image_input import load_reference_image
 from bot.messages import QueuedJob, ReferenceSaved, UserRef
-from bot.policy import RequestPolicy
+from bot.policy import LONGEST_WINDOW_S, RequestPolicy
 from bot.schema.prompt_builder import build_prompt
 from bot.settings import Settings
 from bot.schema.prompt_parser import PromptError, parse_prompt, words_for_help
@@ -73,11 +73,16 @@ class StickerService:
         where the segmenters are (segment-anything, rembg, on the GPU box), so masks are
         made in one place; the worker caches the mask it returns with the reference."""
         limits = self.settings.limits
+        if users.find_user(self.db, user.platform, user.platform_user_id) is not None:
+            self.policy.check_reference(self.user_id(user))  # before any decoding: it costs CPU
         image = load_reference_image(data, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels)
         user_id = self.user_id(user)
         current = references.active_reference(self.db, user_id)
         png = image.png_bytes()
         saved = references.save_reference(self.db, user_id, png, None, None)
+        self.policy.count_reference(user_id)
+        # Old pictures no queued job needs go now, so repeated /setref does not fill the disk.
+        references.delete_unneeded_references(self.db, user_id)
         log.info("reference saved", extra={"user_id": user_id, "sha256": saved.sha256[:12]})
         return ReferenceSaved(
             reference_id=saved.id,
@@ -158,7 +163,8 @@ class StickerService:
         record = users.find_user(self.db, user.platform, user.platform_user_id)
         if record is None:
             return {}
-        counts = forget_user(self.db, record.id, now=self.policy.clock())
+        now = self.policy.clock()
+        counts = forget_user(self.db, record.id, now=now, counted_since=now - LONGEST_WINDOW_S)
         log.info("user forgotten", extra={"user_id": record.id, "counts": json.dumps(counts)})
         return counts
 

@@ -19,10 +19,11 @@ from storage.transactions import now as _now
 from storage.usage import utc_day
 
 
-def forget_user(db: sqlite_utils.Database, user_id: int, *, now: float | None = None) -> dict[str, int]:
+def forget_user(db: sqlite_utils.Database, user_id: int, *, now: float | None = None,
+                counted_since: float | None = None) -> dict[str, int]:
     """Delete the user's references, their embeddings, jobs, stickers, packs and user row
-    (or leave the row as a tombstone, see the module docstring). Returns how many rows of
-    each kind went."""
+    (or leave the row as a tombstone, see the module docstring; requests before
+    `counted_since` count for no limit any more). Returns how many rows of each kind went."""
     at = now if now is not None else _now()
     counts: dict[str, int] = {}
     with immediate_transaction(db):
@@ -42,8 +43,9 @@ def forget_user(db: sqlite_utils.Database, user_id: int, *, now: float | None = 
         keep = db.execute(
             "SELECT 1 FROM users WHERE id = :id AND (banned = 1 OR daily_quota IS NOT NULL "
             "OR (quota_day = :today AND quota_used > 0) "
-            "OR EXISTS (SELECT 1 FROM usage_events WHERE user_id = :id))",
-            {"id": user_id, "today": utc_day(at)}).fetchone()
+            "OR EXISTS (SELECT 1 FROM usage_events WHERE user_id = :id AND at >= :since))",
+            {"id": user_id, "today": utc_day(at), "since": counted_since if counted_since is not None else 0.0}
+        ).fetchone()
         if keep:
             db.execute("UPDATE users SET display_name = NULL, forgotten_at = ? WHERE id = ?", [at, user_id])
             counts["users"] = 0

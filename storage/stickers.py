@@ -64,6 +64,21 @@ def touch_sticker(db: sqlite_utils.Database, user_id: int, sticker_id: int, *, n
                       [_at(now), sticker_id, user_id]).rowcount == 1
 
 
+def use_sticker(db: sqlite_utils.Database, user_id: int, sticker_id: int | None = None, *,
+                now: float | None = None) -> Sticker | None:
+    """The sticker its owner is doing something with (a button under it, adding it to a pack
+    or a server; None: their newest), marked as used now so retention keeps it. None when
+    it is not theirs or gone."""
+    if sticker_id is None:
+        newest = stickers_for_user(db, user_id, limit=1)
+        if not newest:
+            return None
+        sticker_id = newest[0].id
+    if not touch_sticker(db, user_id, sticker_id, now=now):
+        return None
+    return get_sticker(db, user_id, sticker_id)
+
+
 def set_platform_file_id(db: sqlite_utils.Database, user_id: int, sticker_id: int, platform: str,
                          file_id: str) -> bool:
     """Remember the id the platform gave the uploaded file (e.g. platform="telegram")."""

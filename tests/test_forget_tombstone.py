@@ -5,6 +5,7 @@ tombstone row that holds no personal data (only the platform's id, to recognise 
 import pytest
 
 from bot.admin import AdminService
+from bot.errors import UserError
 from bot.policy import QuotaExceededError, RateLimitedError
 from bot.retention import prune_usage
 from storage import usage, users
@@ -81,6 +82,7 @@ def test_a_user_with_nothing_to_keep_is_deleted_entirely(tmp_path):
     service, clock = make_service(tmp_path)
     with_character(service, ANN)  # a character, but no sticker asked and no decision about them
     user_id = service.user_id(ANN)
+    clock.now += 2 * 3600  # the /setref no longer counts for its hourly limit
     service.forget(ANN)
     assert users.get_user(service.db, user_id) is None
 
@@ -100,3 +102,12 @@ def test_housekeeping_removes_a_tombstone_once_nothing_on_it_counts_any_more(tmp
     prune_usage(service.db, now=clock.now + DAY)
     assert users.get_user(service.db, ann_id) is None  # a new day: nothing left to remember
     assert users.get_user(service.db, bob_id).banned  # a ban is kept for ever
+
+
+def test_forget_does_not_reset_the_setref_limit(tmp_path):
+    service, clock = make_service(tmp_path, setrefs_per_hour=1)
+    with_character(service, ANN)
+    service.forget(ANN)
+    with pytest.raises(UserError) as refused:
+        with_character(service, ANN)
+    assert refused.value.code == "setref_rate_limited"

@@ -109,7 +109,8 @@ async def _with_local_runtime(settings: Settings, config_path, body, out_dir: Pa
 
 def _operator_limits(settings: Settings) -> Settings:
     """The demo is the operator's own: no per-user rate limit, queue cap or daily quota."""
-    limits = replace(settings.limits, requests_per_minute=0, user_queue_cap=0, daily_quota=1_000_000_000)
+    limits = replace(settings.limits, requests_per_minute=0, user_queue_cap=0, setrefs_per_hour=0,
+                     daily_quota=1_000_000_000)
     return replace(settings, limits=limits)
 
 

@@ -107,10 +107,10 @@ async def again(interaction: discord.Interaction) -> None:
 async def sticker_add(interaction: discord.Interaction, name: app_commands.Range[str, 2, 30]) -> None:
     d = deps(interaction)
     user_id = d.service.user_id(user_ref(interaction))
-    newest = stickers.stickers_for_user(d.db, user_id, limit=1)
-    if not newest:
+    newest = stickers.use_sticker(d.db, user_id)
+    if newest is None:
         raise UserError("You have no sticker yet. Make one with /mysticker first.", code="no_sticker")
-    await add_server_sticker(interaction, user_id, newest[0], name)
+    await add_server_sticker(interaction, user_id, newest, name)
 
 
 # -- /status /forget /help ---------------------------------------------------------------------

@@ -342,7 +342,7 @@ async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     message = query.message
     try:
         user_id = d.service.user_id(user)  # refuses banned users
-        sticker = stickers.get_sticker(d.db, user_id, int(raw_id))  # only ever the presser's own
+        sticker = stickers.use_sticker(d.db, user_id, int(raw_id))  # only ever the presser's own
         if sticker is None:
             raise UserError("That sticker is gone (deleted, or /forget was used).", code="no_sticker")
         if action == ADD_TO_PACK:
