@@ -149,6 +149,13 @@ def _m007_tombstones_and_usage_events(db: sqlite_utils.Database) -> None:
                "WHERE created_at > ? ORDER BY created_at", [now() - 3600])
 
 
+def _m008_sticker_sent_records(db: sqlite_utils.Database) -> None:
+    """A job's stickers go out one message each: record each one the platform accepted, so
+    a delivery retried after a later one failed sends only what is missing."""
+    db["stickers"].add_column("sent_at", float)
+    db["stickers"].add_column("sent_message_id", str)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core", _m001_core),
     Migration(2, "stickers_and_packs", _m002_stickers_and_packs),
@@ -157,6 +164,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "delivery_claims_and_daily_quota", _m005_delivery_claims_and_daily_quota),
     Migration(6, "guild_settings", _m006_guild_settings),
     Migration(7, "tombstones_and_usage_events", _m007_tombstones_and_usage_events),
+    Migration(8, "sticker_sent_records", _m008_sticker_sent_records),
 )
 
 

@@ -79,6 +79,19 @@ def use_sticker(db: sqlite_utils.Database, user_id: int, sticker_id: int | None 
     return get_sticker(db, user_id, sticker_id)
 
 
+def record_sent(db: sqlite_utils.Database, user_id: int, sticker_id: int, message_id: str | int | None, *,
+                now: float | None = None) -> bool:
+    """The platform accepted this sticker's message (the delivery record of one sticker)."""
+    return db.execute("UPDATE stickers SET sent_at = ?, sent_message_id = ? WHERE id = ? AND user_id = ?",
+                      [_at(now), None if message_id is None else str(message_id), sticker_id, user_id]).rowcount == 1
+
+
+def sent_sticker_ids(db: sqlite_utils.Database, user_id: int, job_id: str) -> set[int]:
+    """Which of the job's stickers were already sent (a retried delivery skips them)."""
+    return {r[0] for r in db.execute("SELECT id FROM stickers WHERE job_id = ? AND user_id = ? AND sent_at IS NOT NULL",
+                                     [job_id, user_id]).fetchall()}
+
+
 def set_platform_file_id(db: sqlite_utils.Database, user_id: int, sticker_id: int, platform: str,
                          file_id: str) -> bool:
     """Remember the id the platform gave the uploaded file (e.g. platform="telegram")."""
