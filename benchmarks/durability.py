@@ -18,6 +18,8 @@ from adapters.cli.backup import backup_database
 from storage import jobs, users
 from storage.database import open_database
 
+WRITER_ID = "steady-writer"
+
 
 def fill_database(path: Path, megabytes: int) -> str:
     """A bot database of about `megabytes` MB (incompressible sticker blobs); returns the id
@@ -25,6 +27,7 @@ def fill_database(path: Path, megabytes: int) -> str:
     db = open_database(path)
     user_id = users.get_or_create_user(db, "console", "bench").id
     job = jobs.create_job(db, user_id, "sticker", {"text": "happy"})
+    jobs.claim_next_job(db, WRITER_ID, 24 * 3600.0)  # the writer holds it, as a worker would
     chunk = os.urandom(1 << 20)
     with db.conn:
         for i in range(megabytes):
@@ -49,7 +52,7 @@ class SteadyWriter(threading.Thread):
         db = open_database(self.path)
         try:
             while not self.stop.is_set():
-                jobs.set_progress(db, self.job_id, {"step": self.writes})
+                jobs.set_progress(db, self.job_id, {"step": self.writes}, worker_id=WRITER_ID)
                 self.writes += 1
                 time.sleep(self.rng.uniform(*self.every_s))
         finally:

@@ -209,9 +209,9 @@ class JobWorker:
             nonlocal last_stage
             accepted.set()
             if event.stage in ("adapting", "generating") and event.stage != last_stage:
-                jobs.set_state(self.db, job.id, event.stage)
+                jobs.set_state(self.db, job.id, event.stage, worker_id=self.worker_id)
                 last_stage = event.stage
-            jobs.set_progress(self.db, job.id, dataclasses.asdict(event))
+            jobs.set_progress(self.db, job.id, dataclasses.asdict(event), worker_id=self.worker_id)
             try:
                 await self.sink.progress(view, ProgressUpdate(job.id, event.stage, event.step, event.total))
             except Exception as exc:  # progress is cosmetic: never fail the job over it
