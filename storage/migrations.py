@@ -156,6 +156,15 @@ def _m008_sticker_sent_records(db: sqlite_utils.Database) -> None:
     db["stickers"].add_column("sent_message_id", str)
 
 
+def _m009_workers(db: sqlite_utils.Database) -> None:
+    """Which process uses which worker id, so a second process started with the same id is
+    refused instead of expiring the first one's leases (bot/worker_identity.py)."""
+    db["workers"].create(
+        {"worker_id": str, "instance": str, "host": str, "pid": int, "started_at": float, "seen_at": float},
+        pk="worker_id", not_null={"instance", "host", "pid", "started_at", "seen_at"},
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core", _m001_core),
     Migration(2, "stickers_and_packs", _m002_stickers_and_packs),
@@ -165,6 +174,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "guild_settings", _m006_guild_settings),
     Migration(7, "tombstones_and_usage_events", _m007_tombstones_and_usage_events),
     Migration(8, "sticker_sent_records", _m008_sticker_sent_records),
+    Migration(9, "workers", _m009_workers),
 )
 
 

@@ -211,6 +211,7 @@ def _serve_chat_bot(settings: Settings, make_bot, describe_error) -> int:
     """Run one chat adapter and its job worker until SIGINT/SIGTERM; the runtime runs separately.
     `describe_error(exc)` turns the platform's start-up failures (bad token, unreachable API)
     into (exit code, message), or None for errors it does not know."""
+    from bot.worker_identity import WorkerIdClash
     from seal_runtime.api.client import RuntimeClient
     from seal_runtime.api.protocol import RuntimeJobError
     from storage.database import open_database
@@ -232,6 +233,9 @@ def _serve_chat_bot(settings: Settings, make_bot, describe_error) -> int:
                 log.warning("the SEAL runtime is not reachable yet; stickers wait in the queue until it is",
                             extra={"runtime_url": settings.general.runtime_url})
             await make_bot(db, client).serve(stop)
+        except WorkerIdClash as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         except Exception as exc:
             known = describe_error(exc)
             if known is None:

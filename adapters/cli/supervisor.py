@@ -351,11 +351,11 @@ class Supervisor:
         started_adapters: list[AdapterHandle] = []
         worker_stop = asyncio.Event()
         try:
+            worker.recover()  # first: a clash of worker ids stops the start before any adapter runs
             for adapter in adapters:
                 await adapter.start()
                 started_adapters.append(adapter)
             scheduler.start()
-            worker.recover()
             self.worker_task = asyncio.create_task(worker.run_forever(worker_stop, idle_sleep=self.idle_sleep),
                                                    name="job-worker")
             self.started.set()
@@ -445,8 +445,10 @@ def run(args, settings: Settings) -> int:
                                 run_runtime=not args.no_runtime, worker_id=args.worker_id, grace_s=args.grace)
         return await supervisor.run(stop)
 
+    from bot.worker_identity import WorkerIdClash
+
     try:
         return asyncio.run(main())
-    except SupervisorError as exc:
+    except (SupervisorError, WorkerIdClash) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
