@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bot.log_format import configure_logging, register_secret
+from bot.log_format import configure_logging, install_redacting_output, register_secret
 from bot.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("stickerbot")
@@ -259,43 +259,22 @@ def _token_from(settings_section, what: str) -> str:
 
 def cmd_telegram(args) -> int:
     """Run the Telegram bot (long polling) and its job worker."""
-    from telegram.error import InvalidToken, NetworkError
-
-    from adapters.telegram.app import TelegramBot
+    from adapters.telegram.app import TelegramBot, describe_start_error
 
     settings = _settings(args)
     token = _token_from(settings.telegram, "Telegram")
-
-    def describe(exc: Exception):
-        if isinstance(exc, InvalidToken):
-            return 2, "Telegram rejected the bot token (check TELEGRAM_BOT_TOKEN or telegram.token_file)"
-        if isinstance(exc, NetworkError):
-            return 1, f"cannot reach the Telegram Bot API at {settings.telegram.base_url}: {exc}"
-        return None
-
-    return _serve_chat_bot(settings, lambda db, client: TelegramBot(settings, token, db, client), describe)
+    return _serve_chat_bot(settings, lambda db, client: TelegramBot(settings, token, db, client),
+                           lambda exc: describe_start_error(exc, settings))
 
 
 def cmd_discord(args) -> int:
     """Run the Discord bot (gateway + slash commands) and its job worker."""
-    import aiohttp
-    import discord
-
-    from adapters.discord.app import DiscordBot
+    from adapters.discord.app import DiscordBot, describe_start_error
 
     settings = _settings(args)
     token = _token_from(settings.discord, "Discord")
-
-    def describe(exc: Exception):
-        if isinstance(exc, discord.LoginFailure):
-            return 2, "Discord rejected the bot token (check DISCORD_BOT_TOKEN or discord.token_file)"
-        if isinstance(exc, discord.PrivilegedIntentsRequired):
-            return 2, "Discord asks for a privileged intent; this bot needs none: check the bot's settings"
-        if isinstance(exc, (aiohttp.ClientError, discord.GatewayNotFound, OSError)):
-            return 1, f"cannot reach Discord: {exc}"
-        return None
-
-    return _serve_chat_bot(settings, lambda db, client: DiscordBot(settings, token, db, client), describe)
+    return _serve_chat_bot(settings, lambda db, client: DiscordBot(settings, token, db, client),
+                           lambda exc: describe_start_error(exc, settings))
 
 
 # -- run / backup -----------------------------------------------------------------------------
@@ -388,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_redacting_output()  # before anything can print a token (a traceback included)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

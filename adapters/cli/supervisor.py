@@ -262,6 +262,23 @@ ADAPTER_FACTORIES: dict[str, Callable[[Settings, object, RuntimeClient], Adapter
 }
 
 
+def _telegram_start_errors():
+    from adapters.telegram.app import describe_start_error as describe
+
+    return describe
+
+
+def _discord_start_errors():
+    from adapters.discord.app import describe_start_error as describe
+
+    return describe
+
+
+# Imported only for the adapters configured: each pulls in its platform SDK.
+START_ERRORS: dict[str, Callable[[], Callable]] = {"telegram": _telegram_start_errors,
+                                                   "discord": _discord_start_errors}
+
+
 class RoutingSink:
     """Delivers each job through the adapter of its user's platform."""
 
@@ -452,3 +469,20 @@ def run(args, settings: Settings) -> int:
     except (SupervisorError, WorkerIdClash) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        known = describe_start_error(exc, settings)
+        if known is None:
+            raise  # a bug: its traceback goes to stderr, secrets redacted (bot.log_format)
+        print(f"error: {known[1]}", file=sys.stderr)
+        return known[0]
+
+
+def describe_start_error(exc: BaseException, settings: Settings) -> tuple[int, str] | None:
+    """What the configured adapters know about a start-up failure (a rejected token, an
+    unreachable platform), as (exit code, one line)."""
+    for name in settings.general.adapters:
+        describer = START_ERRORS.get(name)
+        known = describer()(exc, settings) if describer else None
+        if known is not None:
+            return known
+    return None
