@@ -78,20 +78,23 @@ async def _with_local_runtime(settings: Settings, config_path, body, out_dir: Pa
     free port. `quiet` keeps routine logs of both processes off the console: the runtime's
     output goes to `out_dir`/runtime.log."""
     from adapters.cli.runtime_child import free_port, last_error_line, spawn_runtime, stop_runtime, wait_healthy
+    from adapters.cli.runtime_guard import ChildRuntimeClient, fresh_secret
     from bot.job_worker import JobWorker
     from bot.service import StickerService
-    from seal_runtime.api.client import RuntimeClient
     from seal_runtime.api.protocol import RuntimeJobError
     from storage.database import open_database
 
     port = free_port()
     started = time.perf_counter()
     log_path = out_dir / "runtime.log" if quiet else None
-    process = spawn_runtime(port, config_path, extra_env={"STICKERBOT_GENERAL__LOG_LEVEL": "WARNING"} if quiet else None,
-                            log_path=log_path)
+    secret = fresh_secret()  # a private runtime: only this process may use it
+    child_env = {"STICKERBOT_RUNTIME__SHARED_SECRET": secret,
+                 **({"STICKERBOT_GENERAL__LOG_LEVEL": "WARNING"} if quiet else {})}
+    process = spawn_runtime(port, config_path, extra_env=child_env, log_path=log_path)
     if quiet:
         logging.getLogger().setLevel(logging.WARNING)
-    client = RuntimeClient(f"http://127.0.0.1:{port}", secret=settings.runtime.shared_secret)
+    client = ChildRuntimeClient(f"http://127.0.0.1:{port}")
+    await client.attach(process.pid, secret)
     try:
         try:
             health = await wait_healthy(client, process)
