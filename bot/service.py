@@ -15,7 +15,8 @@ import sqlite_utils
 
 from bot.blocklist import Blocklist
 from bot.errors import NoReferenceError, UserError
-from bot.image_input import load_reference_image
+from bot.image_input import ReferenceImage, load_reference_image
+from bot.image_work import ImageWork
 from bot.messages import QueuedJob, ReferenceSaved, UserRef
 from bot.policy import LONGEST_WINDOW_S, RequestPolicy
 from bot.schema.prompt_builder import build_prompt
@@ -57,6 +58,7 @@ class StickerService:
         self.settings = settings
         self._blocklist = Blocklist(settings.limits.blocklist)
         self.policy = RequestPolicy(db, settings)
+        self.images = ImageWork(settings.limits.image_threads)
 
     # -- users -------------------------------------------------------------------------------
     def user_id(self, user: UserRef) -> int:
@@ -67,19 +69,38 @@ class StickerService:
 
     # -- /setref -----------------------------------------------------------------------------
     def set_reference(self, user: UserRef, data: bytes) -> ReferenceSaved:
-        """Validate, then store. Nothing is stored on bad input.
+        """Validate, then store. Nothing is stored on bad input. Decodes on the calling
+        thread: the console and tests; the chat adapters use `set_reference_async`.
 
         The subject mask is made by the runtime, with the job's first adaptation: it is
         where the segmenters are (segment-anything, rembg, on the GPU box), so masks are
         made in one place; the worker caches the mask it returns with the reference."""
-        limits = self.settings.limits
+        self._may_save_reference(user)
+        return self._save_reference(user, self._decode(data))
+
+    async def set_reference_async(self, user: UserRef, data: bytes) -> ReferenceSaved:
+        """`set_reference` with the decoding on the bounded image threads (bot/image_work.py),
+        so the event loop keeps serving everyone else meanwhile."""
+        self._may_save_reference(user)
+        return self._save_reference(user, await self.images.run(self._decode, data))
+
+    def _may_save_reference(self, user: UserRef) -> None:
         if users.find_user(self.db, user.platform, user.platform_user_id) is not None:
             self.policy.check_reference(self.user_id(user))  # before any decoding: it costs CPU
+
+    def _decode(self, data: bytes) -> ReferenceImage:
+        """Image work only (no database): decode, normalise, encode the PNG that is stored."""
+        limits = self.settings.limits
         image = load_reference_image(data, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels)
+        image.png_bytes()
+        return image
+
+    def _save_reference(self, user: UserRef, image: ReferenceImage) -> ReferenceSaved:
         user_id = self.user_id(user)
         current = references.active_reference(self.db, user_id)
         png = image.png_bytes()
-        saved = references.save_reference(self.db, user_id, png, None, None)
+        saved = references.save_reference(self.db, user_id, png, None, None, width=image.size[0],
+                                          height=image.size[1])
         self.policy.count_reference(user_id)
         # Old pictures no queued job needs go now, so repeated /setref does not fill the disk.
         references.delete_unneeded_references(self.db, user_id)

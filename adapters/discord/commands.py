@@ -56,7 +56,7 @@ async def save_reference_from(interaction: discord.Interaction, attachment: disc
         log.warning("attachment download failed", extra={"status": exc.status})
         await send_ephemeral(interaction, "I could not download that picture from Discord. Please try again.")
         return
-    saved = d.service.set_reference(user_ref(interaction), data)
+    saved = await d.service.set_reference_async(user_ref(interaction), data)
     await send_ephemeral(interaction, saved.user_message())
 
 

@@ -180,7 +180,7 @@ async def download_picture(context: ContextTypes.DEFAULT_TYPE, source: PictureSo
 
 async def save_reference(update: Update, context: ContextTypes.DEFAULT_TYPE, source: PictureSource) -> None:
     data = await download_picture(context, source)
-    saved = deps(context).service.set_reference(user_ref(update), data)
+    saved = await deps(context).service.set_reference_async(user_ref(update), data)
     await reply(update, saved.user_message())
 
 

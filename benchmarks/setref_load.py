@@ -1,0 +1,66 @@
+"""How a large /setref loads the bot: the event loop's lag while one is decoded.
+
+The pictures are the awkward ones a user can send within the limits (10 MB, 40 MP): a
+16-bit grey PNG of 6300 × 6300 (84 KB), a 32-bit float TIFF of the same size, an 8-bit RGB
+PNG of that size and a 40 MP JPEG. `loop_lag_during(work)` runs `work` while a ticker on
+the same loop measures how late its 5 ms sleeps wake up: the longest delay is how long
+every other user of the loop (Telegram, Discord, the worker) was kept waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+
+import numpy as np
+from PIL import Image
+
+TICK_S = 0.005
+
+
+def large_setref_pictures(side: int = 6300) -> dict[str, bytes]:
+    """Name -> file bytes; each a character (a square) on a plain background."""
+    inner = slice(side // 4, 3 * side // 4)
+
+    def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, format=fmt, **options)
+        return buffer.getvalue()
+
+    grey16 = np.full((side, side), 60000, dtype=np.uint16)
+    grey16[inner, inner] = 9000
+    floats = np.full((side, side), 0.95, dtype=np.float32)
+    floats[inner, inner] = 0.2
+    rgb = np.full((side, side, 3), 240, dtype=np.uint8)
+    rgb[inner, inner] = (40, 90, 200)
+    jpeg = np.full((5700, 7000, 3), 240, dtype=np.uint8)
+    jpeg[1400:4300, 1700:5300] = (200, 60, 40)
+    return {
+        "png16_6300": encoded(Image.fromarray(grey16), "PNG"),
+        "tiff_float_6300": encoded(Image.fromarray(floats, "F"), "TIFF", compression="tiff_deflate"),
+        "png_rgb_6300": encoded(Image.fromarray(rgb), "PNG"),
+        "jpeg_7000x5700": encoded(Image.fromarray(jpeg), "JPEG", quality=85),
+    }
+
+
+async def loop_lag_during(work):
+    """(result of awaiting `work`, the longest the event loop was late meanwhile, in s)."""
+    done = asyncio.Event()
+    worst = 0.0
+
+    async def ticker() -> None:
+        nonlocal worst
+        while not done.is_set():
+            started = time.perf_counter()
+            await asyncio.sleep(TICK_S)
+            worst = max(worst, time.perf_counter() - started - TICK_S)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(TICK_S * 2)  # the ticker runs before the work starts
+    try:
+        result = await work
+    finally:
+        done.set()
+        await ticking
+    return result, worst
