@@ -64,3 +64,45 @@ async def loop_lag_during(work):
         done.set()
         await ticking
     return result, worst
+
+
+async def setref_loop_lag(workdir, *, runs: int = 3) -> dict:
+    """Per picture: the longest loop lag while one /setref of it is decoded on the image
+    threads (best and worst of `runs`), and, for comparison, with the decoding on the loop
+    itself (what every /setref did before the image threads)."""
+    from bot.messages import UserRef
+    from bot.service import StickerService
+    from bot.settings import Settings
+    from storage.database import open_database
+
+    service = StickerService(open_database(workdir / "setref.sqlite"), Settings())
+    figures: dict = {"pictures": {}}
+    counter = 0
+
+    def someone() -> UserRef:
+        nonlocal counter
+        counter += 1
+        return UserRef("console", f"lag{counter}", "Lag")
+
+    async def on_the_loop(data: bytes):
+        return service.set_reference(someone(), data)
+
+    for name, data in large_setref_pictures().items():
+        lags, seconds = [], []
+        for _ in range(runs):
+            started = time.perf_counter()
+            _, lag = await loop_lag_during(service.set_reference_async(someone(), data))
+            seconds.append(time.perf_counter() - started)
+            lags.append(lag)
+        _, blocking = await loop_lag_during(on_the_loop(data))
+        figures["pictures"][name] = {
+            "file_kb": round(len(data) / 1024, 1),
+            "setref_s": round(min(seconds), 2),
+            "loop_lag_ms_best": round(min(lags) * 1000, 1),
+            "loop_lag_ms_worst": round(max(lags) * 1000, 1),
+            "loop_lag_ms_if_decoded_on_the_loop": round(blocking * 1000),
+        }
+    service.db.close()
+    figures["target_ms"] = 100
+    figures["ok"] = all(p["loop_lag_ms_best"] < 100 for p in figures["pictures"].values())
+    return figures
