@@ -3,15 +3,19 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Code that mypy checks (the typed core: the domain, storage, and what the bot imports of the runtime).
+TYPED := bot storage seal_runtime/api
 
-.PHONY: demo test install clean bench
+.PHONY: demo test lint install clean bench lock
 
-$(STAMP): pyproject.toml
+# Installs exactly what requirements.lock names (resolved once with pip-compile), so a new
+# release upstream cannot break a fresh clone; torch is pinned there to the CPU 2.13.0 build.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# torch is pinned first so nothing pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,6 +25,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(TYPED)
+
+# Re-resolve the dependencies after changing pyproject.toml (then commit requirements.lock).
+lock: $(STAMP)
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
+		-o requirements.lock pyproject.toml
 
 bench: $(STAMP)
 	$(BIN)/stickerbot bench perf --json bench/perf.json
