@@ -38,7 +38,9 @@ def large_setref_pictures(side: int = 6300) -> dict[str, bytes]:
     jpeg[1400:4300, 1700:5300] = (200, 60, 40)
     return {
         "png16_6300": encoded(Image.fromarray(grey16), "PNG"),
-        "tiff_float_6300": encoded(Image.fromarray(floats, "F"), "TIFF", compression="tiff_deflate"),
+        "tiff_float_6300": encoded(
+            Image.fromarray(floats, "F"), "TIFF", compression="tiff_deflate"
+        ),
         "png_rgb_6300": encoded(Image.fromarray(rgb), "PNG"),
         "jpeg_7000x5700": encoded(Image.fromarray(jpeg), "JPEG", quality=85),
     }
@@ -104,5 +106,7 @@ async def setref_loop_lag(workdir, *, runs: int = 3) -> dict:
         }
     service.db.close()
     figures["target_ms"] = 100
-    figures["ok"] = all(p["loop_lag_ms_best"] < 100 for p in figures["pictures"].values())
+    figures["ok"] = all(
+        p["loop_lag_ms_best"] < 100 for p in figures["pictures"].values()
+    )
     return figures

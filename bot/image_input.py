@@ -85,7 +85,7 @@ def load_reference_image(data: bytes, *, max_bytes: int = 10_000_000, max_pixels
 
 
 def _load(data: bytes, *, max_pixels: int, min_side: int) -> ReferenceImage:
-    image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)  # reads the header only
+    image: Image.Image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)  # reads the header only
     original_format = image.format
     width, height = image.size
     if width * height > max_pixels:

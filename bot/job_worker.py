@@ -126,13 +126,14 @@ class JobWorker:
                 await _sleep_unless(stop, 1.0)
             if not worked:
                 await _sleep_unless(stop, idle_sleep)
-        self.identity.release()  # a clean stop frees the id at once (a crash: see worker_identity)
+        if self.identity is not None:  # a clean stop frees the id at once (a crash: see worker_identity)
+            self.identity.release()
 
     async def run_once(self) -> bool:
         """Deliver what is pending, then claim and run one job; False when none was ready."""
         if not self._recovered:
             self.recover()
-        if not self.identity.refresh() and not self._told_id_lost:
+        if self.identity is not None and not self.identity.refresh() and not self._told_id_lost:
             self._told_id_lost = True
             log.error("another process took over this worker id", extra={"worker": self.worker_id})
         await self.deliver_pending()

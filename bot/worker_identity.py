@@ -59,7 +59,9 @@ class WorkerIdentity:
         if now is None and at - self._refreshed_at < self.refresh_every_s:
             return True
         self._refreshed_at = at
-        if not workers.refresh_claim(self.db, self.claim.worker_id, self.claim.instance, at):
+        if not workers.refresh_claim(
+            self.db, self.claim.worker_id, self.claim.instance, at
+        ):
             self.lost = True
         return not self.lost
 
@@ -67,8 +69,13 @@ class WorkerIdentity:
         workers.release_claim(self.db, self.claim.worker_id, self.claim.instance)
 
 
-def claim_worker_id(db: sqlite_utils.Database, worker_id: str, *, stale_after_s: float,
-                    now: float | None = None) -> WorkerIdentity:
+def claim_worker_id(
+    db: sqlite_utils.Database,
+    worker_id: str,
+    *,
+    stale_after_s: float,
+    now: float | None = None,
+) -> WorkerIdentity:
     """Claim `worker_id` for this process, or raise WorkerIdClash (module docstring)."""
     at = time.time() if now is None else now
     host, pid = socket.gethostname(), os.getpid()
@@ -84,5 +91,6 @@ def claim_worker_id(db: sqlite_utils.Database, worker_id: str, *, stale_after_s:
         seen = max(0.0, at - holder.seen_at)
         raise WorkerIdClash(
             f"worker id {worker_id!r} is in use by another running process (pid {holder.pid} on {holder.host}, "
-            f"seen {seen:.0f} s ago): give each process its own --worker-id")
+            f"seen {seen:.0f} s ago): give each process its own --worker-id"
+        )
     return WorkerIdentity(db, mine, refresh_every_s=max(1.0, stale_after_s / 3))

@@ -66,8 +66,10 @@ REFERENCE = "reference"  # a /setref that stored a picture
 
 def record_event(db: sqlite_utils.Database, user_id: int, kind: str, *, now: float | None = None) -> int:
     """Count one request of `kind` at `now`; returns its id (for `remove_event`)."""
-    return db.execute("INSERT INTO usage_events (user_id, kind, at) VALUES (?, ?, ?)",
-                      [user_id, kind, _at(now)]).lastrowid
+    event_id = db.execute("INSERT INTO usage_events (user_id, kind, at) VALUES (?, ?, ?)",
+                          [user_id, kind, _at(now)]).lastrowid
+    assert event_id is not None
+    return event_id
 
 
 def remove_event(db: sqlite_utils.Database, event_id: int) -> None:

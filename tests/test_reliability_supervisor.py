@@ -8,17 +8,22 @@ import sys
 import aiohttp
 import pytest
 
-from benchmarks.bench_reliability import FileAdapter, bench_settings, character_png, read_deliveries, worker_command
 from adapters.cli.runtime_child import free_port
 from adapters.cli.runtime_guard import ChildRuntimeClient
 from adapters.cli.supervisor import RuntimeSupervisor, Supervisor, spawn_child
-from bot.messages import UserRef
-from bot.service import StickerService
-from seal_runtime.api.client import RuntimeClient
-from storage import jobs
-from storage.database import open_database
+from benchmarks.bench_reliability import (
+    FileAdapter,
+    bench_settings,
+    character_png,
+    read_deliveries,
+    worker_command,
+)
 from benchmarks.fakes.reliability_stub import CrashingStub
 from benchmarks.fakes.stub_runtime import running_stub_runtime
+from bot.messages import UserRef
+from bot.service import StickerService
+from storage import jobs
+from storage.database import open_database
 
 FAST = {"check_interval_s": 0.1, "backoff_initial_s": 0.05, "backoff_max_s": 0.2, "stop_timeout_s": 5}
 

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.bench_telegram import reference_png, telegram_testbed
-from tests.test_telegram_adapter import ANN, BOB, FAST, count, save_character, sticker_for
+from tests.test_telegram_adapter import (
+    ANN,
+    BOB,
+    FAST,
+    count,
+    save_character,
+    sticker_for,
+)
 
 NOT_YOURS = "Only pictures you sent yourself"
 
@@ -31,7 +38,9 @@ async def test_replying_setref_to_a_sticker_the_bot_made_is_refused(bed):
     _, _, bobs_sticker = await sticker_for(bed, BOB, chat=group)
     bed.fake.send_text(ANN, "/setref", chat=group, reply_to=bobs_sticker.result)
     await bed.fake.wait_reply(group["id"], contains=NOT_YOURS)
-    bed.fake.send_text(BOB, "/setref", chat=group, reply_to=bobs_sticker.result)  # made for Bob, sent by the bot
+    bed.fake.send_text(
+        BOB, "/setref", chat=group, reply_to=bobs_sticker.result
+    )  # made for Bob, sent by the bot
     await bed.fake.wait_reply(group["id"], contains=NOT_YOURS, count=2)
     assert count(bed, "reference_images") == 1  # Bob's first picture only
 

@@ -15,26 +15,46 @@ REJECTED = "987654:THIS-token-is-secret-and-wrong"
 
 
 def clean_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STICKERBOT_", "TELEGRAM_", "DISCORD_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STICKERBOT_", "TELEGRAM_", "DISCORD_"))
+    }
     env.update(extra)
     return env
 
 
-async def test_stickerbot_run_with_a_rejected_telegram_token_says_so_without_the_token(tmp_path):
+async def test_stickerbot_run_with_a_rejected_telegram_token_says_so_without_the_token(
+    tmp_path,
+):
     import asyncio
 
     async with running_fake_bot_api() as fake:
-        env = clean_env(TELEGRAM_BOT_TOKEN=REJECTED, STICKERBOT_TELEGRAM__BASE_URL=fake.base_url,
-                        STICKERBOT_TELEGRAM__BASE_FILE_URL=fake.base_file_url,
-                        STICKERBOT_GENERAL__ADAPTERS="telegram", STICKERBOT_GENERAL__HEALTH_PORT="0",
-                        STICKERBOT_GENERAL__DATABASE=str(tmp_path / "bot.sqlite"),
-                        STICKERBOT_GENERAL__RUNTIME_URL="http://127.0.0.1:9", STICKERBOT_GENERAL__LOG_LEVEL="DEBUG")
+        env = clean_env(
+            TELEGRAM_BOT_TOKEN=REJECTED,
+            STICKERBOT_TELEGRAM__BASE_URL=fake.base_url,
+            STICKERBOT_TELEGRAM__BASE_FILE_URL=fake.base_file_url,
+            STICKERBOT_GENERAL__ADAPTERS="telegram",
+            STICKERBOT_GENERAL__HEALTH_PORT="0",
+            STICKERBOT_GENERAL__DATABASE=str(tmp_path / "bot.sqlite"),
+            STICKERBOT_GENERAL__RUNTIME_URL="http://127.0.0.1:9",
+            STICKERBOT_GENERAL__LOG_LEVEL="DEBUG",
+        )
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "adapters.cli.commands", "run", "--no-runtime", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "adapters.cli.commands",
+            "run",
+            "--no-runtime",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         stdout, stderr = await asyncio.wait_for(process.communicate(), 90)
     output = stdout.decode() + stderr.decode()
-    assert REJECTED not in output and REJECTED.split(":")[1] not in output, output[-3000:]
+    assert REJECTED not in output and REJECTED.split(":")[1] not in output, output[
+        -3000:
+    ]
     assert process.returncode == 2, output[-3000:]
     assert "Traceback" not in output
     assert "Telegram rejected the bot token" in stderr.decode()
@@ -63,8 +83,14 @@ def test_an_uncaught_exception_anywhere_is_printed_with_secrets_redacted(tmp_pat
         asyncio.run(main())
         raise RuntimeError("main {secret}")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                            env=clean_env())
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=clean_env(),
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 1
     assert secret not in output and secret.split(":")[1] not in output, output

@@ -65,7 +65,7 @@ def _run_console(args, main) -> int:
         message, code = str(exc), exc.exit_code
     except UserError as exc:
         message, code = exc.user_message, 2
-    except Exception as exc:  # noqa: BLE001 - a bug or an outage: one line, the details in the log
+    except Exception as exc:
         if args.verbose:
             log.exception("console command failed")
         message, code = f"{type(exc).__name__}: {exc}" + ("" if args.verbose else " (--verbose shows more)"), 1
@@ -77,7 +77,13 @@ async def _with_local_runtime(settings: Settings, config_path, body, out_dir: Pa
     """Run `body(service, client, make_worker)` with a private runtime child process on a
     free port. `quiet` keeps routine logs of both processes off the console: the runtime's
     output goes to `out_dir`/runtime.log."""
-    from adapters.cli.runtime_child import free_port, last_error_line, spawn_runtime, stop_runtime, wait_healthy
+    from adapters.cli.runtime_child import (
+        free_port,
+        last_error_line,
+        spawn_runtime,
+        stop_runtime,
+        wait_healthy,
+    )
     from adapters.cli.runtime_guard import ChildRuntimeClient, fresh_secret
     from bot.job_worker import JobWorker
     from bot.service import StickerService

@@ -23,7 +23,12 @@ from urllib.parse import urlparse
 
 from bot.log_format import register_secret
 from seal_runtime.api.client import RuntimeClient
-from seal_runtime.api.protocol import SECRET_HEADER, JobRequest, JobResult, RuntimeJobError
+from seal_runtime.api.protocol import (
+    SECRET_HEADER,
+    JobRequest,
+    JobResult,
+    RuntimeJobError,
+)
 
 log = logging.getLogger("stickerbot.supervisor")
 
@@ -47,7 +52,11 @@ def _listening_inodes(port: int) -> set[str]:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) > 9 and fields[3] == _LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            if (
+                len(fields) > 9
+                and fields[3] == _LISTEN
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+            ):
                 inodes.add(fields[9])
     return inodes
 
@@ -95,17 +104,24 @@ class ChildRuntimeClient(RuntimeClient):
 
     def _verify(self) -> None:
         if self.pid is None:
-            raise RuntimeJobError(f"the runtime child on port {self.port} is not running (restarting)")
+            raise RuntimeJobError(
+                f"the runtime child on port {self.port} is not running (restarting)"
+            )
         owned = owns_listener(self.pid, self.port)
         if owned is None:
             if not self._warned_unverifiable:
                 self._warned_unverifiable = True
-                log.warning("cannot check who listens on the runtime's port here (no /proc); only the secret "
-                            "protects the runtime child", extra={"port": self.port})
+                log.warning(
+                    "cannot check who listens on the runtime's port here (no /proc); only the secret "
+                    "protects the runtime child",
+                    extra={"port": self.port},
+                )
             return
         if not owned:
-            raise RuntimeJobError(f"port {self.port} is held by another process, not the runtime child "
-                                  f"(pid {self.pid}): nothing was sent")
+            raise RuntimeJobError(
+                f"port {self.port} is held by another process, not the runtime child "
+                f"(pid {self.pid}): nothing was sent"
+            )
 
     async def health(self) -> dict:
         self._verify()

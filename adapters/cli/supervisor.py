@@ -40,10 +40,10 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
+from adapters.cli.runtime_guard import ChildRuntimeClient, fresh_secret
 from bot.delivery import DeliverySink
 from bot.messages import JobView, ProgressUpdate, StickerOut
 from bot.settings import Settings
-from adapters.cli.runtime_guard import ChildRuntimeClient, fresh_secret
 from seal_runtime.api.client import RuntimeClient
 from seal_runtime.api.protocol import RuntimeJobError
 
