@@ -27,9 +27,7 @@ def fill_database(path: Path, megabytes: int) -> str:
     db = open_database(path)
     user_id = users.get_or_create_user(db, "console", "bench").id
     job = jobs.create_job(db, user_id, "sticker", {"text": "happy"})
-    jobs.claim_next_job(
-        db, WRITER_ID, 24 * 3600.0
-    )  # the writer holds it, as a worker would
+    jobs.claim_next_job(db, WRITER_ID, 24 * 3600.0)  # the writer holds it, as a worker would
     chunk = os.urandom(1 << 20)
     with db.conn:
         for i in range(megabytes):
@@ -45,9 +43,7 @@ class SteadyWriter(threading.Thread):
     """Another connection writing a job's progress every `every_s` seconds (a range: drawn
     anew each time), like a worker streaming the runtime's steps."""
 
-    def __init__(
-        self, path: Path, job_id: str, every_s: tuple[float, float], seed: int = 0
-    ) -> None:
+    def __init__(self, path: Path, job_id: str, every_s: tuple[float, float], seed: int = 0) -> None:
         super().__init__(daemon=True, name="steady-writer")
         self.path, self.job_id, self.every_s = path, job_id, every_s
         self.rng = random.Random(seed)
@@ -58,9 +54,7 @@ class SteadyWriter(threading.Thread):
         db = open_database(self.path)
         try:
             while not self.stop.is_set():
-                jobs.set_progress(
-                    db, self.job_id, {"step": self.writes}, worker_id=WRITER_ID
-                )
+                jobs.set_progress(db, self.job_id, {"step": self.writes}, worker_id=WRITER_ID)
                 self.writes += 1
                 time.sleep(self.rng.uniform(*self.every_s))
         finally:
@@ -118,7 +112,5 @@ def backup_under_writes(
         "rows_copied": copied,
         "error": outcome.get("error"),
     }
-    figures["ok"] = (
-        finished and integrity == "ok" and copied == database_mb and writes_during > 0
-    )
+    figures["ok"] = finished and integrity == "ok" and copied == database_mb and writes_during > 0
     return figures

@@ -21,9 +21,7 @@ from bot.schema.prompt_parser import normalise_words
 
 # Typographic apostrophes and look-alikes: read as the ASCII one before folding, which
 # would otherwise drop them and glue the word to its suffix ("gore’s" -> "gores").
-_APOSTROPHES = str.maketrans(
-    {c: "'" for c in "\u2018\u2019\u201b\u02bc\u02bb\u0060\u00b4\u2032"}
-)
+_APOSTROPHES = str.maketrans({c: "'" for c in "\u2018\u2019\u201b\u02bc\u02bb\u0060\u00b4\u2032"})
 
 
 def word_forms(text: str) -> tuple[tuple[str, ...], ...]:
@@ -41,9 +39,7 @@ def _contains(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
 
 class Blocklist:
     def __init__(self, entries: Iterable[str]) -> None:
-        self.phrases = frozenset(
-            form for entry in entries for form in word_forms(entry) if form
-        )
+        self.phrases = frozenset(form for entry in entries for form in word_forms(entry) if form)
 
     def __bool__(self) -> bool:
         return bool(self.phrases)
@@ -53,6 +49,4 @@ class Blocklist:
         if not self.phrases:
             return False
         forms = [form for text in texts for form in word_forms(text)]
-        return any(
-            _contains(words, phrase) for words in forms for phrase in self.phrases
-        )
+        return any(_contains(words, phrase) for words in forms for phrase in self.phrases)

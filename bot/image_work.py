@@ -30,9 +30,7 @@ class ImageWork:
 
     async def run(self, work: Callable[..., T], *args) -> T:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=self.threads, thread_name_prefix="image-work"
-            )
+            self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="image-work")
 
         def counted() -> T:
             with self._lock:

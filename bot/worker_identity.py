@@ -59,9 +59,7 @@ class WorkerIdentity:
         if now is None and at - self._refreshed_at < self.refresh_every_s:
             return True
         self._refreshed_at = at
-        if not workers.refresh_claim(
-            self.db, self.claim.worker_id, self.claim.instance, at
-        ):
+        if not workers.refresh_claim(self.db, self.claim.worker_id, self.claim.instance, at):
             self.lost = True
         return not self.lost
 

@@ -27,9 +27,7 @@ def get_claim(db: sqlite_utils.Database, worker_id: str) -> WorkerClaim | None:
     return WorkerClaim(*row) if row else None
 
 
-def take_claim(
-    db: sqlite_utils.Database, claim: WorkerClaim, decide
-) -> WorkerClaim | None:
+def take_claim(db: sqlite_utils.Database, claim: WorkerClaim, decide) -> WorkerClaim | None:
     """Under the write lock: `decide(current claim or None)` says whether `claim` may replace
     it; if so it is written and None returned, else the current claim is returned."""
     with immediate_transaction(db):
@@ -51,9 +49,7 @@ def take_claim(
     return None
 
 
-def refresh_claim(
-    db: sqlite_utils.Database, worker_id: str, instance: str, seen_at: float
-) -> bool:
+def refresh_claim(db: sqlite_utils.Database, worker_id: str, instance: str, seen_at: float) -> bool:
     """False when the id is no longer this instance's (someone took it over)."""
     return (
         db.execute(

@@ -72,6 +72,4 @@ def test_words_that_only_look_alike_pass(service, text):
 def test_an_entry_that_is_only_punctuation_blocks_nothing(tmp_path):
     base = Settings()
     settings = replace(base, limits=replace(base.limits, blocklist=("'", " - ", "")))
-    StickerService(open_database(tmp_path / "bot.sqlite"), settings).parse(
-        "happy waving beach"
-    )
+    StickerService(open_database(tmp_path / "bot.sqlite"), settings).parse("happy waving beach")

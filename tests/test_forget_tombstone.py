@@ -28,9 +28,7 @@ def forget_and_come_back(service, person=ANN):
 
 def test_a_quota_switched_off_by_an_admin_stays_off_after_forget(tmp_path):
     service, clock = make_service(tmp_path, requests_per_minute=0)
-    AdminService(service.db, service.settings).set_quota(
-        "telegram", ANN.platform_user_id, 0
-    )
+    AdminService(service.db, service.settings).set_quota("telegram", ANN.platform_user_id, 0)
     with_character(service, ANN)
     forget_and_come_back(service)
     with pytest.raises(QuotaExceededError) as refused:
@@ -79,31 +77,17 @@ def test_the_tombstone_holds_no_personal_data(tmp_path):
     service.forget(ANN)
     row = service.db.execute("SELECT * FROM users WHERE id = ?", [user_id]).fetchone()
     record = users.get_user(service.db, user_id)
-    assert (
-        row is not None
-        and record.display_name is None
-        and record.forgotten_at is not None
-    )
+    assert row is not None and record.display_name is None and record.forgotten_at is not None
     for table in PERSONAL_TABLES:
-        assert (
-            service.db.execute(
-                f"SELECT COUNT(*) FROM {table} WHERE user_id = ?", [user_id]
-            ).fetchone()[0]
-            == 0
-        )
+        assert service.db.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id = ?", [user_id]).fetchone()[0] == 0
     assert usage.quota_used(service.db, user_id, now=clock.now) == 1
     # Coming back, they are the same user again (the limits apply) and no longer forgotten.
-    assert (
-        service.user_id(ANN) == user_id
-        and users.get_user(service.db, user_id).forgotten_at is None
-    )
+    assert service.user_id(ANN) == user_id and users.get_user(service.db, user_id).forgotten_at is None
 
 
 def test_a_user_with_nothing_to_keep_is_deleted_entirely(tmp_path):
     service, clock = make_service(tmp_path)
-    with_character(
-        service, ANN
-    )  # a character, but no sticker asked and no decision about them
+    with_character(service, ANN)  # a character, but no sticker asked and no decision about them
     user_id = service.user_id(ANN)
     clock.now += 2 * 3600  # the /setref no longer counts for its hourly limit
     service.forget(ANN)
@@ -126,9 +110,7 @@ def test_housekeeping_removes_a_tombstone_once_nothing_on_it_counts_any_more(tmp
     prune_usage(service.db, now=clock.now + 60)
     assert users.get_user(service.db, ann_id) is not None  # today's count still matters
     prune_usage(service.db, now=clock.now + DAY)
-    assert (
-        users.get_user(service.db, ann_id) is None
-    )  # a new day: nothing left to remember
+    assert users.get_user(service.db, ann_id) is None  # a new day: nothing left to remember
     assert users.get_user(service.db, bob_id).banned  # a ban is kept for ever
 
 

@@ -32,12 +32,8 @@ def test_a_worker_that_lost_its_lease_cannot_change_the_jobs_state(taken_over):
 
 def test_a_worker_that_lost_its_lease_cannot_overwrite_the_progress(taken_over):
     db, job_id = taken_over
-    assert jobs.set_progress(
-        db, job_id, {"stage": "adapting", "step": 7}, worker_id="b"
-    )
-    assert not jobs.set_progress(
-        db, job_id, {"stage": "generating", "step": 19}, worker_id="a"
-    )
+    assert jobs.set_progress(db, job_id, {"stage": "adapting", "step": 7}, worker_id="b")
+    assert not jobs.set_progress(db, job_id, {"stage": "generating", "step": 19}, worker_id="a")
     assert jobs.get_job(db, job_id).progress == {"stage": "adapting", "step": 7}
 
 

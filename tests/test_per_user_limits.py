@@ -19,9 +19,7 @@ BOB = UserRef("telegram", "202", "Bob")
 
 def make_service(tmp_path, **limits):
     base = Settings()
-    settings = replace(
-        base, limits=replace(base.limits, requests_per_minute=0, **limits)
-    )
+    settings = replace(base, limits=replace(base.limits, requests_per_minute=0, **limits))
     service = StickerService(open_database(tmp_path / "bot.sqlite"), settings)
     for i, person in enumerate((ANN, BOB)):
         service.set_reference(person, character_png(i))
@@ -35,17 +33,11 @@ def test_one_user_cannot_queue_more_than_their_cap_and_is_told_why(tmp_path):
     with pytest.raises(UserError) as refused:
         service.request_sticker(ANN, "happy waving", {})
     assert refused.value.code == "user_queue_full"
-    assert (
-        "3 stickers" in refused.value.user_message
-        and "busy" not in refused.value.user_message
-    )
+    assert "3 stickers" in refused.value.user_message and "busy" not in refused.value.user_message
     assert jobs.count_active(service.db, service.user_id(ANN)) == 3
     # Another user is not affected, and the refused request cost Ann nothing of today's quota.
     service.request_sticker(BOB, "sad sitting", {})
-    assert (
-        service.policy.remaining_today(service.user_id(ANN))
-        == service.settings.limits.daily_quota - 3
-    )
+    assert service.policy.remaining_today(service.user_id(ANN)) == service.settings.limits.daily_quota - 3
 
 
 def test_a_finished_job_frees_a_place_in_the_users_queue(tmp_path):

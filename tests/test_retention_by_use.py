@@ -48,29 +48,21 @@ async def test_telegram_stickers_in_use_outlive_retention_and_unused_ones_go(tmp
         _, _, first = await sticker_for(bed, TG_ANN)
         _, _, second = await sticker_for(bed, TG_ANN, "/mysticker sad sitting", nth=2)
         _, _, third = await sticker_for(bed, TG_ANN, "/mysticker love jumping", nth=3)
-        first_id, second_id, third_id = (
-            int(buttons(s)[0].split(":")[1]) for s in (first, second, third)
-        )
+        first_id, second_id, third_id = (int(buttons(s)[0].split(":")[1]) for s in (first, second, third))
         age_all_stickers(bed.db, OLD)
 
-        fake.press(
-            TG_ANN, first.result, buttons(first)[0]
-        )  # Add to pack (creates the pack)
+        fake.press(TG_ANN, first.result, buttons(first)[0])  # Add to pack (creates the pack)
         await fake.wait_for("createNewStickerSet")
         await fake.wait_reply(TG_ANN.id, contains="addstickers")
         age_all_stickers(bed.db, OLD)
-        fake.press(
-            TG_ANN, second.result, buttons(second)[0]
-        )  # Add to pack: the pack is used again
+        fake.press(TG_ANN, second.result, buttons(second)[0])  # Add to pack: the pack is used again
         await fake.wait_for("addStickerToSet")
         await fake.wait_reply(TG_ANN.id, contains="Added to your pack")
         fake.press(TG_ANN, third.result, buttons(third)[1])  # Again
         await fake.wait_for("sendSticker", lambda c: c["chat_id"] == TG_ANN.id, count=4)
         fresh_id = max(r[0] for r in bed.db.execute("SELECT id FROM stickers"))
         owner = bed.db.execute("SELECT user_id FROM stickers").fetchone()[0]
-        unused = stickers.save_sticker(
-            bed.db, owner, None, character_png(5), "😀", now=1.0
-        )  # never used
+        unused = stickers.save_sticker(bed.db, owner, None, character_png(5), "😀", now=1.0)  # never used
         assert surviving_ids(bed.db) == {first_id, second_id, third_id, fresh_id}
         assert unused.id not in surviving_ids(bed.db)
 
@@ -93,9 +85,7 @@ async def test_discord_stickers_in_use_outlive_retention(tmp_path):
             )
         )  # the newest: second
         assert "Added" in await private_text(bed, added)
-        again = bed.act(
-            bed.fake.press(DC_ANN, message, buttons_of(message)[0])
-        )  # Again under the first
+        again = bed.act(bed.fake.press(DC_ANN, message, buttons_of(message)[0]))  # Again under the first
         assert (await answer_of(bed, again))["data"]["content"].startswith("Queued")
         assert {first_id, second_id} <= surviving_ids(bed.db)
 
@@ -115,9 +105,7 @@ def test_a_new_character_removes_old_pictures_no_queued_job_needs_with_their_emb
     queued = service.request_sticker(ANN, "happy", {})  # this job still needs picture 1
     for i in range(2, 6):
         service.set_reference(ANN, character_png(i))
-    assert (
-        reference_count(service, ANN) == 2
-    )  # picture 1 for the queued job, and the active one
+    assert reference_count(service, ANN) == 2  # picture 1 for the queued job, and the active one
     assert embeddings.exists(service.db, old.sha256, "m", "h")
     job = jobs.claim_next_job(service.db, "w", 60)
     assert job.id == queued.job_id
@@ -148,9 +136,7 @@ def test_a_picture_another_user_also_saved_keeps_its_embedding(tmp_path):
     embeddings.put_embedding(service.db, shared.sha256, "m", "h", b"emb")
     service.set_reference(ANN, character_png(2))
     assert reference_count(service, ANN) == 1
-    assert embeddings.exists(
-        service.db, shared.sha256, "m", "h"
-    )  # Bob's character still uses it
+    assert embeddings.exists(service.db, shared.sha256, "m", "h")  # Bob's character still uses it
 
 
 # -- /setref rate limit ----------------------------------------------------------------------------
@@ -161,10 +147,7 @@ def test_setref_has_a_per_user_rate_limit_that_says_when_to_come_back(tmp_path):
         clock.now += 60
     with pytest.raises(UserError) as refused:
         service.set_reference(ANN, character_png(9))
-    assert (
-        refused.value.code == "setref_rate_limited"
-        and "57 min" in refused.value.user_message
-    )
+    assert refused.value.code == "setref_rate_limited" and "57 min" in refused.value.user_message
     service.set_reference(BOB, character_png(9))  # per user
     clock.now += 57 * 60
     service.set_reference(ANN, character_png(9))

@@ -30,41 +30,27 @@ async def post_job(port: int, secret: str | None) -> int:
         return resp.status
 
 
-async def test_the_real_runtime_child_requires_a_fresh_secret_per_launch(
-    tmp_path, monkeypatch
-):
+async def test_the_real_runtime_child_requires_a_fresh_secret_per_launch(tmp_path, monkeypatch):
     for key, value in FAST_ENV.items():
         monkeypatch.setenv(key, value)
     port = free_port()
     base = Settings()
-    settings = replace(
-        base, general=replace(base.general, runtime_url=f"http://127.0.0.1:{port}")
-    )
+    settings = replace(base, general=replace(base.general, runtime_url=f"http://127.0.0.1:{port}"))
     client = ChildRuntimeClient(settings.general.runtime_url)
-    runtime = RuntimeSupervisor(
-        Supervisor(settings)._spawn_for_settings(), client, **FAST
-    )
+    runtime = RuntimeSupervisor(Supervisor(settings)._spawn_for_settings(), client, **FAST)
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
     try:
         await asyncio.wait_for(runtime.became_healthy.wait(), 120)
         first_secret = client.secret
         assert first_secret and len(first_secret) >= 32
-        assert (
-            await post_job(port, None) == 401
-        )  # a local user without the secret gets nothing done
+        assert await post_job(port, None) == 401  # a local user without the secret gets nothing done
         assert await post_job(port, "guess") == 401
-        assert (
-            await post_job(port, first_secret) == 400
-        )  # past the check: an empty job is a bad request
+        assert await post_job(port, first_secret) == 400  # past the check: an empty job is a bad request
         runtime.process.send_signal(signal.SIGKILL)
-        await wait_for(
-            lambda: runtime.status.restarts == 1 and runtime.status.healthy, timeout=120
-        )
+        await wait_for(lambda: runtime.status.restarts == 1 and runtime.status.healthy, timeout=120)
         assert client.secret != first_secret
-        assert (
-            await post_job(port, first_secret) == 401
-        )  # the old launch's secret opens nothing
+        assert await post_job(port, first_secret) == 401  # the old launch's secret opens nothing
         assert await post_job(port, client.secret) == 400
     finally:
         stop.set()
@@ -92,12 +78,8 @@ async def test_a_process_that_takes_the_port_during_a_restart_gets_nothing_from_
     received: list[str] = []
 
     async def anything(request: web.Request) -> web.Response:
-        received.append(
-            f"{request.method} {request.path} {dict(request.headers).get(SECRET_HEADER)}"
-        )
-        return web.json_response(
-            {"status": "ok", "model_id": "impostor", "device": "cpu"}
-        )
+        received.append(f"{request.method} {request.path} {dict(request.headers).get(SECRET_HEADER)}")
+        return web.json_response({"status": "ok", "model_id": "impostor", "device": "cpu"})
 
     impostor = web.AppRunner(web.Application(middlewares=[]))
     impostor.app.router.add_route("*", "/{tail:.*}", anything)
@@ -107,9 +89,7 @@ async def test_a_process_that_takes_the_port_during_a_restart_gets_nothing_from_
         assert owns_listener(runtime.process.pid, port)
         runtime.process.send_signal(signal.SIGKILL)
         await runtime.process_exited()
-        await web.TCPSite(
-            impostor, "127.0.0.1", port
-        ).start()  # takes the port before the restart
+        await web.TCPSite(impostor, "127.0.0.1", port).start()  # takes the port before the restart
         await wait_for(lambda: runtime.status.starts >= 2, timeout=20)
         await asyncio.sleep(1.0)  # health checks run meanwhile
         assert not runtime.status.healthy
@@ -130,9 +110,7 @@ async def test_while_the_child_is_still_starting_whoever_holds_the_port_is_not_t
 
     async def anything(request: web.Request) -> web.Response:
         received.append(f"{request.method} {request.path}")
-        return web.json_response(
-            {"status": "ok", "model_id": "impostor", "device": "cpu"}
-        )
+        return web.json_response({"status": "ok", "model_id": "impostor", "device": "cpu"})
 
     impostor = web.AppRunner(web.Application())
     impostor.app.router.add_route("*", "/{tail:.*}", anything)
@@ -140,15 +118,11 @@ async def test_while_the_child_is_still_starting_whoever_holds_the_port_is_not_t
     await web.TCPSite(impostor, "127.0.0.1", port).start()
     slow_to_bind = [sys.executable, "-c", "import time; time.sleep(60)"]
     client = ChildRuntimeClient(f"http://127.0.0.1:{port}")
-    runtime = RuntimeSupervisor(
-        lambda secret: spawn_child(slow_to_bind), client, **FAST
-    )
+    runtime = RuntimeSupervisor(lambda secret: spawn_child(slow_to_bind), client, **FAST)
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
     try:
-        await wait_for(
-            lambda: runtime.process is not None and client.pid == runtime.process.pid
-        )
+        await wait_for(lambda: runtime.process is not None and client.pid == runtime.process.pid)
         await asyncio.sleep(1.0)
         assert not runtime.status.healthy
         with pytest.raises(RuntimeJobError, match="not the runtime child"):

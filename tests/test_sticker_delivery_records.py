@@ -35,22 +35,12 @@ async def test_a_retried_telegram_delivery_sends_only_the_stickers_not_yet_sent(
         fake.on_call.append(flood_after_the_first_sticker)
         await save_character(bed, ANN)
         fake.send_text(ANN, "/mysticker happy")
-        await fake.wait_for(
-            "sendSticker", lambda c: c["chat_id"] == ANN.id, count=3, timeout=30
-        )
-        sent_ids = [
-            int(buttons(c)[0].split(":")[1]) for c in fake.calls_to("sendSticker")
-        ]
-        assert [c.status for c in fake.calls if c.method == "sendSticker"].count(
-            429
-        ) >= 1
-        assert len(sent_ids) == 3 and len(set(sent_ids)) == 3, (
-            f"a sticker was sent twice: {sent_ids}"
-        )
+        await fake.wait_for("sendSticker", lambda c: c["chat_id"] == ANN.id, count=3, timeout=30)
+        sent_ids = [int(buttons(c)[0].split(":")[1]) for c in fake.calls_to("sendSticker")]
+        assert [c.status for c in fake.calls if c.method == "sendSticker"].count(429) >= 1
+        assert len(sent_ids) == 3 and len(set(sent_ids)) == 3, f"a sticker was sent twice: {sent_ids}"
         user_id, job_id = bed.db.execute("SELECT user_id, id FROM jobs").fetchone()
-        for _ in range(
-            100
-        ):  # the record is written just after Telegram's answer arrives
+        for _ in range(100):  # the record is written just after Telegram's answer arrives
             if stickers.sent_sticker_ids(bed.db, user_id, job_id) == set(sent_ids):
                 break
             await asyncio.sleep(0.05)
@@ -67,14 +57,8 @@ async def test_a_retried_discord_delivery_sends_only_the_stickers_not_yet_sent(
 
     async with discord_testbed(tmp_path, generation={"images_per_request": 3}) as bed:
         await dc_save_character(bed)
-        bed.fake.refuse_next.append(
-            ("POST", f"/channels/{CHANNEL_ID}/messages")
-        )  # the second sticker, once
-        bed.act(
-            bed.fake.slash(
-                DC_ANN, "mysticker", [{"name": "prompt", "type": 3, "value": "happy"}]
-            )
-        )
+        bed.fake.refuse_next.append(("POST", f"/channels/{CHANNEL_ID}/messages"))  # the second sticker, once
+        bed.act(bed.fake.slash(DC_ANN, "mysticker", [{"name": "prompt", "type": 3, "value": "happy"}]))
         await bed.fake.wait_for(
             "POST",
             f"/channels/{CHANNEL_ID}/messages",
@@ -83,19 +67,9 @@ async def test_a_retried_discord_delivery_sends_only_the_stickers_not_yet_sent(
             timeout=30,
         )
         await asyncio.sleep(1.0)  # a resend of the first would come with the retry
-        original = [
-            c
-            for c in bed.fake.calls
-            if c.method == "PATCH" and "@original" in c.path and c.files
-        ]
-        posted = [
-            c
-            for c in bed.fake.calls
-            if c.method == "POST" and c.path.endswith(f"/{CHANNEL_ID}/messages")
-        ]
-        assert (
-            len(original) == 1
-        )  # the first sticker replaced the "Queued" answer, once
+        original = [c for c in bed.fake.calls if c.method == "PATCH" and "@original" in c.path and c.files]
+        posted = [c for c in bed.fake.calls if c.method == "POST" and c.path.endswith(f"/{CHANNEL_ID}/messages")]
+        assert len(original) == 1  # the first sticker replaced the "Queued" answer, once
         assert [c.status for c in posted] == [
             400,
             200,

@@ -38,9 +38,7 @@ async def test_replying_setref_to_a_sticker_the_bot_made_is_refused(bed):
     _, _, bobs_sticker = await sticker_for(bed, BOB, chat=group)
     bed.fake.send_text(ANN, "/setref", chat=group, reply_to=bobs_sticker.result)
     await bed.fake.wait_reply(group["id"], contains=NOT_YOURS)
-    bed.fake.send_text(
-        BOB, "/setref", chat=group, reply_to=bobs_sticker.result
-    )  # made for Bob, sent by the bot
+    bed.fake.send_text(BOB, "/setref", chat=group, reply_to=bobs_sticker.result)  # made for Bob, sent by the bot
     await bed.fake.wait_reply(group["id"], contains=NOT_YOURS, count=2)
     assert count(bed, "reference_images") == 1  # Bob's first picture only
 

@@ -15,11 +15,7 @@ REJECTED = "987654:THIS-token-is-secret-and-wrong"
 
 
 def clean_env(**extra) -> dict:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("STICKERBOT_", "TELEGRAM_", "DISCORD_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STICKERBOT_", "TELEGRAM_", "DISCORD_"))}
     env.update(extra)
     return env
 
@@ -52,9 +48,7 @@ async def test_stickerbot_run_with_a_rejected_telegram_token_says_so_without_the
         )
         stdout, stderr = await asyncio.wait_for(process.communicate(), 90)
     output = stdout.decode() + stderr.decode()
-    assert REJECTED not in output and REJECTED.split(":")[1] not in output, output[
-        -3000:
-    ]
+    assert REJECTED not in output and REJECTED.split(":")[1] not in output, output[-3000:]
     assert process.returncode == 2, output[-3000:]
     assert "Traceback" not in output
     assert "Telegram rejected the bot token" in stderr.decode()

@@ -37,24 +37,16 @@ def test_a_live_process_on_this_host_with_the_id_is_a_clash(db):
     someone_else(db, "w", host=socket.gethostname(), pid=parent, seen_at=1000.0)
     with pytest.raises(WorkerIdClash) as clash:
         claim_worker_id(db, "w", stale_after_s=STALE_S, now=1010.0)
-    assert (
-        "'w'" in str(clash.value)
-        and f"pid {parent}" in str(clash.value)
-        and "--worker-id" in str(clash.value)
-    )
+    assert "'w'" in str(clash.value) and f"pid {parent}" in str(clash.value) and "--worker-id" in str(clash.value)
 
 
 def test_a_dead_process_on_this_host_left_a_stale_claim(db):
-    someone_else(
-        db, "w", host=socket.gethostname(), pid=2**22 + 12345, seen_at=1000.0
-    )  # no such pid
+    someone_else(db, "w", host=socket.gethostname(), pid=2**22 + 12345, seen_at=1000.0)  # no such pid
     claim_worker_id(db, "w", stale_after_s=STALE_S, now=1001.0)
 
 
 def test_this_very_process_may_take_its_id_again(db):
-    someone_else(
-        db, "w", host=socket.gethostname(), pid=os.getpid(), seen_at=1000.0
-    )  # e.g. pid 1 in a container
+    someone_else(db, "w", host=socket.gethostname(), pid=os.getpid(), seen_at=1000.0)  # e.g. pid 1 in a container
     claim_worker_id(db, "w", stale_after_s=STALE_S, now=1001.0)
 
 
@@ -76,11 +68,7 @@ def test_a_released_id_is_free_and_a_taken_over_one_says_so(db):
 
 # -- as the operator sees it -------------------------------------------------------------------------
 def run_command(tmp_path, fake, stub):
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("STICKERBOT_", "TELEGRAM_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STICKERBOT_", "TELEGRAM_"))}
     env.update(
         {
             "TELEGRAM_BOT_TOKEN": fake.token,
@@ -130,11 +118,7 @@ async def test_a_second_stickerbot_run_with_the_same_worker_id_is_refused_in_one
             _, stderr = await asyncio.wait_for(second.communicate(), 60)
             assert second.returncode == 2, stderr.decode()[-2000:]
             text = stderr.decode()
-            assert (
-                "Traceback" not in text
-                and "'stickerbot-run' is in use" in text
-                and f"pid {first.pid}" in text
-            )
+            assert "Traceback" not in text and "'stickerbot-run' is in use" in text and f"pid {first.pid}" in text
             first.send_signal(signal.SIGKILL)  # a crash: the next start is not refused
             await first.wait()
             third = await start()

@@ -52,11 +52,7 @@ def _listening_inodes(port: int) -> set[str]:
             continue
         for line in lines:
             fields = line.split()
-            if (
-                len(fields) > 9
-                and fields[3] == _LISTEN
-                and int(fields[1].rsplit(":", 1)[1], 16) == port
-            ):
+            if len(fields) > 9 and fields[3] == _LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
                 inodes.add(fields[9])
     return inodes
 
@@ -104,9 +100,7 @@ class ChildRuntimeClient(RuntimeClient):
 
     def _verify(self) -> None:
         if self.pid is None:
-            raise RuntimeJobError(
-                f"the runtime child on port {self.port} is not running (restarting)"
-            )
+            raise RuntimeJobError(f"the runtime child on port {self.port} is not running (restarting)")
         owned = owns_listener(self.pid, self.port)
         if owned is None:
             if not self._warned_unverifiable:
@@ -119,8 +113,7 @@ class ChildRuntimeClient(RuntimeClient):
             return
         if not owned:
             raise RuntimeJobError(
-                f"port {self.port} is held by another process, not the runtime child "
-                f"(pid {self.pid}): nothing was sent"
+                f"port {self.port} is held by another process, not the runtime child (pid {self.pid}): nothing was sent"
             )
 
     async def health(self) -> dict:
