@@ -85,6 +85,7 @@ REVIEWED = {
     ("seal_runtime/models/sd15_architecture.py", "save_sd15_test_model"): "make-test-model: a folder the operator names",
     ("seal_runtime/models/clip_vocabulary.py", "write_clip_tokenizer"):
         "make-test-model: fixed file names in the operator's model folder",
+    ("adapters/cli/runtime_child.py", "spawn_runtime"): "the console's runtime.log, a fixed name in the operator's out_dir",
 }
 # Names a user chooses or types: none may appear in the path of a file we write.
 USER_CONTROLLED = ("display_name", "platform_user_id", "username", "first_name", "last_name", "file_name",
