@@ -18,7 +18,7 @@ import discord
 
 from adapters.discord.context import deps, send_ephemeral
 from bot.errors import UserError
-from bot.sticker_spec import discord_sticker_name, to_discord_server_sticker
+from bot.sticker_spec import DISCORD_STICKER_DESCRIPTION_MAX, discord_sticker_name, to_discord_server_sticker
 from bot.schema.vocabulary import emoji_for_emotion
 from storage import stickers
 
@@ -28,7 +28,7 @@ MAX_STICKERS_REACHED = 30039  # Discord's JSON error code
 # Discord's names of the emotions' emoji (bot/vocabulary.py), for the sticker's tags.
 DISCORD_EMOJI_NAMES = {"😊": "blush", "😢": "cry", "😠": "angry", "😮": "open_mouth", "😴": "sleeping",
                        "😍": "heart_eyes", "🙂": "slight_smile"}
-DESCRIPTION_MAX = 100
+DESCRIPTION_MAX = DISCORD_STICKER_DESCRIPTION_MAX
 
 
 async def add_server_sticker(interaction: discord.Interaction, user_id: int, sticker, name: str | None = None) -> None:

@@ -22,14 +22,14 @@ from telegram.error import BadRequest, Forbidden
 from bot.errors import UserError
 from bot.messages import UserRef
 from bot.settings import Settings
-from bot.sticker_spec import telegram_set_name_problems, telegram_title, to_telegram_sticker
+from bot.sticker_spec import TELEGRAM_SET, telegram_set_name_problems, telegram_title, to_telegram_sticker
 from storage import packs, stickers
 from storage.records import Pack, Sticker
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
-MAX_STATIC_STICKERS = 120
+MAX_STATIC_STICKERS = TELEGRAM_SET.max_stickers
 NAME_ATTEMPTS = 8
 
 
