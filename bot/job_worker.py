@@ -326,6 +326,7 @@ class JobWorker:
             mask_png=reference.mask,
             embedding=cached.data if cached else None,
             adapter_weights=cached.adapter_weights if cached else None,
+            background=runtime_background(payload.get("tags")),
         )
 
     def _store_result(self, job: Job, result) -> tuple[list[StickerOut], bool]:
@@ -363,6 +364,14 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
 def _sticker_out(record, job: Job) -> StickerOut:
     return StickerOut(record.id, job.id, record.image, record.emoji, job.request.get("description", ""),
                       job.request.get("tags", {}))
+
+
+def runtime_background(tags: dict | None) -> str:
+    """The runtime's cut-out hint from a request's tags: a plain background is cut out, a
+    named scene kept; a job stored without tags lets the runtime decide ("auto")."""
+    if not tags or not tags.get("background"):
+        return "auto"
+    return "plain" if tags["background"] == "plain" else "scene"
 
 
 def failure_message(job: Job) -> str:

@@ -20,6 +20,7 @@ from seal_runtime.models.backbone import DiffusionBackbone
 from seal_runtime.ttf.concept_tokens import ensure_tokens, expand_prompt, inject_concept, placeholder_tokens
 from seal_runtime.api.config import AdaptationSettings, GenerationSettings
 from seal_runtime.imaging.cutout import prepare_sticker
+from seal_runtime.imaging.sticker_look import StickerLook
 from seal_runtime.ttf.embedding_io import embedding_from_bytes, embedding_to_bytes
 from seal_runtime.ttf.lora import lora_applied, lora_to_bytes
 from seal_runtime.api.protocol import JobRequest, JobResult, ProgressEvent, RuntimeJobError
@@ -158,7 +159,8 @@ class StickerEngine:
                     ),
                 )
             image = denoise(to_pil_images(pixels)[0], backbone, generation)
-            # A plain background is cut out and trimmed; a requested scene (beach,
-            # city...) is kept whole, as the user asked for it.
-            images.append(prepare_sticker(image))
+            # A plain background is cut out, outlined and shadowed; a requested scene
+            # (beach, city...) is kept whole, as the user asked for it, and framed.
+            images.append(prepare_sticker(image, background=request.background,
+                                          look=StickerLook.from_generation(generation)))
         return images

@@ -78,6 +78,14 @@ class GenerationSettings:
     # models (the small builtin model leaves per-pixel speckle that a flat-colour sticker does
     # not have), 0 (off) for latent models, whose VAE decoder already smooths.
     denoise_px: int | None = None
+    # The sticker look (seal_runtime/imaging/sticker_look.py): cut-outs get a white outline of
+    # `outline_fraction` of the side and a soft drop shadow; scenes a rounded frame or "none".
+    # Finished stickers are `sticker_side`-px squares, so the look is drawn at the size shown.
+    outline: bool = True
+    outline_fraction: float = 0.02
+    shadow: bool = True
+    scene_frame: str = "rounded"  # "rounded" | "none"
+    sticker_side: int = 512
 
     def denoise_size(self, pixel_space: bool) -> int:
         size = (3 if pixel_space else 0) if self.denoise_px is None else self.denoise_px

@@ -36,6 +36,9 @@ class JobRequest:
     embedding: bytes | None = None  # cached learned_embeds.safetensors; skips adaptation
     # Cached LoRA weights that belong with `embedding` when adaptation.method is "lora".
     adapter_weights: bytes | None = None
+    # What the prompts asked for behind the character: "plain" (cut it out), "scene" (keep
+    # it), "auto" (decide from the picture); see seal_runtime/imaging/cutout.py.
+    background: str = "auto"
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -56,6 +59,7 @@ class JobRequest:
             mask_png=unb64(data.get("mask_png")),
             embedding=unb64(data.get("embedding")),
             adapter_weights=unb64(data.get("adapter_weights")),
+            background=str(data.get("background") or "auto"),
         )
 
 

@@ -230,7 +230,7 @@ def _sam_mask(image: Image.Image, sam_predictor) -> Image.Image | None:
     try:
         masker = getattr(sam_predictor, "mask", sam_predictor)
         mask = masker(image.convert("RGB"))
-    except Exception:  # noqa: BLE001 - SAM is an improvement, never a reason to fail a job
+    except Exception:
         log.warning("SAM mask failed; using the classical mask", exc_info=True)
         return None
     if mask is None:
