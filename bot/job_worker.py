@@ -45,6 +45,7 @@ import sqlite_utils
 
 from bot.delivery import DeliverySink
 from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
+from bot.pack_delivery import PackAssembler
 from bot.settings import Settings
 from bot.schema.vocabulary import emoji_for_emotion
 from seal_runtime.api.client import RuntimeClient
@@ -76,8 +77,9 @@ class JobWorker:
         self.db = db
         self.settings = settings
         self.client = client
-        self.sink = sink
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        # A pack's jobs reach the adapter as one finished pack (bot/pack_delivery.py).
+        self.sink = PackAssembler(db, sink, worker_id=self.worker_id, lease_s=5 * float(settings.limits.job_lease_s))
         self.platforms = platforms
         limits = settings.limits
         self.lease_s = float(limits.job_lease_s)

@@ -43,13 +43,24 @@ class QuotaExceededError(UserError):
         self.quota = quota
 
 
+class PackQuotaError(UserError):
+    def __init__(self, size: int, left: int) -> None:
+        super().__init__(f"A pack of {size} stickers counts {size} against your daily quota, and you have {left} "
+                         f"left today. Ask for a smaller pack (e.g. /makepack {left}) or try again after midnight "
+                         "(UTC)." if left else
+                         "You have had all your stickers for today. The counter resets at midnight (UTC).",
+                         code="quota")
+        self.size, self.left = size, left
+
+
 @dataclass(frozen=True)
 class Admission:
-    """A granted request: one unit of today's quota is taken (give it back with `refund`)."""
+    """A granted request: `count` units of today's quota are taken (give them back with `refund`)."""
 
     user_id: int
     quota: int
     used_today: int
+    count: int = 1
 
 
 class RequestPolicy:
@@ -64,10 +75,11 @@ class RequestPolicy:
             return record.daily_quota
         return self.limits.daily_quota
 
-    def admit(self, user_id: int) -> Admission:
-        """Check the limits for one more sticker of `user_id`; raises the first that applies."""
+    def admit(self, user_id: int, count: int = 1) -> Admission:
+        """Check the limits for `count` more stickers of `user_id` (a pack: its size, one
+        request); raises the first that applies."""
         now = self.clock()
-        if jobs.count_active(self.db) >= self.limits.queue_cap:
+        if jobs.count_active(self.db) + count > self.limits.queue_cap:
             raise BusyError()
         per_minute = self.limits.requests_per_minute
         if per_minute > 0:
@@ -76,12 +88,14 @@ class RequestPolicy:
                 # The window frees a slot when the oldest request in it is a minute old.
                 raise RateLimitedError(recent[-per_minute] + WINDOW_S - now)
         quota = self.daily_quota(user_id)
-        if not usage.take_quota(self.db, user_id, quota, now=now):
+        if not usage.take_quota(self.db, user_id, quota, count=count, now=now):
+            if count > 1 and quota > 0:
+                raise PackQuotaError(count, max(0, quota - usage.quota_used(self.db, user_id, now=now)))
             raise QuotaExceededError(quota)
-        return Admission(user_id, quota, usage.quota_used(self.db, user_id, now=now))
+        return Admission(user_id, quota, usage.quota_used(self.db, user_id, now=now), count)
 
     def refund(self, admission: Admission) -> None:
-        usage.refund_quota(self.db, admission.user_id, now=self.clock())
+        usage.refund_quota(self.db, admission.user_id, count=admission.count, now=self.clock())
 
     def remaining_today(self, user_id: int) -> int:
         return max(0, self.daily_quota(user_id) - usage.quota_used(self.db, user_id, now=self.clock()))

@@ -13,7 +13,7 @@ from storage.transactions import immediate_transaction
 
 
 def forget_user(db: sqlite_utils.Database, user_id: int) -> dict[str, int]:
-    """Delete the user's references, their embeddings, jobs, stickers, packs and user row.
+    """Delete the user's references, their embeddings, jobs, pack orders, stickers, packs and user row.
     Returns how many rows of each kind went."""
     counts: dict[str, int] = {}
     with immediate_transaction(db):
@@ -28,6 +28,7 @@ def forget_user(db: sqlite_utils.Database, user_id: int) -> dict[str, int]:
             "OR sticker_id IN (SELECT id FROM stickers WHERE user_id = ?)", [user_id, user_id]).rowcount
         counts["packs"] = db.execute("DELETE FROM packs WHERE user_id = ?", [user_id]).rowcount
         counts["stickers"] = db.execute("DELETE FROM stickers WHERE user_id = ?", [user_id]).rowcount
+        counts["pack_orders"] = db.execute("DELETE FROM pack_orders WHERE user_id = ?", [user_id]).rowcount
         counts["jobs"] = db.execute("DELETE FROM jobs WHERE user_id = ?", [user_id]).rowcount
         counts["references"] = db.execute("DELETE FROM reference_images WHERE user_id = ?", [user_id]).rowcount
         banned = db.execute("SELECT banned FROM users WHERE id = ?", [user_id]).fetchone()

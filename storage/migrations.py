@@ -134,6 +134,18 @@ def _m006_guild_settings(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m007_pack_orders(db: sqlite_utils.Database) -> None:
+    """A /makepack: one row per pack, its sticker jobs in `jobs` (kind "pack_sticker"), and the
+    pack's own delivery claim, so the finished pack is handed out once."""
+    db["pack_orders"].create(
+        {"id": str, "user_id": int, "words": str, "size": int, "job_ids": str, "chat": str, "created_at": float,
+         "delivery_owner": str, "delivery_expires_at": float, "delivered_at": float, "result": str},
+        pk="id", foreign_keys=[("user_id", "users", "id")],
+        not_null={"user_id", "words", "size", "job_ids", "created_at"},
+    )
+    db["pack_orders"].create_index(["user_id", "created_at"])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core", _m001_core),
     Migration(2, "stickers_and_packs", _m002_stickers_and_packs),
@@ -141,6 +153,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "embedding_adapter_weights", _m004_embedding_adapter_weights),
     Migration(5, "delivery_claims_and_daily_quota", _m005_delivery_claims_and_daily_quota),
     Migration(6, "guild_settings", _m006_guild_settings),
+    Migration(7, "pack_orders", _m007_pack_orders),
 )
 
 

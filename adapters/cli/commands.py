@@ -140,7 +140,7 @@ def cmd_chat(args) -> int:
     sink = ConsoleSink(Path(args.out or settings.general.out_dir))
 
     async def body(service, client, make_worker):
-        session = ConsoleSession(service, UserRef("console", args.user, args.user))
+        session = ConsoleSession(service, UserRef("console", args.user, args.user), sink.out_dir)
         worker = make_worker(sink)
         print(help_text().splitlines()[0] + " Type /help for commands, Ctrl-D to quit.")
         loop = asyncio.get_running_loop()
