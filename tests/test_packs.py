@@ -90,7 +90,7 @@ async def bed(tmp_path, stub):
 # -- the plan -----------------------------------------------------------------------------------
 def test_a_pack_of_twelve_covers_every_emotion_twice_with_varied_actions_and_shots():
     requests = [parse_prompt(t) for t in plan_pack("", 12)]
-    assert collections.Counter(r.emotion for r in requests) == {e: 2 for e in EMOTION.keys()}
+    assert collections.Counter(r.emotion for r in requests) == dict.fromkeys(EMOTION.keys(), 2)
     assert len({(r.emotion, r.action) for r in requests}) == 12
     assert len({r.action for r in requests}) == 6
     assert {r.composition for r in requests} >= {"full body", "close up", "upper body"}

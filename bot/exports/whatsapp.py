@@ -16,7 +16,12 @@ import zipfile
 
 from bot.errors import UserError
 from bot.exports import ExportSticker
-from bot.sticker_spec import WHATSAPP_PACK, to_whatsapp, to_whatsapp_tray_icon, validate_sticker
+from bot.sticker_spec import (
+    WHATSAPP_PACK,
+    to_whatsapp,
+    to_whatsapp_tray_icon,
+    validate_sticker,
+)
 
 TRAY_FILE = "tray.png"
 
