@@ -111,6 +111,11 @@ class QueuedPack:
     words: str
     cached: bool
 
+    @property
+    def job_id(self) -> str:
+        """What adapters track the pack's progress message by (the pack's deliveries use it)."""
+        return self.order_id
+
     def user_message(self) -> str:
         extra = f" with “{self.words}”" if self.words else ""
         first = "" if self.cached else " I learn your character first, so the first one takes longer."

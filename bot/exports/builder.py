@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlite_utils
 
 from bot.errors import UserError
-from bot.exports import ExportFile
+from bot.exports import ExportFile, ExportSticker
 from bot.exports.png_zip import MAX_STICKERS as PNG_MAX
 from bot.exports.png_zip import png_zip
 from bot.exports.selection import pack_stickers
@@ -25,21 +27,46 @@ def normalise_format(text: str) -> str:
     return name
 
 
-def build_export(db: sqlite_utils.Database, settings: Settings, user_id: int, display_name: str,
-                 fmt: str) -> ExportFile:
+@dataclass(frozen=True)
+class ExportRequest:
+    """What an export is made of, read from the database (`select_export`) so that the slow
+    part, encoding (`encode_export`), can run in a thread without touching the connection."""
+
+    format: str
+    user_id: int
+    items: tuple[ExportSticker, ...]
+    left_out: int
+    source: str
+    title: str
+    author: str
+
+
+def select_export(db: sqlite_utils.Database, settings: Settings, user_id: int, display_name: str,
+                  fmt: str) -> ExportRequest:
     fmt = normalise_format(fmt)
     limit = {"whatsapp": WHATSAPP_PACK.max_stickers, "signal": SIGNAL_PACK.max_stickers, "png-zip": PNG_MAX}[fmt]
     items, left_out, source = pack_stickers(db, user_id, limit)
     title = settings.packs.title.format(name=display_name.strip() or "My")
-    author = settings.packs.author
-    # File names come from our own ids, never from what a user typed.
-    stem = f"stickers-{user_id}"
-    if fmt == "whatsapp":
-        data = wastickers(items, title, author, identifier=f"{stem}-{len(items)}")
-        return ExportFile(fmt, f"{stem}.wastickers", data, "application/zip", len(items), left_out, source)
-    if fmt == "signal":
-        data = signal_zip(items, title, author)
-        return ExportFile(fmt, f"{stem}-signal.zip", data, "application/zip", len(items), left_out, source)
-    data = png_zip(items, title, author)
-    return ExportFile(fmt, f"{stem}-png.zip", data, "application/zip", len(items), left_out, source)
+    return ExportRequest(fmt, user_id, tuple(items), left_out, source, title, settings.packs.author)
 
+
+def encode_export(request: ExportRequest) -> ExportFile:
+    items = list(request.items)
+    # File names come from our own ids, never from what a user typed.
+    stem = f"stickers-{request.user_id}"
+    if request.format == "whatsapp":
+        data = wastickers(items, request.title, request.author, identifier=f"{stem}-{len(items)}")
+        name = f"{stem}.wastickers"
+    elif request.format == "signal":
+        data = signal_zip(items, request.title, request.author)
+        name = f"{stem}-signal.zip"
+    else:
+        data = png_zip(items, request.title, request.author)
+        name = f"{stem}-png.zip"
+    return ExportFile(request.format, name, data, "application/zip", len(items), request.left_out, request.source)
+
+
+def build_export(db: sqlite_utils.Database, settings: Settings, user_id: int, display_name: str,
+                 fmt: str) -> ExportFile:
+    """Both steps at once (the console and the CLI, where nothing else waits)."""
+    return encode_export(select_export(db, settings, user_id, display_name, fmt))
