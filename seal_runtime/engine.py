@@ -55,9 +55,11 @@ def png_bytes(image: Image.Image) -> bytes:
 
 
 class StickerEngine:
-    def __init__(self, backbone: DiffusionBackbone, sam_predictor=None) -> None:
+    def __init__(self, backbone: DiffusionBackbone, sam_predictor=None, *, segment_stickers: bool = False) -> None:
         self.backbone = backbone
-        self.sam_predictor = sam_predictor
+        self.sam_predictor = sam_predictor  # the segmenter (SAM or rembg), or None
+        # Cut stickers out with it too (else the classical flood fill does).
+        self.sticker_masker = sam_predictor if segment_stickers else None
 
     def run(self, request: JobRequest, emit: Emit) -> JobResult:
         backbone = self.backbone
@@ -162,5 +164,5 @@ class StickerEngine:
             # A plain background is cut out, outlined and shadowed; a requested scene
             # (beach, city...) is kept whole, as the user asked for it, and framed.
             images.append(prepare_sticker(image, background=request.background,
-                                          look=StickerLook.from_generation(generation)))
+                                          look=StickerLook.from_generation(generation), masker=self.sticker_masker))
         return images

@@ -150,10 +150,11 @@ def create_app(settings: RuntimeSettings, engine_factory: Callable[[RuntimeSetti
 def build_engine(settings: RuntimeSettings):
     from seal_runtime.engine import StickerEngine
     from seal_runtime.models.loader import load_backbone
-    from seal_runtime.imaging.sam_loader import load_sam_predictor
+    from seal_runtime.imaging.sam_loader import load_segmenter
 
     backbone = load_backbone(settings)
-    return StickerEngine(backbone, sam_predictor=load_sam_predictor(settings, backbone.device))
+    return StickerEngine(backbone, sam_predictor=load_segmenter(settings, backbone.device),
+                         segment_stickers=settings.segment_stickers)
 
 
 def serve(settings: RuntimeSettings) -> None:

@@ -106,4 +106,9 @@ class RuntimeSettings:
     shared_secret: str | None = field(default=None, repr=False)
     sam_checkpoint: str | None = None
     sam_model_type: str = "vit_b"
+    # rembg from a local ONNX file (seal_runtime/imaging/rembg_loader.py); it wins over SAM.
+    rembg_model: str | None = None
+    rembg_architecture: str = "auto"  # auto (from the file name) | u2net | isnet | birefnet
+    # Cut generated stickers out with that segmenter too (plain backgrounds only), not the flood fill.
+    segment_stickers: bool = True
     allow_downloads: bool = False  # a model id may only be fetched when the operator allows it

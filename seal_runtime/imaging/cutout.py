@@ -17,6 +17,7 @@ numpy and Pillow only, no torch: the same flood fill as `seal_runtime.imaging.su
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -31,6 +32,8 @@ from seal_runtime.imaging.subject_mask import (
     flood_background,
     label_components,
 )
+
+log = logging.getLogger(__name__)
 
 WORK_SIDE = 1024  # larger pictures are analysed at this size, the mask scaled back up
 PLAIN_MIN_BORDER_SHARE = 0.75  # the dominant colour must cover this much of the border...
@@ -48,6 +51,7 @@ ASKED_MIN_TOLERANCE = 75.0
 # emotion mark beside the character, a heart or a tear, is 3-15 % of it).
 SPECK_SHARE = 0.015
 BACKGROUNDS = ("auto", "plain", "scene")
+MASK_CLEAR = 8  # a segmenter's alpha below this is background, above 255 minus it subject
 
 
 def has_plain_background(image: Image.Image, *, asked: bool = False) -> bool:
@@ -60,16 +64,22 @@ def has_plain_background(image: Image.Image, *, asked: bool = False) -> bool:
     return colour is not None
 
 
-def cut_out(image: Image.Image, *, edge_px: float = 1.5, background: str = "auto") -> Image.Image:
+def cut_out(image: Image.Image, *, edge_px: float = 1.5, background: str = "auto", masker=None) -> Image.Image:
     """RGBA with the plain, border-connected background made transparent and a soft edge
     about `edge_px` wide. Anything else comes back unchanged (as RGBA): a picture that is
     already transparent, a scene (asked for, or found with `background="auto"`), or a cut
-    that would remove nearly nothing or everything."""
+    that would remove nearly nothing or everything. With a `masker` (the runtime's
+    segmenter, `mask(image) -> L`) a plain background is cut along its mask instead, which
+    is already soft; an implausible mask falls back to the flood fill."""
     if background not in BACKGROUNDS:
         raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
     rgba = image.convert("RGBA")
     if background == "scene" or alpha_mask(rgba) is not None:
         return rgba
+    if masker is not None and background == "plain":
+        segmented = _segmented(rgba, masker)
+        if segmented is not None:
+            return segmented
     rgb = _work_rgb(rgba)
     colour = _dominant_border_colour(rgb, asked=background == "plain")
     if colour is None:
@@ -86,6 +96,26 @@ def cut_out(image: Image.Image, *, edge_px: float = 1.5, background: str = "auto
     alpha = np.minimum(np.asarray(soft), np.asarray(rgba.getchannel("A")))
     out = rgba.copy()
     out.putalpha(Image.fromarray(alpha.astype(np.uint8), "L"))
+    return out
+
+
+def _segmented(rgba: Image.Image, masker) -> Image.Image | None:
+    try:
+        mask = getattr(masker, "mask", masker)(rgba.convert("RGB"))
+    except Exception:  # noqa: BLE001 - a segmenter is an improvement, never a reason to fail a job
+        log.warning("segmenter failed on a sticker; using the flood fill", exc_info=True)
+        return None
+    if mask is None:
+        return None
+    alpha = np.asarray(mask.convert("L").resize(rgba.size, Image.Resampling.BILINEAR))
+    # A network's mask is never exactly 0 or 255; a faint haze would become a faint outline
+    # all over the canvas, so the nearly-clear and nearly-solid ends are made exact.
+    alpha = np.where(alpha < MASK_CLEAR, 0, np.where(alpha > 255 - MASK_CLEAR, 255, alpha)).astype(np.uint8)
+    kept = float((alpha >= 128).mean())
+    if kept > 1 - MIN_REMOVED or kept < MIN_KEPT:
+        return None
+    out = rgba.copy()
+    out.putalpha(Image.fromarray(np.minimum(alpha, np.asarray(rgba.getchannel("A"))), "L"))
     return out
 
 
@@ -114,12 +144,12 @@ def trim_and_pad(rgba: Image.Image, margin_fraction: float = 0.05, *, alpha_thre
 
 
 def prepare_sticker(image: Image.Image, margin_fraction: float = 0.05, *, background: str = "auto",
-                    look: StickerLook | None = None) -> Image.Image:
+                    look: StickerLook | None = None, masker=None) -> Image.Image:
     """The whole step for one generated image. A plain background is cut out; a scene is kept
     whole. With a `look`, the cut-out gets its outline and shadow (a scene its frame) and
     both become `look.side`-px squares; without one, the cut-out is only trimmed to a square
     with a `margin_fraction` margin and a scene is only made RGBA."""
-    cut = cut_out(image, background=background)
+    cut = cut_out(image, background=background, masker=masker)
     if alpha_mask(cut) is None:  # nothing was cut: a scene (asked for, or found)
         return dress_scene(cut, look) if look is not None else cut
     return dress_cutout(cut, look) if look is not None else trim_and_pad(cut, margin_fraction)
