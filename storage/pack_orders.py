@@ -53,7 +53,7 @@ def create_order(db: sqlite_utils.Database, user_id: int, words: str, payloads: 
 
 
 def get_order(db: sqlite_utils.Database, order_id: str, *, user_id: int | None = None) -> PackOrder | None:
-    sql, params = "SELECT * FROM pack_orders WHERE id = ?", [order_id]
+    sql, params = "SELECT * FROM pack_orders WHERE id = ?", [order_id]  # type: str, list[object]
     if user_id is not None:
         sql, params = sql + " AND user_id = ?", [order_id, user_id]
     rows = list(db.query(sql, params))

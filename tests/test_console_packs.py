@@ -36,7 +36,7 @@ async def test_console_makes_a_12_sticker_pack_and_exports_it(tmp_path):
             assert "pack of 12 stickers" in reply and "cozy winter" in reply
             while await worker.run_once():
                 pass
-            [(order_id, paths)] = sink.delivered.items()
+            [paths] = sink.delivered.values()
             assert len(paths) == 12 and all(p.name.startswith("pack-1-sticker-") for p in paths)
             assert all(validate_telegram_sticker(p.read_bytes()) == [] for p in paths)
             assert any("Drawing your pack: 6/12" in line for line in lines)

@@ -6,11 +6,32 @@ from __future__ import annotations
 import io
 import zipfile
 
-from benchmarks.fakes.fake_discord_api import APP_ID, GUILD_ID, MANAGE_EXPRESSIONS, MEMBER_DEFAULT, DcUser, buttons_of
-from tests.test_discord_adapter import EPHEMERAL, answer_of, bed, private_text, save_character  # noqa: F401
+import pytest
+
+from benchmarks.fakes.fake_discord_api import (
+    APP_ID,
+    GUILD_ID,
+    MANAGE_EXPRESSIONS,
+    MEMBER_DEFAULT,
+    DcUser,
+    buttons_of,
+)
+from tests.test_discord_adapter import (
+    EPHEMERAL,
+    answer_of,
+    discord_testbed,
+    private_text,
+    save_character,
+)
 
 ANN = DcUser(100000000000000001, "Ann")
 MOD = DcUser(100000000000000009, "Mod")
+
+
+@pytest.fixture
+async def bed(tmp_path):
+    async with discord_testbed(tmp_path) as bed:
+        yield bed
 
 
 async def gallery_of(bed, size: int) -> list[dict]:

@@ -8,7 +8,11 @@ from PIL import Image, ImageDraw
 
 from seal_runtime.api.config import RuntimeSettings
 from seal_runtime.imaging.cutout import cut_out
-from seal_runtime.imaging.rembg_loader import RembgMasker, architecture_of, load_rembg_masker
+from seal_runtime.imaging.rembg_loader import (
+    RembgMasker,
+    architecture_of,
+    load_rembg_masker,
+)
 from seal_runtime.imaging.sam_loader import load_segmenter
 from seal_runtime.imaging.subject_mask import compute_subject_mask
 

@@ -46,7 +46,7 @@ async def test_makepack_creates_the_whole_set_in_one_call_with_thumbnail_and_lin
     for item in created["stickers"]:
         assert item["format"] == "static"
         assert 0 < len(item["keywords"]) <= 20 and sum(map(len, item["keywords"])) <= 64
-        assert item["keywords"][0] in EMOTION.keys()
+        assert item["keywords"][0] in EMOTION.by_key
     assert len(fake.sticker_sets[name]["stickers"]) == 12
     thumb_call = await fake.wait_for("setStickerSetThumbnail")
     thumbnail = Image.open(io.BytesIO(thumb_call.files["thumbnail"].data))

@@ -15,7 +15,7 @@ import zipfile
 
 from bot.errors import UserError
 from bot.exports import ExportSticker
-from bot.sticker_spec import SIGNAL_PACK, to_signal, validate_sticker
+from bot.sticker_spec import SIGNAL_PACK, SIGNAL_STICKER, to_signal, validate_sticker
 
 COVER_FILE = "cover.png"
 
@@ -28,7 +28,7 @@ def signal_zip(items: list[ExportSticker], title: str, author: str) -> bytes:
     items = items[:rules.max_stickers]
     files = {f"{n:03d}.png": validate_sticker(to_signal(item.png), rules.sticker)
              for n, item in enumerate(items, start=1)}
-    cover = validate_sticker(to_signal(items[0].png), rules.icon)
+    cover = validate_sticker(to_signal(items[0].png), SIGNAL_STICKER)
     manifest = {"title": title[:rules.max_title_chars], "author": author[:rules.max_author_chars],
                 "cover": COVER_FILE,
                 "stickers": [{"file": name, "emoji": item.emoji} for name, item in zip(files, items, strict=True)]}

@@ -18,6 +18,7 @@ from bot.errors import UserError
 from bot.exports import ExportSticker
 from bot.sticker_spec import (
     WHATSAPP_PACK,
+    WHATSAPP_TRAY,
     to_whatsapp,
     to_whatsapp_tray_icon,
     validate_sticker,
@@ -35,7 +36,7 @@ def wastickers(items: list[ExportSticker], title: str, author: str, identifier: 
     title, author = title[:rules.max_title_chars], author[:rules.max_author_chars]
     files = {f"{n:02d}.webp": validate_sticker(to_whatsapp(item.png), rules.sticker)
              for n, item in enumerate(items, start=1)}
-    tray = validate_sticker(to_whatsapp_tray_icon(items[0].png), rules.icon)
+    tray = validate_sticker(to_whatsapp_tray_icon(items[0].png), WHATSAPP_TRAY)
     contents = {"sticker_packs": [{
         "identifier": identifier[:128], "name": title, "publisher": author, "tray_image_file": TRAY_FILE,
         "image_data_version": "1", "avoid_cache": False,

@@ -47,9 +47,9 @@ MIN_KEPT = 0.005  # keeping less than this means the "background" was the subjec
 # sticker's bold outline and saturated colours are > 150 away; 40 left pale halos and specks.
 ASKED_MIN_BORDER_SHARE = 0.3
 ASKED_MIN_TOLERANCE = 75.0
-# Kept pieces smaller than this share of the biggest are specks of background noise (an
-# emotion mark beside the character, a heart or a tear, is 3-15 % of it).
-SPECK_SHARE = 0.015
+# Kept pieces smaller than this share of the biggest are specks of background noise (0.1-2.6 %
+# on the builtin model); an emotion mark drawn apart from the character is 7-15 % of it.
+SPECK_SHARE = 0.03
 BACKGROUNDS = ("auto", "plain", "scene")
 MASK_CLEAR = 8  # a segmenter's alpha below this is background, above 255 minus it subject
 

@@ -16,6 +16,7 @@ Pillow and numpy only.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -168,6 +169,11 @@ def dress_scene(image: Image.Image, look: StickerLook = StickerLook()) -> Image.
 
 def rounded_mask(side: int, radius: float) -> Image.Image:
     """An anti-aliased rounded square (drawn SUPERSAMPLE× larger, then scaled down)."""
+    return _rounded_mask(side, round(radius, 1)).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _rounded_mask(side: int, radius: float) -> Image.Image:  # every scene of one look has the same one
     big = Image.new("L", (side * SUPERSAMPLE, side * SUPERSAMPLE), 0)
     ImageDraw.Draw(big).rounded_rectangle([0, 0, big.width - 1, big.height - 1], radius=radius * SUPERSAMPLE,
                                           fill=255)
