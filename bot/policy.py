@@ -6,10 +6,14 @@ says when to try again. Prompt length is checked by the parser, upload bytes and
 by `bot.image_input`, the blocklist by the service; admin rights by `bot.admin`.
 
 - Rate limit: at most `limits.requests_per_minute` stickers queued by one user in any
-  60 s (a sliding window over their jobs in SQLite; survives restarts).
+  60 s (a sliding window over their requests in SQLite; survives restarts and /forget).
+- /setref rate limit: at most `limits.setrefs_per_hour` pictures saved by one user in any
+  hour: each new picture is decoded and stored, so this bounds both CPU and disk.
 - Daily quota: `limits.daily_quota` stickers per UTC day, or the user's own quota set by
   an admin; counted on the user row, reset at midnight by `bot.retention`'s scheduler.
 - Queue cap: at most `limits.queue_cap` queued or running jobs in total: "busy".
+- Per-user queue cap: at most `limits.user_queue_cap` queued or running jobs of one user,
+  so that a few users cannot fill the global cap for everyone; its own message.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ import sqlite_utils
 
 from bot.errors import BusyError, UserError
 from bot.settings import Settings
-from storage import jobs, usage, users
+from storage import jobs, pack_orders, usage, users
 
 WINDOW_S = 60.0
+SETREF_WINDOW_S = 3600.0
+# Requests older than the longest window count for no limit: housekeeping drops them.
+LONGEST_WINDOW_S = max(WINDOW_S, SETREF_WINDOW_S)
 
 
 class RateLimitedError(UserError):
@@ -53,14 +60,30 @@ class PackQuotaError(UserError):
         self.size, self.left = size, left
 
 
+class UserQueueFullError(UserError):
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"You already have {cap} stickers on the way. Wait for one of them to arrive, "
+                         "then ask again.", code="user_queue_full")
+        self.cap = cap
+
+
+class SetrefRateLimitedError(UserError):
+    def __init__(self, per_hour: int, retry_in_s: float) -> None:
+        minutes = max(1, math.ceil(retry_in_s / 60))
+        super().__init__(f"You have changed your character {per_hour} times in the last hour. You can save a new "
+                         f"one in {minutes} min.", code="setref_rate_limited")
+        self.retry_in_s = retry_in_s
+
+
 @dataclass(frozen=True)
 class Admission:
-    """A granted request: `count` units of today's quota are taken (give them back with `refund`)."""
+    """A granted request: one unit of today's quota is taken (give it back with `refund`)."""
 
     user_id: int
     quota: int
     used_today: int
-    count: int = 1
+    event_id: int | None = None  # the request as the rate limit counts it
+    count: int = 1  # stickers taken from today's quota (a pack: its size)
 
 
 class RequestPolicy:
@@ -77,10 +100,14 @@ class RequestPolicy:
 
     def admit(self, user_id: int, count: int = 1) -> Admission:
         """Check the limits for `count` more stickers of `user_id` (a pack: its size, one
-        request); raises the first that applies."""
+        request: one against the rate limit and the per-user queue cap, `count` against the
+        daily quota and the global queue cap); raises the first that applies."""
         now = self.clock()
         if jobs.count_active(self.db) + count > self.limits.queue_cap:
             raise BusyError()
+        user_cap = self.limits.user_queue_cap
+        if user_cap > 0 and pack_orders.active_requests(self.db, user_id) >= user_cap:
+            raise UserQueueFullError(user_cap)
         per_minute = self.limits.requests_per_minute
         if per_minute > 0:
             recent = usage.request_times_since(self.db, user_id, now - WINDOW_S)
@@ -92,10 +119,26 @@ class RequestPolicy:
             if count > 1 and quota > 0:
                 raise PackQuotaError(count, max(0, quota - usage.quota_used(self.db, user_id, now=now)))
             raise QuotaExceededError(quota)
-        return Admission(user_id, quota, usage.quota_used(self.db, user_id, now=now), count)
+        event_id = usage.record_event(self.db, user_id, usage.STICKER, now=now)
+        return Admission(user_id, quota, usage.quota_used(self.db, user_id, now=now), event_id, count)
 
     def refund(self, admission: Admission) -> None:
         usage.refund_quota(self.db, admission.user_id, count=admission.count, now=self.clock())
+        if admission.event_id is not None:
+            usage.remove_event(self.db, admission.event_id)
+
+    def check_reference(self, user_id: int) -> None:
+        """May the user save another picture now? Raises SetrefRateLimitedError if not."""
+        per_hour = self.limits.setrefs_per_hour
+        if per_hour <= 0:
+            return
+        now = self.clock()
+        recent = usage.event_times_since(self.db, user_id, usage.REFERENCE, now - SETREF_WINDOW_S)
+        if len(recent) >= per_hour:
+            raise SetrefRateLimitedError(per_hour, recent[-per_hour] + SETREF_WINDOW_S - now)
+
+    def count_reference(self, user_id: int) -> None:
+        usage.record_event(self.db, user_id, usage.REFERENCE, now=self.clock())
 
     def remaining_today(self, user_id: int) -> int:
         return max(0, self.daily_quota(user_id) - usage.quota_used(self.db, user_id, now=self.clock()))

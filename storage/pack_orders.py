@@ -79,6 +79,14 @@ def last_order(db: sqlite_utils.Database, user_id: int) -> PackOrder | None:
     return PackOrder.from_row(rows[0]) if rows else None
 
 
+def active_requests(db: sqlite_utils.Database, user_id: int) -> int:
+    """The user's queued or running requests, a pack counting once (its jobs share an order)."""
+    return db.execute(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT CASE WHEN kind = ? THEN json_extract(request, '$.pack_order') "
+        "ELSE id END FROM jobs WHERE user_id = ? AND state IN ('queued', 'adapting', 'generating'))",
+        [MEMBER_KIND, user_id]).fetchone()[0]
+
+
 def claim_delivery(db: sqlite_utils.Database, order_id: str, worker_id: str, lease_seconds: float, *,
                    now: float | None = None) -> bool:
     """The right to hand out the finished pack, for `lease_seconds`; one holder at a time,

@@ -83,6 +83,7 @@ REVIEWED = {
     ("adapters/console.py", "_export"): "out_dir / ExportFile.name: stickers-<our user id>.<ext>",
     ("storage/database.py", "open_database"): "the operator's configured database path",
     ("seal_runtime/models/loader.py", "save_pixel_model"): "a model folder the operator names",
+    ("adapters/cli/runtime_child.py", "spawn_runtime"): "the console's runtime.log, a fixed name in the operator's out_dir",
 }
 # Names a user chooses or types: none may appear in the path of a file we write.
 USER_CONTROLLED = ("display_name", "platform_user_id", "username", "first_name", "last_name", "file_name",
