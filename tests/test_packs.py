@@ -240,3 +240,17 @@ def test_pack_settings_bound_the_size(tmp_path):
     assert service.parse_command("8 cozy winter") == (8, "cozy winter")
     with pytest.raises(UserError):
         service.parse_command("9")
+
+
+async def test_a_pack_is_one_request_for_the_per_user_queue_cap(tmp_path, stub):
+    bed = Bed(tmp_path, stub.url, user_queue_cap=3)
+    try:
+        bed.pack("12")  # 12 jobs, one request
+        bed.service.request_sticker(ANN, "happy", {"chat": "ann"})
+        bed.service.request_sticker(ANN, "sad", {"chat": "ann"})
+        with pytest.raises(UserError, match="already have 3 stickers on the way"):
+            bed.service.request_sticker(ANN, "angry", {"chat": "ann"})
+        assert jobs.count_active(bed.db) == 14
+    finally:
+        await bed.client.close()
+        bed.db.close()
