@@ -30,15 +30,18 @@ from storage.records import PackOrder
 log = logging.getLogger(__name__)
 
 KIND_MEMORY = 4096
-NOTHING_MADE = ("Sorry, I could not make any sticker of your pack. Please try again later, or with other words "
-                "or another picture (/setref).")
+NOTHING_MADE = (
+    "Sorry, I could not make any sticker of your pack. Please try again later, or with other words "
+    "or another picture (/setref)."
+)
 
 
 class PackAssembler:
     """A DeliverySink in front of `inner` (the adapter's sink) that assembles packs."""
 
-    def __init__(self, db: sqlite_utils.Database, inner: DeliverySink, *, worker_id: str,
-                 lease_s: float = 300.0) -> None:
+    def __init__(
+        self, db: sqlite_utils.Database, inner: DeliverySink, *, worker_id: str, lease_s: float = 300.0
+    ) -> None:
         self.db = db
         self.inner = inner
         self.worker_id = worker_id
@@ -81,8 +84,12 @@ class PackAssembler:
             return
         if not pack_orders.claim_delivery(self.db, order.id, self.worker_id, self.lease_s):
             return  # delivered already, or another worker is sending it right now
-        out = [_sticker_out(s, m.request) for m in members if m.state == "done"
-               for s in stickers.stickers_for_job(self.db, order.user_id, m.id)]
+        out = [
+            _sticker_out(s, m.request)
+            for m in members
+            if m.state == "done"
+            for s in stickers.stickers_for_job(self.db, order.user_id, m.id)
+        ]
         view = self._pack_view(job, order, len(out))
         try:
             if out:
@@ -100,8 +107,9 @@ class PackAssembler:
         if job_id not in self._orders:
             if len(self._orders) > KIND_MEMORY:
                 self._orders.clear()
-            row = self.db.execute("SELECT kind, json_extract(request, '$.pack_order') FROM jobs WHERE id = ?",
-                                  [job_id]).fetchone()
+            row = self.db.execute(
+                "SELECT kind, json_extract(request, '$.pack_order') FROM jobs WHERE id = ?", [job_id]
+            ).fetchone()
             self._orders[job_id] = row[1] if row and row[0] == pack_orders.MEMBER_KIND else None
         order_id = self._orders[job_id]
         return pack_orders.get_order(self.db, order_id) if order_id else None
@@ -111,10 +119,21 @@ class PackAssembler:
 
     @staticmethod
     def _pack_view(job: JobView, order: PackOrder, made: int) -> JobView:
-        return JobView(order.id, job.user, order.user_id, order.chat or job.chat,
-                       pack=PackInfo(order.id, order.size, made, order.words))
+        return JobView(
+            order.id,
+            job.user,
+            order.user_id,
+            order.chat or job.chat,
+            pack=PackInfo(order.id, order.size, made, order.words),
+        )
 
 
 def _sticker_out(record, request: dict) -> StickerOut:
-    return StickerOut(record.id, record.job_id or "", record.image, record.emoji or "", request.get("description", ""),
-                      request.get("tags", {}))
+    return StickerOut(
+        record.id,
+        record.job_id or "",
+        record.image,
+        record.emoji or "",
+        request.get("description", ""),
+        request.get("tags", {}),
+    )

@@ -43,12 +43,16 @@ class PackService:
         else:
             size, words = packs.default_size, text.strip()
         if not 1 <= size <= packs.max_size:
-            raise UserError(f"A pack has 1 to {packs.max_size} stickers, e.g. /makepack {packs.default_size} "
-                            "cozy winter.", code="pack_size")
+            raise UserError(
+                f"A pack has 1 to {packs.max_size} stickers, e.g. /makepack {packs.default_size} cozy winter.",
+                code="pack_size",
+            )
         room = self.settings.limits.max_prompt_chars - PLAN_WORDS_CHARS
         if len(words) > room:
-            raise UserError(f"That is a lot of words for a whole pack: at most {room} characters, "
-                            "e.g. /makepack cozy winter.", code="prompt_too_long")
+            raise UserError(
+                f"That is a lot of words for a whole pack: at most {room} characters, e.g. /makepack cozy winter.",
+                code="prompt_too_long",
+            )
         return size, words
 
     def make_pack(self, user: UserRef, text: str, chat: dict) -> QueuedPack:
@@ -64,11 +68,21 @@ class PackService:
         admission = self.service.policy.admit(user_id, count=size)
         try:
             order = pack_orders.create_order(
-                self.db, user_id, words, [sticker_payload(r, t, reference) for r, t in zip(requests, texts, strict=True)],
-                chat=chat, max_attempts=self.settings.limits.job_attempts)
+                self.db,
+                user_id,
+                words,
+                [sticker_payload(r, t, reference) for r, t in zip(requests, texts, strict=True)],
+                chat=chat,
+                max_attempts=self.settings.limits.job_attempts,
+            )
         except BaseException:
             self.service.policy.refund(admission)
             raise
         log.info("pack queued", extra={"order_id": order.id, "user_id": user_id, "size": size})
-        return QueuedPack(order.id, size, jobs.queue_position(self.db, order.job_ids[0]), words,
-                          self.service.has_cached_embedding(reference.sha256))
+        return QueuedPack(
+            order.id,
+            size,
+            jobs.queue_position(self.db, order.job_ids[0]),
+            words,
+            self.service.has_cached_embedding(reference.sha256),
+        )

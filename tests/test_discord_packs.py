@@ -35,14 +35,21 @@ async def bed(tmp_path):
 
 
 async def gallery_of(bed, size: int) -> list[dict]:
-    payload = bed.act(bed.fake.slash(ANN, "makepack", [{"name": "size", "type": 4, "value": size},
-                                                       {"name": "words", "type": 3, "value": "cozy"}]))
+    payload = bed.act(
+        bed.fake.slash(
+            ANN, "makepack", [{"name": "size", "type": 4, "value": size}, {"name": "words", "type": 3, "value": "cozy"}]
+        )
+    )
     first = await answer_of(bed, payload)
     assert f"Drawing a pack of {size} stickers" in first.json["data"]["content"]
     pages = -(-size // 10)
     # the first gallery replaces the command's response; the others are posted in the channel
-    await bed.fake.wait_for("PATCH", f"/webhooks/{APP_ID}/{payload['token']}/messages/@original",
-                            predicate=lambda c: "is ready" in (c.json.get("content") or ""), timeout=30)
+    await bed.fake.wait_for(
+        "PATCH",
+        f"/webhooks/{APP_ID}/{payload['token']}/messages/@original",
+        predicate=lambda c: "is ready" in (c.json.get("content") or ""),
+        timeout=30,
+    )
     if pages > 1:
         await bed.fake.wait_for("POST", "/channels/", count=pages - 1, timeout=30)
     messages = sorted((m for m in bed.fake.messages.values() if m.get("attachments")), key=lambda m: int(m["id"]))
@@ -71,14 +78,16 @@ async def test_members_with_manage_expressions_add_chosen_stickers_while_slots_l
     assert "Manage Expressions" in await private_text(bed, refused)
     assert not bed.fake.calls_to("POST", f"/guilds/{GUILD_ID}/stickers")
 
-    chosen = bed.act(bed.fake.select(MOD, page, menu["custom_id"], values[:3],
-                                     permissions=MEMBER_DEFAULT | MANAGE_EXPRESSIONS))
+    chosen = bed.act(
+        bed.fake.select(MOD, page, menu["custom_id"], values[:3], permissions=MEMBER_DEFAULT | MANAGE_EXPRESSIONS)
+    )
     text = await private_text(bed, chosen)
     assert "Added 3 stickers" in text and "(3/5 slots used)" in text
     assert len(bed.fake.guilds[GUILD_ID]["stickers"]) == 3
 
-    rest = bed.act(bed.fake.select(MOD, page, menu["custom_id"], values[3:],
-                                   permissions=MEMBER_DEFAULT | MANAGE_EXPRESSIONS))
+    rest = bed.act(
+        bed.fake.select(MOD, page, menu["custom_id"], values[3:], permissions=MEMBER_DEFAULT | MANAGE_EXPRESSIONS)
+    )
     text = await private_text(bed, rest)
     assert "Added 2 stickers" in text and "1 did not fit" in text and "no free sticker slots" in text
     assert len(bed.fake.guilds[GUILD_ID]["stickers"]) == 5

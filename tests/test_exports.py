@@ -52,8 +52,16 @@ def db(tmp_path):
 def make_stickers(db, user_id, count, busy=False):
     for i in range(count):
         job = jobs.create_job(db, user_id, "sticker", {"text": "x"})
-        stickers.save_sticker(db, user_id, job.id, master(i, busy), EMOJI[i % 6],
-                              {"emotion": "happy", "action": "waving", "background": "plain"}, position=0, now=1000 + i)
+        stickers.save_sticker(
+            db,
+            user_id,
+            job.id,
+            master(i, busy),
+            EMOJI[i % 6],
+            {"emotion": "happy", "action": "waving", "background": "plain"},
+            position=0,
+            now=1000 + i,
+        )
 
 
 def opened(data: bytes) -> Image.Image:

@@ -57,7 +57,10 @@ class Bed:
         return JobWorker(self.db, self.settings, self.client, self.sink, worker_id=worker_id)
 
     def pack(self, text="", user=ANN):
-        if self.db.execute("SELECT 1 FROM users WHERE platform_user_id = ?", [user.platform_user_id]).fetchone() is None:
+        if (
+            self.db.execute("SELECT 1 FROM users WHERE platform_user_id = ?", [user.platform_user_id]).fetchone()
+            is None
+        ):
             self.service.set_reference(user, character_png(0))
         return self.packs.make_pack(user, text, {"chat": user.platform_user_id})
 
@@ -65,9 +68,14 @@ class Bed:
         worker = worker or self.worker
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
-            if not await worker.run_once() and self.db.execute(
+            if (
+                not await worker.run_once()
+                and self.db.execute(
                     "SELECT COUNT(*) FROM jobs WHERE state NOT IN ('done', 'failed', 'cancelled') "
-                    "OR delivered_at IS NULL").fetchone()[0] == 0:
+                    "OR delivered_at IS NULL"
+                ).fetchone()[0]
+                == 0
+            ):
                 return
             await asyncio.sleep(0.01)
         raise AssertionError("the queue did not drain")
@@ -131,8 +139,13 @@ async def test_pack_size_and_quota_are_checked_before_anything_is_queued(tmp_pat
         with pytest.raises(UserError, match="1 to 50 stickers"):
             bed.pack("0 cozy")
         assert jobs.count_active(bed.db) == 3
-        assert usage.quota_used(bed.db, pack_orders.member_jobs(bed.db, pack_orders.last_order(
-            bed.db, bed.service.user_id(ANN)))[0].user_id) == 3
+        assert (
+            usage.quota_used(
+                bed.db,
+                pack_orders.member_jobs(bed.db, pack_orders.last_order(bed.db, bed.service.user_id(ANN)))[0].user_id,
+            )
+            == 3
+        )
     finally:
         await bed.client.close()
         bed.db.close()

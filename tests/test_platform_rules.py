@@ -14,8 +14,9 @@ from bot import sticker_spec as spec
 
 def cartoon(size=64) -> Image.Image:
     image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    ImageDraw.Draw(image).ellipse([size * 0.1, size * 0.1, size * 0.9, size * 0.9], fill=(40, 160, 90, 255),
-                                  outline=(0, 0, 0, 255), width=2)
+    ImageDraw.Draw(image).ellipse(
+        [size * 0.1, size * 0.1, size * 0.9, size * 0.9], fill=(40, 160, 90, 255), outline=(0, 0, 0, 255), width=2
+    )
     return image
 
 

@@ -31,8 +31,14 @@ class BlueIsSubject(torch.nn.Module):
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "u2net-tiny.onnx"
-    torch.onnx.export(BlueIsSubject(), torch.zeros(1, 3, 320, 320), str(path), input_names=["input.1"],
-                      output_names=["mask"], dynamo=False)
+    torch.onnx.export(
+        BlueIsSubject(),
+        torch.zeros(1, 3, 320, 320),
+        str(path),
+        input_names=["input.1"],
+        output_names=["mask"],
+        dynamo=False,
+    )
     return path
 
 

@@ -29,8 +29,7 @@ def close_up(size=64, noise=12.0, seed=0) -> Image.Image:
     array = noisy_white(size, noise, seed)
     image = Image.fromarray(array.astype(np.uint8))
     draw = ImageDraw.Draw(image)
-    draw.ellipse([-size * 0.2, size * 0.35, size * 1.2, size * 1.6], fill=(40, 150, 80), outline=(10, 10, 10),
-                 width=2)
+    draw.ellipse([-size * 0.2, size * 0.35, size * 1.2, size * 1.6], fill=(40, 150, 80), outline=(10, 10, 10), width=2)
     draw.ellipse([size * 0.3, size * 0.55, size * 0.4, size * 0.65], fill=(230, 40, 70))  # heart eyes
     draw.polygon([(size * 0.6, size * 0.1), (size * 0.8, size * 0.1), (size * 0.7, size * 0.28)], fill=(230, 40, 70))
     return image
@@ -38,8 +37,9 @@ def close_up(size=64, noise=12.0, seed=0) -> Image.Image:
 
 def full_body(size=64, seed=0) -> Image.Image:
     image = Image.fromarray(noisy_white(size, 6.0, seed).astype(np.uint8))
-    ImageDraw.Draw(image).ellipse([size * 0.3, size * 0.2, size * 0.7, size * 0.85], fill=(30, 120, 220),
-                                  outline=(0, 0, 0), width=1)
+    ImageDraw.Draw(image).ellipse(
+        [size * 0.3, size * 0.2, size * 0.7, size * 0.85], fill=(30, 120, 220), outline=(0, 0, 0), width=1
+    )
     return image
 
 
@@ -128,7 +128,7 @@ def test_soft_drop_shadow_falls_below():
     assert below[3] > above[3]  # it falls down, not up
     _, unshadowed = subject_and_look(shadow=False)
     lowest = int(np.flatnonzero(alpha_of(unshadowed)[:, SIDE // 2] > 0).max())
-    assert alpha_of(unshadowed)[lowest + 2:, SIDE // 2].max() == 0  # off: nothing under the outline
+    assert alpha_of(unshadowed)[lowest + 2 :, SIDE // 2].max() == 0  # off: nothing under the outline
 
 
 def test_dilation_matches_the_definition():
@@ -140,7 +140,7 @@ def test_dilation_matches_the_definition():
         for x in range(40):
             y0, y1, x0, x1 = max(0, y - 4), min(40, y + 5), max(0, x - 4), min(40, x + 5)
             yy, xx = np.mgrid[y0:y1, x0:x1]
-            near = (yy - y) ** 2 + (xx - x) ** 2 <= radius ** 2
+            near = (yy - y) ** 2 + (xx - x) ** 2 <= radius**2
             slow[y, x] = alpha[y0:y1, x0:x1][near].max()
     assert np.array_equal(dilate_disk(alpha, radius), slow)
 
@@ -149,7 +149,7 @@ def test_dilation_matches_the_definition():
 def beach(size=64) -> Image.Image:
     y = np.linspace(0, 1, size)[:, None, None]
     array = np.repeat(np.array([90, 160, 255]) * (1 - y) + np.array([200, 230, 255]) * y, size, axis=1)
-    array[int(size * 0.65):] = [230, 200, 140]
+    array[int(size * 0.65) :] = [230, 200, 140]
     return Image.fromarray(array.astype(np.uint8))
 
 
@@ -158,7 +158,7 @@ def test_scene_keeps_its_background_in_a_rounded_frame():
     alpha = alpha_of(sticker)
     assert sticker.size == (SIDE, SIDE)
     assert alpha[0, 0] == 0 and alpha[8, 8] == 0  # rounded, inset corners
-    assert (alpha[SIDE // 4: 3 * SIDE // 4, SIDE // 4: 3 * SIDE // 4] == 255).all()  # the scene itself
+    assert (alpha[SIDE // 4 : 3 * SIDE // 4, SIDE // 4 : 3 * SIDE // 4] == 255).all()  # the scene itself
     top = sticker.getpixel((SIDE // 2, SIDE // 4))
     assert top[2] > top[0]  # still the sky
 
@@ -169,10 +169,16 @@ def test_scene_frame_none_is_the_plain_square():
 
 
 def test_look_comes_from_the_generation_settings():
-    look = StickerLook.from_generation(GenerationSettings(outline=False, outline_fraction=0.03, shadow=False,
-                                                          scene_frame="none", sticker_side=256))
+    look = StickerLook.from_generation(
+        GenerationSettings(outline=False, outline_fraction=0.03, shadow=False, scene_frame="none", sticker_side=256)
+    )
     assert (look.outline, look.outline_fraction, look.shadow, look.scene_frame, look.side) == (
-        False, 0.03, False, "none", 256)
+        False,
+        0.03,
+        False,
+        "none",
+        256,
+    )
     with pytest.raises(ValueError):
         StickerLook(scene_frame="polaroid")
 
@@ -200,9 +206,15 @@ def test_builtin_close_up_generations_are_cut_out_and_transparent_at_the_border(
     reference = Path(__file__).parents[1] / "adapters" / "assets" / "sample_reference.png"
     engine = StickerEngine(load_backbone(RuntimeSettings()))
     prompt = build_prompt(parse_prompt("love thumbs up close up"))
-    request = JobRequest("close-up", reference.read_bytes(), (prompt,) * 3, (1, 2, 3),
-                         dataclasses.asdict(AdaptationSettings(steps=4)), dataclasses.asdict(GenerationSettings()),
-                         background="plain")
+    request = JobRequest(
+        "close-up",
+        reference.read_bytes(),
+        (prompt,) * 3,
+        (1, 2, 3),
+        dataclasses.asdict(AdaptationSettings(steps=4)),
+        dataclasses.asdict(GenerationSettings()),
+        background="plain",
+    )
     result = engine.run(request, lambda event: None)
     for png in result.images_png:
         sticker = Image.open(io.BytesIO(png))

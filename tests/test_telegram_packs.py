@@ -55,8 +55,9 @@ async def test_makepack_creates_the_whole_set_in_one_call_with_thumbnail_and_lin
     done = await fake.wait_reply(ANN.id, contains="addstickers")
     assert f"https://t.me/addstickers/{name}" in done["text"] and "12 new stickers" in done["text"]
     # The queued reply showed the set's progress, then made way for the link.
-    edits = [c["text"] for c in fake.calls_to("editMessageText", lambda c: c["message_id"] ==
-                                             queued.result["message_id"])]
+    edits = [
+        c["text"] for c in fake.calls_to("editMessageText", lambda c: c["message_id"] == queued.result["message_id"])
+    ]
     assert any("/12 stickers done" in text for text in edits)
     assert not fake.calls_to("sendSticker")  # the pack's stickers are not sent one by one
 
@@ -124,8 +125,9 @@ async def test_the_fake_enforces_the_documented_set_limits(bed):
     uploaded = await bot.upload_sticker_file(ANN.id, InputFile(webp.getvalue(), filename="s.webp"), "static")
 
     def sticker(**kw):
-        return InputSticker(uploaded.file_id, emoji_list=kw.get("emoji", ["😊"]), format="static",
-                            keywords=kw.get("keywords"))
+        return InputSticker(
+            uploaded.file_id, emoji_list=kw.get("emoji", ["😊"]), format="static", keywords=kw.get("keywords")
+        )
 
     name = f"limits_by_{BOT_USERNAME}"
     with pytest.raises(BadRequest, match="(?i)stickers_invalid"):

@@ -28,7 +28,7 @@ OPTION_LABEL_MAX = 100  # Discord's limit on a select option's label
 def gallery_pages(out: list[StickerOut]) -> list[list[StickerOut]]:
     """The pack split into messages of at most DISCORD_FILES_PER_MESSAGE stickers."""
     step = DISCORD_FILES_PER_MESSAGE
-    return [out[i:i + step] for i in range(0, len(out), step)]
+    return [out[i : i + step] for i in range(0, len(out), step)]
 
 
 def gallery_text(owner_id: int, pack: PackInfo, page: int, pages: int, in_guild: bool) -> str:
@@ -53,13 +53,25 @@ def pack_view(owner_id: int, page: list[StickerOut], first_number: int) -> disco
 
 
 class PackSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"pks:(?P<owner>\d+)"):
-    def __init__(self, owner_id: int, page: list[StickerOut] | None = None, first_number: int = 1,
-                 item: discord.ui.Select | None = None) -> None:
+    def __init__(
+        self,
+        owner_id: int,
+        page: list[StickerOut] | None = None,
+        first_number: int = 1,
+        item: discord.ui.Select | None = None,
+    ) -> None:
         if item is None:
-            options = [discord.SelectOption(label=_label(first_number + i, s), value=str(s.sticker_id),
-                                            emoji=s.emoji or None) for i, s in enumerate(page or [])]
-            item = discord.ui.Select(custom_id=f"pks:{owner_id}", placeholder="Add to this server's stickers…",
-                                     min_values=1, max_values=max(1, len(options)), options=options)
+            options = [
+                discord.SelectOption(label=_label(first_number + i, s), value=str(s.sticker_id), emoji=s.emoji or None)
+                for i, s in enumerate(page or [])
+            ]
+            item = discord.ui.Select(
+                custom_id=f"pks:{owner_id}",
+                placeholder="Add to this server's stickers…",
+                min_values=1,
+                max_values=max(1, len(options)),
+                options=options,
+            )
         super().__init__(item)
         self.owner_id = owner_id
 
@@ -72,11 +84,15 @@ class PackSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"pks:(?P<o
             check_can_add(interaction)
             d = deps(interaction)
             owner = users.find_user(d.db, "discord", str(self.owner_id))
-            chosen = [s for s in (stickers.get_sticker(d.db, owner.id, int(v)) for v in self.item.values)
-                      if s is not None] if owner is not None else []
+            chosen = (
+                [s for s in (stickers.get_sticker(d.db, owner.id, int(v)) for v in self.item.values) if s is not None]
+                if owner is not None
+                else []
+            )
             if not chosen:
-                raise UserError("Those stickers are gone (their owner deleted them, or used /forget).",
-                                code="no_sticker")
+                raise UserError(
+                    "Those stickers are gone (their owner deleted them, or used /forget).", code="no_sticker"
+                )
         except UserError as exc:
             await send_ephemeral(interaction, exc.user_message)
             return

@@ -39,9 +39,11 @@ class ExportFile:
     source: str = ""  # which stickers: "your latest /makepack" | "your newest stickers"
 
     def user_message(self) -> str:
-        what = {"whatsapp": "Open it with a WhatsApp sticker-maker app (e.g. “Sticker Maker”) to add the pack.",
-                "signal": "Unzip it, then in Signal Desktop choose File → Create/upload sticker pack and drop "
-                          "in the numbered pictures (README.txt inside lists each one's emoji and the cover).",
-                "png-zip": "The PNG pictures of your stickers, with their emoji in manifest.json."}[self.format]
+        what = {
+            "whatsapp": "Open it with a WhatsApp sticker-maker app (e.g. “Sticker Maker”) to add the pack.",
+            "signal": "Unzip it, then in Signal Desktop choose File → Create/upload sticker pack and drop "
+            "in the numbered pictures (README.txt inside lists each one's emoji and the cover).",
+            "png-zip": "The PNG pictures of your stickers, with their emoji in manifest.json.",
+        }[self.format]
         extra = f" ({self.left_out} more did not fit this format's limit.)" if self.left_out else ""
         return f"{self.count} stickers from {self.source}.{extra} {what}"

@@ -41,8 +41,9 @@ class ExportRequest:
     author: str
 
 
-def select_export(db: sqlite_utils.Database, settings: Settings, user_id: int, display_name: str,
-                  fmt: str) -> ExportRequest:
+def select_export(
+    db: sqlite_utils.Database, settings: Settings, user_id: int, display_name: str, fmt: str
+) -> ExportRequest:
     fmt = normalise_format(fmt)
     limit = {"whatsapp": WHATSAPP_PACK.max_stickers, "signal": SIGNAL_PACK.max_stickers, "png-zip": PNG_MAX}[fmt]
     items, left_out, source = pack_stickers(db, user_id, limit)
@@ -66,7 +67,8 @@ def encode_export(request: ExportRequest) -> ExportFile:
     return ExportFile(request.format, name, data, "application/zip", len(items), request.left_out, request.source)
 
 
-def build_export(db: sqlite_utils.Database, settings: Settings, user_id: int, display_name: str,
-                 fmt: str) -> ExportFile:
+def build_export(
+    db: sqlite_utils.Database, settings: Settings, user_id: int, display_name: str, fmt: str
+) -> ExportFile:
     """Both steps at once (the console and the CLI, where nothing else waits)."""
     return encode_export(select_export(db, settings, user_id, display_name, fmt))

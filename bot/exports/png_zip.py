@@ -14,12 +14,18 @@ MAX_STICKERS = 200  # the biggest pack any supported platform takes (Signal)
 
 def png_zip(items: list[ExportSticker], title: str, author: str) -> bytes:
     if not items:
-        raise UserError("You have no sticker to export yet. Make some with /mysticker or /makepack first.",
-                        code="export_too_few")
+        raise UserError(
+            "You have no sticker to export yet. Make some with /mysticker or /makepack first.", code="export_too_few"
+        )
     names = [f"{n:03d}.png" for n in range(1, len(items) + 1)]
-    manifest = {"title": title, "author": author,
-                "stickers": [{"file": name, "emoji": item.emoji, "description": item.description}
-                             for name, item in zip(names, items, strict=True)]}
+    manifest = {
+        "title": title,
+        "author": author,
+        "stickers": [
+            {"file": name, "emoji": item.emoji, "description": item.description}
+            for name, item in zip(names, items, strict=True)
+        ],
+    }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, item in zip(names, items, strict=True):

@@ -23,24 +23,31 @@ COVER_FILE = "cover.png"
 def signal_zip(items: list[ExportSticker], title: str, author: str) -> bytes:
     rules = SIGNAL_PACK
     if len(items) < rules.min_stickers:
-        raise UserError("You have no sticker to export yet. Make some with /mysticker or /makepack first.",
-                        code="export_too_few")
-    items = items[:rules.max_stickers]
-    files = {f"{n:03d}.png": validate_sticker(to_signal(item.png), rules.sticker)
-             for n, item in enumerate(items, start=1)}
+        raise UserError(
+            "You have no sticker to export yet. Make some with /mysticker or /makepack first.", code="export_too_few"
+        )
+    items = items[: rules.max_stickers]
+    files = {
+        f"{n:03d}.png": validate_sticker(to_signal(item.png), rules.sticker) for n, item in enumerate(items, start=1)
+    }
     cover = validate_sticker(to_signal(items[0].png), SIGNAL_STICKER)
-    manifest = {"title": title[:rules.max_title_chars], "author": author[:rules.max_author_chars],
-                "cover": COVER_FILE,
-                "stickers": [{"file": name, "emoji": item.emoji} for name, item in zip(files, items, strict=True)]}
-    readme = "\n".join([
-        f"{manifest['title']} by {manifest['author']}: {len(files)} stickers for Signal.",
-        "",
-        "In Signal Desktop: File > Create/upload sticker pack. Drop in the numbered pictures, give each the",
-        "emoji below, choose cover.png as the cover, then type the title and author above.",
-        "",
-        *(f"{name}  {item.emoji}" for name, item in zip(files, items, strict=True)),
-        "",
-    ])
+    manifest = {
+        "title": title[: rules.max_title_chars],
+        "author": author[: rules.max_author_chars],
+        "cover": COVER_FILE,
+        "stickers": [{"file": name, "emoji": item.emoji} for name, item in zip(files, items, strict=True)],
+    }
+    readme = "\n".join(
+        [
+            f"{manifest['title']} by {manifest['author']}: {len(files)} stickers for Signal.",
+            "",
+            "In Signal Desktop: File > Create/upload sticker pack. Drop in the numbered pictures, give each the",
+            "emoji below, choose cover.png as the cover, then type the title and author above.",
+            "",
+            *(f"{name}  {item.emoji}" for name, item in zip(files, items, strict=True)),
+            "",
+        ]
+    )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in files.items():

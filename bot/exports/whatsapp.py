@@ -30,19 +30,33 @@ TRAY_FILE = "tray.png"
 def wastickers(items: list[ExportSticker], title: str, author: str, identifier: str) -> bytes:
     rules = WHATSAPP_PACK
     if len(items) < rules.min_stickers:
-        raise UserError(f"A WhatsApp pack needs at least {rules.min_stickers} stickers and you have {len(items)}. "
-                        "Make a few more (or a whole pack with /makepack), then export again.", code="export_too_few")
-    items = items[:rules.max_stickers]
-    title, author = title[:rules.max_title_chars], author[:rules.max_author_chars]
-    files = {f"{n:02d}.webp": validate_sticker(to_whatsapp(item.png), rules.sticker)
-             for n, item in enumerate(items, start=1)}
+        raise UserError(
+            f"A WhatsApp pack needs at least {rules.min_stickers} stickers and you have {len(items)}. "
+            "Make a few more (or a whole pack with /makepack), then export again.",
+            code="export_too_few",
+        )
+    items = items[: rules.max_stickers]
+    title, author = title[: rules.max_title_chars], author[: rules.max_author_chars]
+    files = {
+        f"{n:02d}.webp": validate_sticker(to_whatsapp(item.png), rules.sticker) for n, item in enumerate(items, start=1)
+    }
     tray = validate_sticker(to_whatsapp_tray_icon(items[0].png), WHATSAPP_TRAY)
-    contents = {"sticker_packs": [{
-        "identifier": identifier[:128], "name": title, "publisher": author, "tray_image_file": TRAY_FILE,
-        "image_data_version": "1", "avoid_cache": False,
-        "stickers": [{"image_file": name, "emojis": [item.emoji][:rules.max_emoji]}
-                     for name, item in zip(files, items, strict=True)],
-    }]}
+    contents = {
+        "sticker_packs": [
+            {
+                "identifier": identifier[:128],
+                "name": title,
+                "publisher": author,
+                "tray_image_file": TRAY_FILE,
+                "image_data_version": "1",
+                "avoid_cache": False,
+                "stickers": [
+                    {"image_file": name, "emojis": [item.emoji][: rules.max_emoji]}
+                    for name, item in zip(files, items, strict=True)
+                ],
+            }
+        ]
+    }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("title.txt", title)

@@ -53,7 +53,9 @@ class RembgMasker:
 def architecture_of(path: str, configured: str = "auto") -> str:
     if configured != "auto":
         if configured not in SESSIONS:
-            raise ValueError(f"runtime.rembg_architecture must be one of auto, {', '.join(SESSIONS)}; got {configured!r}")
+            raise ValueError(
+                f"runtime.rembg_architecture must be one of auto, {', '.join(SESSIONS)}; got {configured!r}"
+            )
         return configured
     name = Path(path).name.lower()
     if "birefnet" in name:
@@ -68,8 +70,9 @@ def load_rembg_masker(settings: RuntimeSettings) -> RembgMasker | None:
         return None
     path = Path(settings.rembg_model).expanduser()
     if not path.is_file():
-        raise RuntimeError(f"runtime.rembg_model: there is no file at {path} (a local .onnx model; nothing is "
-                           "downloaded)")
+        raise RuntimeError(
+            f"runtime.rembg_model: there is no file at {path} (a local .onnx model; nothing is downloaded)"
+        )
     architecture = architecture_of(str(path), settings.rembg_architecture)
     module_name, class_name = SESSIONS[architecture]
     try:
@@ -77,8 +80,9 @@ def load_rembg_masker(settings: RuntimeSettings) -> RembgMasker | None:
 
         base = getattr(importlib.import_module(module_name), class_name)
     except ImportError as exc:
-        raise RuntimeError("runtime.rembg_model is set but rembg is not installed: pip install "
-                           f"'seal-sticker-bot[rembg]' ({exc})") from exc
+        raise RuntimeError(
+            f"runtime.rembg_model is set but rembg is not installed: pip install 'seal-sticker-bot[rembg]' ({exc})"
+        ) from exc
 
     class LocalFileSession(base):  # type: ignore[misc, valid-type]
         @classmethod

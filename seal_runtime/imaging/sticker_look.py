@@ -52,9 +52,13 @@ class StickerLook:
     @classmethod
     def from_generation(cls, generation) -> StickerLook:
         """The look a request's `GenerationSettings` ask for."""
-        return cls(side=generation.sticker_side, outline=generation.outline,
-                   outline_fraction=generation.outline_fraction, shadow=generation.shadow,
-                   scene_frame=generation.scene_frame)
+        return cls(
+            side=generation.sticker_side,
+            outline=generation.outline,
+            outline_fraction=generation.outline_fraction,
+            shadow=generation.shadow,
+            scene_frame=generation.scene_frame,
+        )
 
     @property
     def outline_px(self) -> float:
@@ -123,7 +127,7 @@ def dilate_disk(alpha: np.ndarray, radius: float) -> np.ndarray:
         return alpha.copy()
     h, w = alpha.shape
     padded = np.zeros((h + 2 * reach, w + 2 * reach), alpha.dtype)
-    padded[reach:reach + h, reach:reach + w] = alpha
+    padded[reach : reach + h, reach : reach + w] = alpha
     rows = [padded]
     for k in range(1, reach + 1):
         wider = rows[-1].copy()
@@ -133,7 +137,7 @@ def dilate_disk(alpha: np.ndarray, radius: float) -> np.ndarray:
     out = np.zeros_like(alpha)
     for dy in range(-reach, reach + 1):
         half = int(np.floor(np.sqrt(max(0.0, radius * radius - dy * dy))))
-        np.maximum(out, rows[half][reach + dy:reach + dy + h, reach:reach + w], out=out)
+        np.maximum(out, rows[half][reach + dy : reach + dy + h, reach : reach + w], out=out)
     return out
 
 
@@ -175,8 +179,7 @@ def rounded_mask(side: int, radius: float) -> Image.Image:
 @functools.lru_cache(maxsize=8)
 def _rounded_mask(side: int, radius: float) -> Image.Image:  # every scene of one look has the same one
     big = Image.new("L", (side * SUPERSAMPLE, side * SUPERSAMPLE), 0)
-    ImageDraw.Draw(big).rounded_rectangle([0, 0, big.width - 1, big.height - 1], radius=radius * SUPERSAMPLE,
-                                          fill=255)
+    ImageDraw.Draw(big).rounded_rectangle([0, 0, big.width - 1, big.height - 1], radius=radius * SUPERSAMPLE, fill=255)
     return big.resize((side, side), Image.Resampling.LANCZOS)
 
 
