@@ -1,4 +1,5 @@
-"""What an adapter implements so that finished work reaches the user."""
+"""What an adapter implements so that finished work reaches the user, and the sink that sends
+each job through the adapter of its user's platform (one worker serving several adapters)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,25 @@ class DeliverySink(Protocol):
 
     async def failed(self, job: JobView, message: str) -> None:
         """Tell the user the job ended without a sticker. Same once-rules as `deliver`."""
+
+
+class RoutingSink:
+    """Delivers each job through the adapter of its user's platform."""
+
+    def __init__(self, sinks: dict[str, DeliverySink]) -> None:
+        self.sinks = sinks
+
+    def _sink(self, job: JobView) -> DeliverySink:
+        try:
+            return self.sinks[job.user.platform]
+        except KeyError:
+            raise LookupError(f"no adapter running for platform {job.user.platform!r}") from None
+
+    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+        await self._sink(job).progress(job, update)
+
+    async def deliver(self, job: JobView, stickers: list[StickerOut]) -> None:
+        await self._sink(job).deliver(job, stickers)
+
+    async def failed(self, job: JobView, message: str) -> None:
+        await self._sink(job).failed(job, message)

@@ -23,6 +23,7 @@ from bot.schema.prompt_builder import build_prompt
 from bot.schema.prompt_parser import PromptError, parse_prompt, words_for_help
 from bot.schema.sticker_request import StickerRequest
 from bot.settings import Settings
+from bot.sticker_library import Sticker, StickerLibrary
 from seal_runtime.api.config import ADAPTATION_PROFILES
 from storage import embeddings, jobs, references, users
 from storage.forget import forget_user
@@ -76,6 +77,7 @@ class StickerService:
         self._blocklist = Blocklist(settings.limits.blocklist)
         self.policy = RequestPolicy(db, settings)
         self.images = ImageWork(settings.limits.image_threads)
+        self.stickers = StickerLibrary(db)
 
     # -- users -------------------------------------------------------------------------------
     def user_id(self, user: UserRef) -> int:
@@ -165,6 +167,14 @@ class StickerService:
         if last is None:
             raise UserError("There is no sticker to redo yet. Try /mysticker happy waving first.", code="no_last")
         return self.request_sticker(user, last.request["text"], chat)
+
+    def words_of(self, user_id: int, sticker: Sticker) -> str:
+        """The words a sticker was asked for with (the "Again" button under it makes another
+        take of them); a friendly refusal when its job is gone."""
+        job = jobs.get_job(self.db, sticker.job_id, user_id=user_id) if sticker.job_id else None
+        if job is None:
+            raise UserError("I no longer know how this sticker was made. Try /mysticker.", code="no_job")
+        return job.request["text"]
 
     def has_cached_embedding(self, reference_sha256: str) -> bool:
         model_id = embeddings.last_model_id(self.db)

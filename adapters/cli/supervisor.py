@@ -41,8 +41,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from adapters.cli.runtime_guard import ChildRuntimeClient, fresh_secret
-from bot.delivery import DeliverySink
-from bot.messages import JobView, ProgressUpdate, StickerOut
+from bot.delivery import DeliverySink, RoutingSink
 from bot.settings import Settings
 from seal_runtime.api.client import RuntimeClient
 from seal_runtime.api.protocol import RuntimeJobError
@@ -324,28 +323,6 @@ def _discord_start_errors():
 # Imported only for the adapters configured: each pulls in its platform SDK.
 START_ERRORS: dict[str, Callable[[], Callable]] = {"telegram": _telegram_start_errors,
                                                    "discord": _discord_start_errors}
-
-
-class RoutingSink:
-    """Delivers each job through the adapter of its user's platform."""
-
-    def __init__(self, sinks: dict[str, DeliverySink]) -> None:
-        self.sinks = sinks
-
-    def _sink(self, job: JobView) -> DeliverySink:
-        try:
-            return self.sinks[job.user.platform]
-        except KeyError:
-            raise LookupError(f"no adapter running for platform {job.user.platform!r}") from None
-
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
-        await self._sink(job).progress(job, update)
-
-    async def deliver(self, job: JobView, stickers: list[StickerOut]) -> None:
-        await self._sink(job).deliver(job, stickers)
-
-    async def failed(self, job: JobView, message: str) -> None:
-        await self._sink(job).failed(job, message)
 
 
 # -- the whole bot ---------------------------------------------------------------------------

@@ -9,8 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from adapters.telegram.handlers.common import PLATFORM, deps, reply, user_ref
-from storage import packs, users
+from adapters.telegram.handlers.common import deps, reply, user_ref
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +51,7 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     d = deps(context)
     user = user_ref(update)
-    record = users.find_user(d.db, PLATFORM, user.platform_user_id)
-    had_pack = record is not None and bool(packs.packs_for_user(d.db, record.id, PLATFORM))
+    had_pack = d.packs.records.has_any(user.platform_user_id)
     counts = d.service.forget(user)
     await query.answer("Deleted.")
     text = (
