@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from bot.messages import JobView, ProgressUpdate, StickerOut
+from bot.messages import JobView, ProgressEvent, StickerOut
 
 
 class DeliverySink(Protocol):
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+    async def progress(self, job: JobView, update: ProgressEvent) -> None:
         """Show progress; adapters rate-limit their own edits."""
 
     async def deliver(self, job: JobView, stickers: list[StickerOut]) -> None:
@@ -35,7 +35,7 @@ class RoutingSink:
         except KeyError:
             raise LookupError(f"no adapter running for platform {job.user.platform!r}") from None
 
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+    async def progress(self, job: JobView, update: ProgressEvent) -> None:
         await self._sink(job).progress(job, update)
 
     async def deliver(self, job: JobView, stickers: list[StickerOut]) -> None:

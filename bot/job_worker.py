@@ -44,7 +44,7 @@ import uuid
 import sqlite_utils
 
 from bot.delivery import DeliverySink
-from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
+from bot.messages import JobView, StickerOut, UserRef
 from bot.schema.vocabulary import emoji_for_emotion
 from bot.pack_delivery import PackAssembler
 from bot.settings import Settings
@@ -235,7 +235,7 @@ class JobWorker:
                 last_stage = event.stage
             jobs.set_progress(self.db, job.id, dataclasses.asdict(event), worker_id=self.worker_id)
             try:
-                await self.sink.progress(view, ProgressUpdate(job.id, event.stage, event.step, event.total))
+                await self.sink.progress(view, ProgressEvent(job.id, event.stage, event.step, event.total))
             except Exception as exc:  # progress is cosmetic: never fail the job over it
                 log.info("progress not shown", extra={"job_id": job.id, "error": str(exc)[:200]})
 

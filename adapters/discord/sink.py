@@ -26,7 +26,7 @@ import sqlite_utils
 
 from adapters.discord.buttons import sticker_view
 from adapters.discord.gallery import files_of, gallery_pages, gallery_text, pack_view
-from bot.messages import JobView, ProgressUpdate, StickerOut
+from bot.messages import JobView, ProgressEvent, StickerOut, progress_text
 from bot.sticker_library import StickerLibrary
 from bot.sticker_spec import to_discord_message
 
@@ -78,11 +78,11 @@ class DiscordSink:
             live.gone = live.gone or not ok
             live.answered.set()
 
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+    async def progress(self, job: JobView, update: ProgressEvent) -> None:
         live = self._live.get(job.job_id)
         if live is None or live.gone:
             return
-        text = update.user_message()
+        text = progress_text(update)
         if text == live.shown:
             return
         live.text = text

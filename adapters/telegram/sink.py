@@ -27,7 +27,7 @@ from telegram.ext import ContextTypes, JobQueue
 
 from adapters.telegram.packs import TelegramPacks, telegram_webp
 from bot.errors import UserError
-from bot.messages import JobView, ProgressUpdate, StickerOut
+from bot.messages import JobView, ProgressEvent, StickerOut, progress_text
 from bot.sticker_library import StickerLibrary
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,12 @@ class TelegramSink:
         if entry.text is not None:
             self._request_edit(chat_id)
 
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+    async def progress(self, job: JobView, update: ProgressEvent) -> None:
         if not _ours(job) or job.job_id in self._finished:
             return
         chat_id = job.chat["chat_id"]
         entry = self._progress.setdefault(job.job_id, _Progress(chat_id))
-        text = update.user_message()
+        text = progress_text(update)
         if text == entry.shown:
             return
         entry.text = text
