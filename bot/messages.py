@@ -51,7 +51,7 @@ class ReferenceSaved:
 @dataclass(frozen=True)
 class QueuedJob:
     job_id: str
-    position: int
+    position: int | None  # None only if a worker claimed it in between
     description: str
     cached: bool  # an embedding for this character exists: no adaptation needed
 

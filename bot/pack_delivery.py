@@ -22,7 +22,7 @@ import logging
 
 import sqlite_utils
 
-from bot.delivery import DeliverySink
+from bot.delivery import DeliverySink, sticker_out
 from bot.messages import JobView, PackInfo, ProgressEvent, StickerOut
 from storage import pack_orders, stickers
 from storage.records import PackOrder
@@ -85,7 +85,7 @@ class PackAssembler:
         if not pack_orders.claim_delivery(self.db, order.id, self.worker_id, self.lease_s):
             return  # delivered already, or another worker is sending it right now
         out = [
-            _sticker_out(s, m.request)
+            sticker_out(s, m.request)
             for m in members
             if m.state == "done"
             for s in stickers.stickers_for_job(self.db, order.user_id, m.id)
@@ -126,14 +126,3 @@ class PackAssembler:
             order.chat or job.chat,
             pack=PackInfo(order.id, order.size, made, order.words),
         )
-
-
-def _sticker_out(record, request: dict) -> StickerOut:
-    return StickerOut(
-        record.id,
-        record.job_id or "",
-        record.image,
-        record.emoji or "",
-        request.get("description", ""),
-        request.get("tags", {}),
-    )

@@ -15,14 +15,7 @@ Fairness rule of `claim_next_job` (one transaction, BEGIN IMMEDIATE):
      first; ties by the candidate's age). A claim moves the user to the back,
      so users take turns round-robin, however many jobs one of them queued.
 
-Delivery of a finished (done or failed) job is a second, short lease:
-`claim_delivery` gives one worker the right to send, for `lease_seconds`;
-`confirm_delivery` records that the platform accepted it (`delivered_at`);
-`fail_delivery` gives the claim back with a backoff, or gives up after N tries.
-A sender that dies between its claim and its confirmation leaves a claim that
-expires, and the result is sent again: at least once, never lost, and twice only
-if the process died in the moment between the platform's answer and the commit.
-`mark_delivered` is the one-shot test-and-set for callers that need no claim.
+Delivering a finished job's result (its own claim) is storage/deliveries.py.
 """
 
 from __future__ import annotations
@@ -37,6 +30,8 @@ from storage.transactions import immediate_transaction
 from storage.transactions import now as _now
 
 _RUNNING = "('adapting', 'generating')"
+# The error code of an attempt that ran out of time (the sweep below; the worker's own timeout too).
+TIMED_OUT = "timed_out"
 _FINAL = "('done', 'failed', 'cancelled')"
 
 
@@ -50,7 +45,7 @@ def _dump(value) -> str | None:
 
 def get_job(db: sqlite_utils.Database, job_id: str, *, user_id: int | None = None) -> Job | None:
     """The job by id. Code acting for a user passes `user_id`, and gets None for others' jobs."""
-    sql, params = "SELECT * FROM jobs WHERE id = ?", [job_id]
+    sql, params = "SELECT * FROM jobs WHERE id = ?", [job_id]  # type: str, list[object]
     if user_id is not None:
         sql, params = sql + " AND user_id = ?", [job_id, user_id]
     rows = list(db.query(sql, params))
@@ -176,8 +171,9 @@ def finish_job(db: sqlite_utils.Database, job_id: str, result: dict, *, worker_i
 
 
 def fail_job(db: sqlite_utils.Database, job_id: str, error: str, retry_delay: float | None = None, *,
-             worker_id: str | None = None, now: float | None = None) -> bool:
-    """Record a failed attempt. With `retry_delay` (seconds) and attempts left, the job goes
+             worker_id: str | None = None, now: float | None = None, code: str | None = None) -> bool:
+    """Record a failed attempt, its error text and `code` (what kind of failure it was, for
+    the message the user gets). With `retry_delay` (seconds) and attempts left, the job goes
     back to the queue, runnable after the delay; otherwise it ends "failed".
 
     Returns True when the failure is final (tell the user), False when it will be retried.
@@ -196,15 +192,15 @@ def fail_job(db: sqlite_utils.Database, job_id: str, error: str, retry_delay: fl
             return False
         if retry_delay is not None and attempts < max_attempts:
             db.execute(
-                "UPDATE jobs SET state = 'queued', error = ?, next_attempt_at = ?, lease_owner = NULL, "
+                "UPDATE jobs SET state = 'queued', error = ?, error_code = ?, next_attempt_at = ?, lease_owner = NULL, "
                 "lease_expires_at = NULL, updated_at = ? WHERE id = ?",
-                [error, at + max(0.0, retry_delay), at, job_id],
+                [error, code, at + max(0.0, retry_delay), at, job_id],
             )
             return False
         db.execute(
-            "UPDATE jobs SET state = 'failed', error = ?, finished_at = ?, updated_at = ?, lease_owner = NULL, "
-            "lease_expires_at = NULL WHERE id = ?",
-            [error, at, at, job_id],
+            "UPDATE jobs SET state = 'failed', error = ?, error_code = ?, finished_at = ?, updated_at = ?, "
+            "lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+            [error, code, at, at, job_id],
         )
         return True
 
@@ -269,7 +265,7 @@ def fail_timed_out(db: sqlite_utils.Database, timeout_s: float, *, now: float | 
     ids = [r[0] for r in db.execute(f"SELECT id FROM jobs WHERE state IN {_RUNNING} AND claimed_at < ?",
                                     [at - timeout_s]).fetchall()]
     return [job_id for job_id in ids
-            if fail_job(db, job_id, f"timed out after {timeout_s:.0f} s", retry_delay=0, now=at)]
+            if fail_job(db, job_id, f"timed out after {timeout_s:.0f} s", retry_delay=0, now=at, code=TIMED_OUT)]
 
 
 def _queued_in_fair_order(db: sqlite_utils.Database) -> list[str]:
@@ -302,76 +298,6 @@ def queue_position(db: sqlite_utils.Database, job_id: str) -> int | None:
         return None
 
 
-def mark_delivered(db: sqlite_utils.Database, job_id: str, *, now: float | None = None) -> bool:
-    """True only for the first call per job: whoever gets True sends the result."""
-    cursor = db.execute("UPDATE jobs SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
-                        [_at(now), job_id])
-    return cursor.rowcount == 1
-
-
-def claim_delivery(db: sqlite_utils.Database, job_id: str, worker_id: str, lease_seconds: float, *,
-                   now: float | None = None) -> bool:
-    """The right to send this finished job's result, for `lease_seconds`. True for one
-    holder at a time; False when it was delivered, another sender holds a live claim, or
-    a failed send is still backing off."""
-    at = _at(now)
-    cursor = db.execute(
-        f"UPDATE jobs SET delivery_owner = ?, delivery_expires_at = ?, delivery_attempts = delivery_attempts + 1, "
-        f"updated_at = ? WHERE id = ? AND state IN ('done', 'failed') AND delivered_at IS NULL "
-        f"AND (delivery_owner IS NULL OR delivery_expires_at < ?) AND COALESCE(delivery_next_at, 0) <= ?",
-        [worker_id, at + lease_seconds, at, job_id, at, at],
-    )
-    return cursor.rowcount == 1
-
-
-def confirm_delivery(db: sqlite_utils.Database, job_id: str, worker_id: str, *, now: float | None = None) -> bool:
-    """The platform accepted the result: record it. False if this worker's claim was lost
-    (it expired and another sender took it) or the job is gone."""
-    at = _at(now)
-    cursor = db.execute(
-        "UPDATE jobs SET delivered_at = ?, delivery_owner = NULL, delivery_expires_at = NULL, delivery_error = NULL, "
-        "updated_at = ? WHERE id = ? AND delivery_owner = ? AND delivered_at IS NULL",
-        [at, at, job_id, worker_id],
-    )
-    return cursor.rowcount == 1
-
-
-def fail_delivery(db: sqlite_utils.Database, job_id: str, worker_id: str, error: str, *, retry_delay: float,
-                  max_attempts: int, now: float | None = None) -> bool:
-    """A send failed. While tries are left the claim is given back, to be tried again after
-    `retry_delay`; after `max_attempts` sends the job is closed as delivered-with-error
-    (`delivered_at` set, `delivery_error` kept) so it is not retried for ever.
-    Returns True when it gave up."""
-    at = _at(now)
-    with immediate_transaction(db):
-        row = db.execute("SELECT delivery_attempts, delivery_owner FROM jobs WHERE id = ? AND delivered_at IS NULL",
-                         [job_id]).fetchone()
-        if row is None or row[1] != worker_id:
-            return False
-        if row[0] >= max_attempts:
-            db.execute("UPDATE jobs SET delivered_at = ?, delivery_owner = NULL, delivery_expires_at = NULL, "
-                       "delivery_error = ?, updated_at = ? WHERE id = ?", [at, error, at, job_id])
-            return True
-        db.execute("UPDATE jobs SET delivery_owner = NULL, delivery_expires_at = NULL, delivery_next_at = ?, "
-                   "delivery_error = ?, updated_at = ? WHERE id = ?", [at + max(0.0, retry_delay), error, at, job_id])
-        return False
-
-
-def undelivered_finished_jobs(db: sqlite_utils.Database, limit: int = 100, *, now: float | None = None,
-                              platforms: tuple[str, ...] | None = None) -> list[Job]:
-    """Done or failed jobs whose result was never handed out (e.g. the bot died in between),
-    that nobody is sending right now and whose retry backoff is over."""
-    at = _at(now)
-    sql = ("SELECT j.* FROM jobs j JOIN users u ON u.id = j.user_id "
-           "WHERE j.state IN ('done', 'failed') AND j.delivered_at IS NULL "
-           "AND (j.delivery_owner IS NULL OR j.delivery_expires_at < ?) AND COALESCE(j.delivery_next_at, 0) <= ?")
-    params: list = [at, at]
-    if platforms is not None:
-        sql += f" AND u.platform IN ({','.join('?' * len(platforms)) or 'NULL'})"
-        params += list(platforms)
-    return [Job.from_row(r) for r in db.query(sql + " ORDER BY j.finished_at LIMIT ?", [*params, limit])]
-
-
 def count_active(db: sqlite_utils.Database, user_id: int | None = None) -> int:
     """Queued plus running jobs, of everyone or of one user (for the global queue cap)."""
     sql = "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'adapting', 'generating')"
@@ -388,7 +314,7 @@ def active_jobs_for_user(db: sqlite_utils.Database, user_id: int) -> list[Job]:
 
 
 def last_job(db: sqlite_utils.Database, user_id: int, *, kind: str | None = None) -> Job | None:
-    sql, params = "SELECT * FROM jobs WHERE user_id = ?", [user_id]
+    sql, params = "SELECT * FROM jobs WHERE user_id = ?", [user_id]  # type: str, list[object]
     if kind is not None:
         sql, params = sql + " AND kind = ?", [user_id, kind]
     rows = list(db.query(sql + " ORDER BY created_at DESC, rowid DESC LIMIT 1", params))

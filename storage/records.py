@@ -90,8 +90,9 @@ class Job:
     delivered_at: float | None
     chat: dict | None  # opaque to storage: where the adapter delivers
     claimed_at: float | None = None  # start of the current attempt
-    delivery_attempts: int = 0  # claims to send the result (see jobs.claim_delivery)
+    delivery_attempts: int = 0  # claims to send the result (see deliveries.claim_delivery)
     delivery_error: str | None = None  # last failed send; with delivered_at set: given up
+    error_code: str | None = None  # the last failed attempt's code (jobs.fail_job), None: unnamed
 
     @property
     def running(self) -> bool:
@@ -108,7 +109,7 @@ class Job:
             row["max_attempts"], _json(row["progress"]), row["error"], _json(row["result"]),
             row["lease_owner"], row["lease_expires_at"], row["next_attempt_at"], row["created_at"],
             row["updated_at"], row["finished_at"], row["delivered_at"], _json(row["chat"]), row.get("claimed_at"),
-            row.get("delivery_attempts") or 0, row.get("delivery_error"),
+            row.get("delivery_attempts") or 0, row.get("delivery_error"), row.get("error_code"),
         )
 
 

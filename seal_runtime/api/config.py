@@ -9,9 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
+from typing import Literal, cast, get_args
 
-ADAPTATION_METHODS = ("textual_inversion", "lora")
-SCHEDULERS = ("ddim", "dpmpp_2m_karras", "unipc", "lcm")
+# The enumerated settings, as types (mypy checks the code) and as the tuples `check` holds a
+# loaded value to (a TOML file or a request is not typed): one list each.
+AdaptationMethod = Literal["textual_inversion", "lora"]
+AdaptationProfile = Literal["auto", "builtin", "sd15"]
+MergeRule = Literal["mean", "concat"]
+AttentionLoss = Literal["none", "fastcomposer"]
+Scheduler = Literal["ddim", "dpmpp_2m_karras", "unipc", "lcm"]
+SceneFrame = Literal["rounded", "none"]
+ADAPTATION_METHODS: tuple[str, ...] = get_args(AdaptationMethod)
+SCHEDULERS: tuple[str, ...] = get_args(Scheduler)
 MAX_ADAPTATION_STEPS = 5000
 
 # Defaults per kind of model, for the fields an operator leaves unset (None). Which set
@@ -75,9 +84,9 @@ class AdaptationSettings:
     at any weight tried, pulls the tokens toward "where" and away from "what".
     """
 
-    method: str = "textual_inversion"  # or "lora" (second TTF base)
+    method: AdaptationMethod = "textual_inversion"  # or "lora" (second TTF base)
     # Which ADAPTATION_PROFILES set fills the fields left None: auto (the model's) | builtin | sd15.
-    profile: str = "auto"
+    profile: AdaptationProfile = "auto"
     steps: int | None = None  # at most this many (the plateau stop may end earlier)
     learning_rate: float | None = None
     batch_size: int | None = None
@@ -86,9 +95,9 @@ class AdaptationSettings:
     # Split-merge token strategy: k tokens while learning; for generation merged into one
     # ("mean") or kept as k ("concat").
     num_tokens: int = 3
-    merge_rule: str = "concat"
+    merge_rule: MergeRule = "concat"
     # Semantic-guided spatial attention loss.
-    attention_loss: str = "none"  # "none" | "fastcomposer" (docs/seal.md: why not Break-A-Scene's MSE)
+    attention_loss: AttentionLoss = "none"  # "none" | "fastcomposer" (docs/seal.md: why not Break-A-Scene's MSE)
     attention_loss_weight: float = 1.0
     # Structure-aware layer restriction: which cross-attention layers carry the loss.
     # Selectors (seal_runtime/layer_selection.py): "deep" drops the highest-resolution level.
@@ -114,7 +123,7 @@ class AdaptationSettings:
                              f"got {name!r}")
         defaults = ADAPTATION_PROFILES[name]
         filled = {key: defaults[key] for key in PROFILE_FIELDS if getattr(self, key) is None}
-        return replace(self, profile=name, **filled)
+        return replace(self, profile=cast(AdaptationProfile, name), **filled)
 
     def with_attention_loss(self) -> AdaptationSettings:
         """These settings with SEAL's attention loss on (FastComposer's form unless one is set)."""
@@ -150,10 +159,10 @@ class AdaptationSettings:
         unresolved = [key for key in PROFILE_FIELDS if getattr(self, key) is None]
         if resolved and (unresolved or self.profile not in ADAPTATION_PROFILES):
             raise ValueError(f"adaptation settings are not resolved for a model: {', '.join(unresolved) or 'profile'}")
-        _one_of("adaptation.profile", self.profile, ("auto", *ADAPTATION_PROFILES))
+        _one_of("adaptation.profile", self.profile, get_args(AdaptationProfile))
         _one_of("adaptation.method", self.method, ADAPTATION_METHODS)
-        _one_of("adaptation.merge_rule", self.merge_rule, ("mean", "concat"))
-        _one_of("adaptation.attention_loss", self.attention_loss, ("none", "fastcomposer"))
+        _one_of("adaptation.merge_rule", self.merge_rule, get_args(MergeRule))
+        _one_of("adaptation.attention_loss", self.attention_loss, get_args(AttentionLoss))
         _within_unless_none("adaptation.steps", self.steps, 1, MAX_ADAPTATION_STEPS, int)
         _within_unless_none("adaptation.batch_size", self.batch_size, 1, 16, int)
         _within("adaptation.num_tokens", self.num_tokens, 1, 8, int)
@@ -185,7 +194,7 @@ class GenerationSettings:
     denoise_px: int | None = None
     # Sampler (diffusers schedulers, seal_runtime/schedulers.py): ddim | dpmpp_2m_karras | unipc |
     # lcm (few steps, meant for an LCM model or runtime.lcm_lora).
-    scheduler: str = "ddim"
+    scheduler: Scheduler = "ddim"
     # What the guidance steers away from. None: the model's own ("" for the builtin model, a
     # sticker negative prompt for SD-class models, see models/backbone.py).
     negative_prompt: str | None = None
@@ -196,7 +205,7 @@ class GenerationSettings:
     outline: bool = True
     outline_fraction: float = 0.02
     shadow: bool = True
-    scene_frame: str = "rounded"  # "rounded" | "none"
+    scene_frame: SceneFrame = "rounded"  # "rounded" | "none"
     sticker_side: int = 512
 
     @classmethod
@@ -214,7 +223,7 @@ class GenerationSettings:
                                                  or len(self.negative_prompt) > 1000):
             raise ValueError("generation.negative_prompt must be text of at most 1000 characters")
         _within("generation.outline_fraction", self.outline_fraction, 0.0, 0.1, float)
-        _one_of("generation.scene_frame", self.scene_frame, ("rounded", "none"))
+        _one_of("generation.scene_frame", self.scene_frame, get_args(SceneFrame))
         _within("generation.sticker_side", self.sticker_side, 64, 1024, int)
         return self
 
