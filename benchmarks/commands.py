@@ -12,6 +12,7 @@ BENCHMARKS = {
     "quality": ("benchmarks.bench_quality", "StickerWorld quality: identity, attributes, leakage, rigidity"),
     "telegram": ("benchmarks.bench_telegram", "commands/s and latency of the Telegram adapter vs a fake Bot API"),
     "reliability": ("benchmarks.bench_reliability", "kills, restarts, fuzzing and a soak: nothing lost or doubled"),
+    "scale": ("benchmarks.bench_scale", "1, 2, 4, 8 GPU workers through Redis: throughput, queue wait, bot CPU"),
 }
 
 

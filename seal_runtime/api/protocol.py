@@ -36,6 +36,9 @@ class JobRequest:
     embedding: bytes | None = None  # cached learned_embeds.safetensors; skips adaptation
     # Cached LoRA weights that belong with `embedding` when adaptation.method is "lora".
     adapter_weights: bytes | None = None
+    # Which claim of the bot's job this is (1, 2, …): names the attempt in Redis, where the
+    # same attempt sent twice must run once. The runtime itself ignores it.
+    attempt: int = 0
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -56,6 +59,7 @@ class JobRequest:
             mask_png=unb64(data.get("mask_png")),
             embedding=unb64(data.get("embedding")),
             adapter_weights=unb64(data.get("adapter_weights")),
+            attempt=int(data.get("attempt") or 0),
         )
 
 
