@@ -151,7 +151,7 @@ async def measure(workers: int, redis, workdir: Path, *, seconds_per_sticker: fl
         for worker_id, url in zip(ids, stubs.urls):
             fleet.start(worker_id, url)
         bed = ScaleBed(workdir / "burst", redis.url)
-        await fleet.wait_registered(await bed.client._pool(), ids)
+        await fleet.wait_registered(await bed.client.connection(), ids)
         # -- burst ------------------------------------------------------------------------------
         users = 2 * workers
         n_jobs = workers * jobs_per_worker

@@ -12,6 +12,7 @@ the bot's CPU does not count theirs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Self
 
 from seal_runtime.api import redis_jobs
 
@@ -34,22 +36,23 @@ def worker_command(redis_url: str, runtime_url: str, worker_id: str, *, grace_s:
 
 class GpuFleet:
     def __init__(self, redis_url: str, log_dir: Path, *, env: dict[str, str] | None = None,
-                 max_tries: int | None = None) -> None:
+                 max_tries: int | None = None, job_lease_s: float | None = None) -> None:
         self.redis_url = redis_url
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "STICKERBOT_GENERAL__LOG_LEVEL": "WARNING", "STICKERBOT_GENERAL__LOG_FORMAT": "text",
                     **(env or {})}
         self.max_tries = max_tries
+        self.job_lease_s = job_lease_s
         self.processes: dict[str, subprocess.Popen] = {}
         self.kills = 0
 
     def start(self, worker_id: str, runtime_url: str, *extra: str) -> subprocess.Popen:
-        log = open(self.log_dir / f"{worker_id}.log", "ab")
-        process = subprocess.Popen(worker_command(self.redis_url, runtime_url, worker_id, max_tries=self.max_tries,
-                                                  extra=extra),
-                                   env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.log_dir / f"{worker_id}.log", "ab") as log:
+            lease = ("--job-lease", str(self.job_lease_s)) if self.job_lease_s else ()
+            process = subprocess.Popen(worker_command(self.redis_url, runtime_url, worker_id,
+                                                      max_tries=self.max_tries, extra=(*lease, *extra)),
+                                       env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         self.processes[worker_id] = process
         return process
 
@@ -91,7 +94,7 @@ class GpuFleet:
             await asyncio.sleep(0.1)
         raise TimeoutError(f"gpu-workers {sorted(wanted)} did not register within {timeout_s} s")
 
-    def __enter__(self) -> "GpuFleet":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -119,7 +122,7 @@ class StubRuntimes:
         self.process.terminate()
         self.process.wait(timeout=10)
 
-    def __enter__(self) -> "StubRuntimes":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -130,3 +133,29 @@ def _process_cpu_s(pid: int) -> float:
     """user + system CPU seconds of a live process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.asynccontextmanager
+async def running_gpu_worker(redis_url: str, runtime_url: str, *, timeout_s: float = 30.0, **options):
+    """A GpuWorker in this event loop (for tests that need no process boundary), registered."""
+    from seal_runtime.gpu_worker import GpuWorker
+
+    worker = GpuWorker(redis_url, runtime_url, **options)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    registered = asyncio.create_task(worker.registered.wait())
+    await asyncio.wait({task, registered}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        registered.cancel()
+        task.result()
+        raise RuntimeError("the gpu worker stopped before it registered")
+    if not worker.registered.is_set():
+        registered.cancel()
+        stop.set()
+        await task
+        raise TimeoutError(f"the gpu worker did not register within {timeout_s} s")
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await task

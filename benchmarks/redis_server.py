@@ -19,6 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 INSTALL_HINT = "install Debian's package: apt-get install redis-server"
 
@@ -108,7 +109,7 @@ class RedisServer:
             command += ["--user", "default", "off", "--user", name, "on", f">{password}", *rules.split()]
         return command
 
-    def start(self, timeout_s: float = 10.0) -> "RedisServer":
+    def start(self, timeout_s: float = 10.0) -> RedisServer:
         self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout_s
@@ -161,7 +162,7 @@ class RedisServer:
         time.sleep(down_s)
         self.start()
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc) -> None:

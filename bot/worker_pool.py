@@ -71,9 +71,9 @@ class JobWorkerPool:
             return self.size
         try:
             offered = await self.capacity()
-        except Exception as exc:  # the GPU side cannot be asked: keep one worker (it waits politely)
-            log.warning("GPU capacity unknown", extra={"error": str(exc)[:200]})
-            offered = 0
+        except Exception as exc:  # noqa: BLE001 - the GPU side cannot be asked (Redis restarting): wait
+            log.warning("GPU capacity unknown; keeping the job workers as they are", extra={"error": str(exc)[:200]})
+            return self.target or 1
         self.offered = offered
         return max(1, min(self.max_size, offered))
 

@@ -10,7 +10,7 @@ What survives what:
 - **This worker is SIGKILLed** (or its box loses power): the job stays in arq's queue
   (arq's "pessimistic execution" removes a job only when it ends), and its short "in
   progress" lease, renewed here every few seconds while the job runs, runs out within
-  `JOB_LEASE_S`; another worker then runs it again (a new `try`). The bot keeps waiting
+  `job_lease_s` (10 s); another worker then runs it again (a new `try`). The bot keeps waiting
   on the same stream, and its SQLite lease and delivery claim deliver the result once.
   A job that keeps killing its workers ends after `max_tries` tries.
 - **Its runtime dies or is restarted**: the job in hand ends with a retryable error (the
@@ -85,7 +85,8 @@ class FrameWriter:
 class GpuWorker:
     def __init__(self, redis_url: str, runtime_url: str, *, secret: str | None = None, ca_file: str | None = None,
                  worker_id: str | None = None, slots: int = 1, job_timeout_s: float = 1800, max_tries: int = 3,
-                 grace_s: float = 60.0, poll_delay_s: float = 0.05, redis_outage_s: float = 120.0) -> None:
+                 grace_s: float = 60.0, poll_delay_s: float = 0.05, redis_outage_s: float = 120.0,
+                 job_lease_s: float = redis_jobs.JOB_LEASE_S) -> None:
         self.redis_settings = redis_jobs.redis_settings(redis_url, ca_file)
         self.redis_label = redis_jobs.redact_url(redis_url)
         self.runtime_url = runtime_url
@@ -97,6 +98,7 @@ class GpuWorker:
         self.grace_s = grace_s
         self.poll_delay_s = poll_delay_s
         self.redis_outage_s = redis_outage_s
+        self.job_lease_s = job_lease_s
         self.started_at = time.time()
         self.jobs_done = 0
         self.model_id: str | None = None
@@ -143,13 +145,13 @@ class GpuWorker:
             lease.cancel()
 
     async def _keep_lease(self, arq_id: str) -> None:
-        """Hold arq's in-progress key for JOB_LEASE_S at a time (see the module docstring)."""
+        """Hold arq's in-progress key for `job_lease_s` at a time (see the module docstring)."""
         assert self.redis is not None
         key = in_progress_key_prefix + arq_id
         while True:
             with contextlib.suppress(*REDIS_ERRORS):
-                await self.redis.pexpire(key, int(redis_jobs.JOB_LEASE_S * 1000))
-            await asyncio.sleep(redis_jobs.JOB_LEASE_S / 4)
+                await self.redis.pexpire(key, int(self.job_lease_s * 1000))
+            await asyncio.sleep(self.job_lease_s / 4)
 
     # -- the process --------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> int:

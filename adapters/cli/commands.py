@@ -52,7 +52,8 @@ def cmd_gpu_worker(args) -> int:
                            secret=settings.runtime.shared_secret,
                            ca_file=args.redis_ca_file or settings.general.redis_ca_file, worker_id=args.id,
                            slots=args.slots, job_timeout_s=settings.limits.job_timeout_s,
-                           max_tries=args.max_tries or settings.limits.job_attempts, grace_s=args.grace)
+                           max_tries=args.max_tries or settings.limits.job_attempts, grace_s=args.grace,
+                           job_lease_s=args.job_lease)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -335,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a job that stops this many workers ends failed (default: limits.job_attempts)")
     p.add_argument("--grace", type=float, default=60.0,
                    help="seconds the jobs in hand may take to finish on SIGTERM before they go to another worker")
+    p.add_argument("--job-lease", type=float, default=10.0,
+                   help="seconds after which the job of a worker that died goes to another one (default 10)")
     p.set_defaults(func=cmd_gpu_worker)
 
     p = sub.add_parser("config", help="print the effective settings (secrets redacted)")

@@ -35,7 +35,12 @@ from arq.jobs import Job, JobStatus
 from redis.exceptions import RedisError
 
 from seal_runtime.api import redis_jobs
-from seal_runtime.api.protocol import JobRequest, JobResult, ProgressEvent, RuntimeJobError
+from seal_runtime.api.protocol import (
+    JobRequest,
+    JobResult,
+    ProgressEvent,
+    RuntimeJobError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +63,7 @@ class RedisRuntimeClient:
         self.pickup_s: deque[float] = deque(maxlen=1000)  # enqueue -> a GPU worker started it (latest jobs)
         self.counters: Counter = Counter()
 
-    async def _pool(self) -> ArqRedis:
+    async def connection(self) -> ArqRedis:
         async with self._connecting:
             if self._redis is None:
                 try:
@@ -77,18 +82,15 @@ class RedisRuntimeClient:
 
     # -- the GPU side, as seen from here ----------------------------------------------------
     async def workers(self) -> list[redis_jobs.WorkerInfo]:
-        redis = await self._pool()
+        redis = await self.connection()
         try:
             return await redis_jobs.live_workers(redis)
         except REDIS_ERRORS as exc:
             raise RuntimeJobError(f"Redis at {self.base_url} is not reachable: {_why(exc)}") from exc
 
     async def capacity(self) -> int:
-        """How many jobs the live GPU workers take at once (0 when none, or Redis is down)."""
-        try:
-            return sum(w.slots for w in await self.workers())
-        except RuntimeJobError:
-            return 0
+        """How many jobs the live GPU workers take at once; RuntimeJobError while Redis is down."""
+        return sum(w.slots for w in await self.workers())
 
     async def health(self) -> dict:
         """Like the runtime's /healthz, for the whole GPU side. Raises RuntimeJobError while
@@ -105,7 +107,7 @@ class RedisRuntimeClient:
 
     # -- one job --------------------------------------------------------------------------------
     async def run_job(self, request: JobRequest, on_progress: OnProgress | None = None) -> JobResult:
-        redis = await self._pool()
+        redis = await self.connection()
         job = await self._enqueue(redis, request)
         enqueued = time.monotonic()
         try:

@@ -67,7 +67,7 @@ def frames_key(arq_id: str) -> str:
 
 
 # -- connection ----------------------------------------------------------------------------------
-def redis_settings(url: str, ca_file: str | None = None) -> "RedisSettings":
+def redis_settings(url: str, ca_file: str | None = None) -> RedisSettings:
     """arq's connection settings from `redis://[user:password@]host:port/db` or `rediss://`
     (TLS; `ca_file` verifies a private CA, and the host name is checked against the
     certificate). Raises ValueError with a message an operator can act on."""
@@ -125,7 +125,7 @@ class Entry:
         return {"kind": self.kind.encode(), "try": str(self.attempt_try).encode(), "data": self.data}
 
     @classmethod
-    def from_fields(cls, fields: dict) -> "Entry":
+    def from_fields(cls, fields: dict) -> Entry:
         def get(name: str) -> bytes:
             value = fields.get(name.encode(), fields.get(name))
             if value is None:
@@ -184,7 +184,7 @@ class WorkerInfo:
         return json.dumps(asdict(self)).encode()
 
     @classmethod
-    def from_json(cls, raw: bytes) -> "WorkerInfo":
+    def from_json(cls, raw: bytes) -> WorkerInfo:
         data = json.loads(raw)
         return cls(worker_id=str(data["worker_id"]), model_id=str(data["model_id"]), slots=int(data.get("slots", 1)),
                    runtime=str(data.get("runtime", "")), started_at=float(data.get("started_at", 0.0)),

@@ -1,0 +1,221 @@
+"""Scale-out through Redis, against a real redis-server and real `stickerbot gpu-worker`
+processes beside stub runtimes: kills, a Redis crash, fairness, a worker joining, aborts."""
+
+import asyncio
+import contextlib
+import time
+
+import pytest
+from aiohttp import web
+
+from benchmarks.bench_scale import ScaleBed
+from benchmarks.fakes.stub_runtime import StubRuntime, running_stub_runtime
+from benchmarks.gpu_fleet import GpuFleet, running_gpu_worker
+from seal_runtime.api import redis_jobs
+from storage import jobs
+
+
+class TrackingStub(StubRuntime):
+    """A stub runtime that knows how many jobs it is running now, and how many were cut off
+    (the connection closed under it: a killed worker, an aborted job)."""
+
+    def __init__(self, **knobs) -> None:
+        super().__init__(**knobs)
+        self.active = 0
+        self.cut_off = 0
+
+    async def run_job(self, request: web.Request) -> web.StreamResponse:
+        self.active += 1
+        try:
+            return await super().run_job(request)
+        except (ConnectionResetError, ConnectionError):
+            self.cut_off += 1
+            raise
+        finally:
+            self.active -= 1
+
+
+@contextlib.asynccontextmanager
+async def stubs(count: int, **knobs):
+    async with contextlib.AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(running_stub_runtime(TrackingStub(**knobs))) for _ in range(count)]
+
+
+async def until(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def all_once(bed: ScaleBed, n: int) -> dict:
+    return {"jobs": n, "done": n, "failed": 0, "delivered_once": n, "never_delivered": 0,
+            "delivered_twice_or_more": 0}
+
+
+async def test_sigkilling_gpu_workers_mid_job_again_and_again_loses_and_doubles_nothing(tmp_path, redis_server):
+    async with stubs(3, adapt_steps=0, generate_steps=8, step_delay_s=0.1) as runtimes:
+        with GpuFleet(redis_server.url, tmp_path / "logs", job_lease_s=2.0, max_tries=10) as fleet:
+            ids = [f"gpu{i}" for i in range(3)]
+            for worker_id, stub in zip(ids, runtimes):
+                fleet.start(worker_id, stub.url)
+            bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=8)
+            try:
+                await fleet.wait_registered(await bed.client.connection(), ids)
+                for k in range(15):
+                    bed.ask(k % 5)
+                bed.start()
+                for _ in range(4):
+                    await until(lambda: any(s.active for s in runtimes), 30, "a worker mid-job")
+                    victim = next(i for i, s in enumerate(runtimes) if s.active)
+                    fleet.kill(ids[victim])
+                    fleet.start(ids[victim], runtimes[victim].url)  # the box restarts it
+                    await asyncio.sleep(0.3)
+                assert await bed.wait_all_told(180), bed.outcome()
+                assert bed.outcome() == all_once(bed, 15)
+                # Each killed job was picked up again by arq (a new try), not re-queued by the bot.
+                assert bed.client.counters["redone"] >= 4
+                assert bed.client.counters["enqueued"] == 15
+                assert sum(s.cut_off for s in runtimes) >= 4
+            finally:
+                await bed.stop()
+
+
+async def test_a_redis_crash_while_jobs_wait_in_its_queue_loses_nothing(tmp_path, redis_server):
+    async with stubs(2, adapt_steps=0, generate_steps=5, step_delay_s=0.1) as runtimes:
+        with GpuFleet(redis_server.url, tmp_path / "logs") as fleet:
+            for i, stub in enumerate(runtimes):
+                fleet.start(f"gpu{i}", stub.url)
+            # Six job workers for two GPU slots: four attempts wait in arq's queue.
+            bed = ScaleBed(tmp_path / "bot", redis_server.url, gpu_jobs=6, generate_steps=5)
+            try:
+                redis = await bed.client.connection()
+                await fleet.wait_registered(redis, ["gpu0", "gpu1"])
+                for k in range(12):
+                    bed.ask(k)
+                bed.start()
+                queued = 0
+                deadline = time.monotonic() + 30
+                while queued < 3 and time.monotonic() < deadline:
+                    queued = await redis.zcard(redis_jobs.QUEUE_NAME) - sum(s.active for s in runtimes)
+                    await asyncio.sleep(0.02)
+                assert queued >= 3
+                await asyncio.to_thread(redis_server.restart, kill=True, down_s=1.0)  # a crash, AOF on
+                assert await bed.wait_all_told(120), bed.outcome()
+                assert bed.outcome() == all_once(bed, 12)
+                # Nothing had to be queued again: the AOF kept every attempt that waited in Redis.
+                assert bed.client.counters["enqueued"] == 12
+            finally:
+                await bed.stop()
+
+
+async def test_light_users_first_stickers_do_not_wait_behind_a_heavy_users_backlog(tmp_path, redis_server):
+    async with stubs(3, adapt_steps=0, generate_steps=5, step_delay_s=0.1) as runtimes:
+        with GpuFleet(redis_server.url, tmp_path / "logs") as fleet:
+            for i, stub in enumerate(runtimes):
+                fleet.start(f"gpu{i}", stub.url)
+            bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=5)
+            try:
+                await fleet.wait_registered(await bed.client.connection(), ["gpu0", "gpu1", "gpu2"])
+                heavy = [bed.ask(0, f"happy waving {k}") for k in range(20)]
+                light = [bed.ask(1 + k) for k in range(8)]
+                bed.start()
+                assert await bed.wait_all_told(120), bed.outcome()
+                assert bed.outcome() == all_once(bed, 28)
+                claimed = {job_id: jobs.get_job(bed.db, job_id).claimed_at for job_id in heavy + light}
+                last_light = max(claimed[j] for j in light)
+                # Every light user went before the heavy user's second sticker.
+                assert sum(1 for j in heavy if claimed[j] < last_light) <= 1
+                created = {job_id: jobs.get_job(bed.db, job_id).created_at for job_id in light}
+                waits = [bed.sink.delivered_at[j] - created[j] for j in light]
+                heavy_backlog_s = 20 * 0.5
+                assert max(waits) < heavy_backlog_s / 3, waits
+            finally:
+                await bed.stop()
+
+
+async def test_a_gpu_worker_that_joins_mid_run_takes_work(tmp_path, redis_server):
+    async with stubs(2, adapt_steps=0, generate_steps=5, step_delay_s=0.1) as runtimes:
+        with GpuFleet(redis_server.url, tmp_path / "logs") as fleet:
+            fleet.start("gpu0", runtimes[0].url)
+            bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=5, check_interval_s=0.2)
+            try:
+                redis = await bed.client.connection()
+                await fleet.wait_registered(redis, ["gpu0"])
+                for k in range(24):
+                    bed.ask(k % 6)
+                bed.start()
+                await until(lambda: len(bed.sink.deliveries) >= 2, 30, "two stickers from one worker")
+                assert len(bed.pool.slots) == 1 and runtimes[1].jobs == []
+                fleet.start("gpu1", runtimes[1].url)
+                await fleet.wait_registered(redis, ["gpu1"])
+                await until(lambda: len(bed.pool.slots) == 2, 10, "a second job worker")
+                assert await bed.wait_all_told(60), bed.outcome()
+                assert bed.outcome() == all_once(bed, 24)
+                assert len(runtimes[1].jobs) >= 3
+            finally:
+                await bed.stop()
+
+
+async def test_shutting_the_bot_down_mid_job_aborts_the_gpu_work_and_requeues_the_job_uncounted(
+        tmp_path, redis_server):
+    async with stubs(1, adapt_steps=0, generate_steps=100, step_delay_s=0.1) as (stub,):
+        async with running_gpu_worker(redis_server.url, stub.url, poll_delay_s=0.02):
+            bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=100)
+            job_id = bed.ask(0)
+            bed.start()
+            await until(lambda: stub.active == 1, 20, "the job on the GPU")
+            bed._task.cancel()  # what `stickerbot run` does when the grace is over
+            with contextlib.suppress(asyncio.CancelledError):
+                await bed._task
+            await until(lambda: stub.cut_off == 1, 5, "the runtime's work cut off")
+            job = jobs.get_job(bed.db, job_id)
+            assert job.state == "queued" and job.attempts == 0
+            redis = await bed.client.connection()
+            assert await redis.zcard(redis_jobs.QUEUE_NAME) == 0
+            await bed.client.close()
+            bed.db.close()
+
+
+async def test_a_job_over_the_gpu_workers_timeout_ends_failed_and_its_user_is_told_once(tmp_path, redis_server):
+    async with stubs(1, adapt_steps=0, generate_steps=100, step_delay_s=0.1) as (stub,):
+        async with running_gpu_worker(redis_server.url, stub.url, job_timeout_s=1.0, poll_delay_s=0.02):
+            bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=100, job_attempts=1)
+            try:
+                job_id = bed.ask(0)
+                bed.start()
+                assert await bed.wait_all_told(20)
+                job = jobs.get_job(bed.db, job_id)
+                assert job.state == "failed" and "timed out after 1 s on GPU worker" in job.error
+                assert bed.sink.times_told(job_id) == 1
+                assert stub.cut_off == 1
+            finally:
+                await bed.stop()
+
+
+async def test_enqueueing_the_same_attempt_twice_runs_it_once(tmp_path, redis_server):
+    from seal_runtime.api.protocol import JobRequest
+    from seal_runtime.api.redis_client import RedisRuntimeClient
+
+    client = RedisRuntimeClient(redis_server.url)
+    request = JobRequest("job-1", b"png", ("a cat",), (1,), {}, {}, attempt=2)
+    try:
+        redis = await client.connection()
+        first = await client._enqueue(redis, request)
+        again = await client._enqueue(redis, request)  # the first reply was lost on the way back
+        assert first.job_id == again.job_id == "job-1:2"
+        assert await redis.zcard(redis_jobs.QUEUE_NAME) == 1
+        assert client.counters == {"enqueued": 1, "reattached": 1}
+        # The next attempt is another arq job.
+        third = await client._enqueue(redis, JobRequest("job-1", b"png", ("a cat",), (1,), {}, {}, attempt=3))
+        assert third.job_id == "job-1:3"
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("run_entry", [redis_jobs.started_entry(2, "gpu7")])
+def test_a_frames_entry_reads_back_as_written(run_entry):
+    assert redis_jobs.Entry.from_fields(run_entry.fields()) == run_entry
+    with pytest.raises(ValueError):
+        redis_jobs.Entry.from_fields({b"kind": b"pickle", b"try": b"1", b"data": b""})
