@@ -219,3 +219,40 @@ def test_a_frames_entry_reads_back_as_written(run_entry):
     assert redis_jobs.Entry.from_fields(run_entry.fields()) == run_entry
     with pytest.raises(ValueError):
         redis_jobs.Entry.from_fields({b"kind": b"pickle", b"try": b"1", b"data": b""})
+
+
+@pytest.mark.slow
+async def test_the_builtin_model_on_two_real_runtimes_end_to_end(tmp_path, redis_server):
+    import io
+
+    from PIL import Image
+
+    from storage import embeddings, stickers
+    from tests.runtime_helpers import running_runtime
+
+    async with running_runtime() as (first, _, _), running_runtime() as (second, _, _):
+        with GpuFleet(redis_server.url, tmp_path / "logs") as fleet:
+            fleet.start("gpu0", first.base_url)
+            fleet.start("gpu1", second.base_url)
+            bed = ScaleBed(tmp_path / "bot", redis_server.url, adapt_steps=3, generate_steps=3)
+            try:
+                await fleet.wait_registered(await bed.client.connection(), ["gpu0", "gpu1"], timeout_s=120)
+                asked = [bed.ask(0), bed.ask(1), bed.ask(0, "sad sitting night sky")]
+                bed.start()
+                assert await bed.wait_all_told(600), bed.outcome()
+                assert bed.outcome() == all_once(bed, 3)
+                done = [(await first.health())["jobs_done"], (await second.health())["jobs_done"]]
+                assert sum(done) == 3 and min(done) >= 1, done  # both runtimes took work
+                model_id = (await first.health())["model_id"]
+                assert (await bed.client.health())["model_id"] == model_id
+                for job_id in asked:
+                    job = jobs.get_job(bed.db, job_id)
+                    (sticker,) = stickers.stickers_for_job(bed.db, job.user_id, job_id)
+                    assert Image.open(io.BytesIO(sticker.image)).mode == "RGBA"
+                    settings_hash = bed.settings.adaptation.settings_hash(model_id)
+                    assert embeddings.get_embedding(bed.db, job.request["reference_sha256"], model_id,
+                                                    settings_hash) is not None
+                # The second sticker of user 0 used the concept learned by the first, wherever it ran.
+                assert jobs.get_job(bed.db, asked[2]).result["adapted"] is False
+            finally:
+                await bed.stop()
