@@ -256,3 +256,44 @@ async def test_the_builtin_model_on_two_real_runtimes_end_to_end(tmp_path, redis
                 assert jobs.get_job(bed.db, asked[2]).result["adapted"] is False
             finally:
                 await bed.stop()
+
+
+async def test_stickerbot_run_scaled_out_starts_no_runtime_and_runs_a_job_worker_per_gpu_slot(tmp_path, redis_server):
+    import aiohttp
+
+    from adapters.cli.runtime_child import free_port
+    from adapters.cli.supervisor import Supervisor
+    from benchmarks.bench_reliability import FileAdapter, read_deliveries
+
+    bed = ScaleBed(tmp_path / "bot", redis_server.url)  # its settings and users; its pool stays unused
+    asked = [bed.ask(k) for k in range(4)]
+
+    def no_runtime_here():
+        raise AssertionError("scaled out, `stickerbot run` must not start a runtime")
+
+    health_port = free_port()
+    deliveries = tmp_path / "deliveries.jsonl"
+    supervisor = Supervisor(bed.settings, adapters=[FileAdapter(deliveries)], runtime_spawn=no_runtime_here,
+                            health_port=health_port, idle_sleep=0.02)
+    async with stubs(2, adapt_steps=0, generate_steps=3, step_delay_s=0.1) as runtimes, \
+            running_gpu_worker(redis_server.url, runtimes[0].url, worker_id="a"), \
+            running_gpu_worker(redis_server.url, runtimes[1].url, worker_id="b"):
+        stop = asyncio.Event()
+        task = asyncio.create_task(supervisor.run(stop))
+        try:
+            await asyncio.wait_for(supervisor.started.wait(), 20)
+            await until(lambda: all(read_deliveries(deliveries)[j] == 1 for j in asked), 30, "four stickers")
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{health_port}/healthz") as resp:
+                    body = await resp.json()
+            assert resp.status == 200 and body["status"] == "ok"
+            assert body["runtime"]["gpu_slots"] == 2 and body["runtime"]["job_workers"] == 2
+            assert body["worker"]["done"] == 4
+            assert {w.worker_id for w in supervisor.pool.workers} == {"stickerbot-run", "stickerbot-run-1"}
+            assert runtimes[0].jobs and runtimes[1].jobs
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(task, 30) == 0
+    assert read_deliveries(deliveries) == {job_id: 1 for job_id in asked}
+    await bed.client.close()
+    bed.db.close()

@@ -72,3 +72,13 @@ def test_passwords_never_show_in_what_is_printed():
     with pytest.raises(ValueError, match="redis:// or rediss://") as caught:
         redis_settings("http://bot:s3cret@redis.example")
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("ci,outcome", [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_without_redis_server_the_redis_tests_fail_in_ci_and_skip_elsewhere(tmp_path, monkeypatch, ci, outcome):
+    from tests.conftest import _start_redis
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server on it
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="apt-get install redis-server"):
+        _start_redis(tmp_path / "redis")
