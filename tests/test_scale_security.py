@@ -1,6 +1,8 @@
 """Redis for scale-out, secured: a password, an ACL user limited to the bot's keys, TLS
 (`rediss://`) with a private CA; and clear errors when the credentials are wrong."""
 
+from pathlib import Path
+
 import pytest
 import redis.asyncio
 import redis.exceptions
@@ -13,9 +15,17 @@ from seal_runtime.api.protocol import RuntimeJobError
 from seal_runtime.api.redis_client import RedisRuntimeClient
 from seal_runtime.api.redis_jobs import redact_url, redis_settings
 
-# The ACL the README recommends: only the bot's and arq's keys, no admin commands.
-ACL_RULES = "resetkeys ~stickerbot:* ~arq:* resetchannels -@all +@read +@write +@keyspace +@stream +@transaction " \
-            "+@connection +info -flushall -flushdb -keys"
+
+
+def deployed_acl_rules() -> str:
+    """The rules of the ACL user `stickerbot` in deploy/docker-compose.scale.yml: what runs
+    in production is what these tests check is enough (and really limited)."""
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).parents[1] / "deploy" / "docker-compose.scale.yml").read_text())
+    command = compose["services"]["redis"]["command"]
+    start = command.index("stickerbot") + 3  # "stickerbot", "on", ">password", then the rules
+    return " ".join(command[start:])
 
 
 async def one_sticker(tmp_path, url: str, ca_file: str | None = None) -> dict:
@@ -42,7 +52,9 @@ async def test_a_password_protected_redis_carries_a_job_and_a_wrong_password_is_
 
 
 async def test_an_acl_user_limited_to_the_bots_keys_is_enough(tmp_path, start_redis):
-    server = start_redis(acl_user=("stickerbot", "acl-pw-123", ACL_RULES))
+    rules = deployed_acl_rules()
+    assert "~stickerbot:*" in rules and "-@all" in rules
+    server = start_redis(acl_user=("stickerbot", "acl-pw-123", rules))
     result = await one_sticker(tmp_path, server.url)
     assert result["outcome"]["done"] == 1 and result["told"] == 1
     client = redis.asyncio.from_url(server.url)
