@@ -11,6 +11,9 @@ What runs in this process:
 - The adapters named in `general.adapters` (telegram, discord) take commands; they do not
   run their own workers. One `JobWorker` runs the queue for all of them and delivers
   through a sink that routes each job to its platform's adapter.
+- Scaled out (`general.queue = "redis"`) no runtime child is started (the runtimes run
+  beside `stickerbot gpu-worker` processes, on any box), and a `JobWorkerPool` runs one
+  JobWorker per free GPU slot, ids `<worker id>`, `<worker id>-1`, … (bot/worker_pool.py).
 - The APScheduler housekeeping of `bot.retention` (quota reset, retention, timeout sweep).
 - `GET /healthz` on 127.0.0.1:`general.health_port` for container health checks: 200 while
   the worker runs ("degraded" while the runtime is down), 503 when the worker died.
