@@ -19,7 +19,6 @@ For each worker count N, two phases:
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -200,6 +199,7 @@ async def _flush(url: str) -> None:
 def run(args) -> int:
     import logging
 
+    from benchmarks.commands import report
     from benchmarks.redis_server import RedisServer, RedisUnavailable
 
     quick = bool(getattr(args, "quick", False))
@@ -229,9 +229,5 @@ def run(args) -> int:
         result["efficiency"] = round(result["burst"]["stickers_per_s"] / (result["workers"] * single), 3)
     figures["ok"] = all(r["all_delivered_once"] for r in figures["runs"]) and \
         all(r["efficiency"] >= 0.9 for r in figures["runs"])
-    text = json.dumps(figures, indent=2)
-    print(text)
-    if args.json_path:
-        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_path).write_text(text + "\n")
+    report(figures, args.json_path)
     return 0 if figures["ok"] else 1

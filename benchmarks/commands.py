@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+from pathlib import Path
 
 BENCHMARKS = {
     "perf": ("benchmarks.bench_perf", "end-to-end timings on the builtin model; bot-layer overhead"),
@@ -25,6 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="quality: processes scoring configurations side by side (default: 2, 1 with --quick)")
     parser.add_argument("--dino", help="quality: also score DINO similarity with the DINO model in this folder")
+
+
+def report(figures: dict, json_path: str | None) -> None:
+    """Print a benchmark's figures, and write them to `json_path` when given."""
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(text + "\n")
 
 
 def run(args) -> int:

@@ -54,144 +54,131 @@ def all_once(bed: ScaleBed, n: int) -> dict:
             "delivered_twice_or_more": 0}
 
 
-async def test_sigkilling_gpu_workers_mid_job_again_and_again_loses_and_doubles_nothing(tmp_path, redis_server):
-    async with stubs(3, adapt_steps=0, generate_steps=8, step_delay_s=0.1) as runtimes:
-        with GpuFleet(redis_server.url, tmp_path / "logs", job_lease_s=2.0, max_tries=10) as fleet:
-            ids = [f"gpu{i}" for i in range(3)]
-            for worker_id, stub in zip(ids, runtimes):
+@contextlib.asynccontextmanager
+async def scaled_bot(tmp_path, redis_server, workers: int, *, started: int | None = None, seconds_per_job=0.5,
+                     job_lease_s: float | None = None, max_tries: int | None = None, **bed_options):
+    """`workers` stub runtimes (`seconds_per_job` each) and a GpuFleet with the first `started`
+    of them running (all by default), registered, and a ScaleBed: (runtimes, fleet, ids, bed)."""
+    steps = 5
+    async with stubs(workers, adapt_steps=0, generate_steps=steps, step_delay_s=seconds_per_job / steps) as runtimes:
+        with GpuFleet(redis_server.url, tmp_path / "logs", job_lease_s=job_lease_s, max_tries=max_tries) as fleet:
+            ids = [f"gpu{i}" for i in range(workers)]
+            for worker_id, stub in list(zip(ids, runtimes))[:started or workers]:
                 fleet.start(worker_id, stub.url)
-            bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=8)
+            bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=steps, **bed_options)
             try:
-                await fleet.wait_registered(await bed.client.connection(), ids)
-                for k in range(15):
-                    bed.ask(k % 5)
-                bed.start()
-                for _ in range(4):
-                    await until(lambda: any(s.active for s in runtimes), 30, "a worker mid-job")
-                    victim = next(i for i, s in enumerate(runtimes) if s.active)
-                    fleet.kill(ids[victim])
-                    fleet.start(ids[victim], runtimes[victim].url)  # the box restarts it
-                    await asyncio.sleep(0.3)
-                assert await bed.wait_all_told(180), bed.outcome()
-                assert bed.outcome() == all_once(bed, 15)
-                # Each killed job was picked up again by arq (a new try), not re-queued by the bot.
-                assert bed.client.counters["redone"] >= 4
-                assert bed.client.counters["enqueued"] == 15
-                assert sum(s.cut_off for s in runtimes) >= 4
+                await fleet.wait_registered(await bed.client.connection(), ids[:started or workers])
+                yield runtimes, fleet, ids, bed
             finally:
                 await bed.stop()
+
+
+async def test_sigkilling_gpu_workers_mid_job_again_and_again_loses_and_doubles_nothing(tmp_path, redis_server):
+    async with scaled_bot(tmp_path, redis_server, 3, seconds_per_job=0.8, job_lease_s=2.0, max_tries=10) as (
+            runtimes, fleet, ids, bed):
+        for k in range(15):
+            bed.ask(k % 5)
+        bed.start()
+        for _ in range(4):
+            await until(lambda: any(s.active for s in runtimes), 30, "a worker mid-job")
+            victim = next(i for i, s in enumerate(runtimes) if s.active)
+            fleet.kill(ids[victim])
+            fleet.start(ids[victim], runtimes[victim].url)  # the box restarts it
+            await asyncio.sleep(0.3)
+        assert await bed.wait_all_told(180), bed.outcome()
+        assert bed.outcome() == all_once(bed, 15)
+        # Each killed job was picked up again by arq (a new try), not re-queued by the bot.
+        assert bed.client.counters["redone"] >= 4
+        assert bed.client.counters["enqueued"] == 15
+        assert sum(s.cut_off for s in runtimes) >= 4
 
 
 async def test_a_redis_crash_while_jobs_wait_in_its_queue_loses_nothing(tmp_path, redis_server):
-    async with stubs(2, adapt_steps=0, generate_steps=5, step_delay_s=0.1) as runtimes:
-        with GpuFleet(redis_server.url, tmp_path / "logs") as fleet:
-            for i, stub in enumerate(runtimes):
-                fleet.start(f"gpu{i}", stub.url)
-            # Six job workers for two GPU slots: four attempts wait in arq's queue.
-            bed = ScaleBed(tmp_path / "bot", redis_server.url, gpu_jobs=6, generate_steps=5)
-            try:
-                redis = await bed.client.connection()
-                await fleet.wait_registered(redis, ["gpu0", "gpu1"])
-                for k in range(12):
-                    bed.ask(k)
-                bed.start()
-                queued = 0
-                deadline = time.monotonic() + 30
-                while queued < 3 and time.monotonic() < deadline:
-                    queued = await redis.zcard(redis_jobs.QUEUE_NAME) - sum(s.active for s in runtimes)
-                    await asyncio.sleep(0.02)
-                assert queued >= 3
-                await asyncio.to_thread(redis_server.restart, kill=True, down_s=1.0)  # a crash, AOF on
-                assert await bed.wait_all_told(120), bed.outcome()
-                assert bed.outcome() == all_once(bed, 12)
-                # Nothing had to be queued again: the AOF kept every attempt that waited in Redis.
-                assert bed.client.counters["enqueued"] == 12
-            finally:
-                await bed.stop()
+    # Six job workers for two GPU slots: four attempts wait in arq's queue.
+    async with scaled_bot(tmp_path, redis_server, 2, gpu_jobs=6) as (runtimes, _, _, bed):
+        redis = await bed.client.connection()
+        for k in range(12):
+            bed.ask(k)
+        bed.start()
+        queued = 0
+        deadline = time.monotonic() + 30
+        while queued < 3 and time.monotonic() < deadline:
+            queued = await redis.zcard(redis_jobs.QUEUE_NAME) - sum(s.active for s in runtimes)
+            await asyncio.sleep(0.02)
+        assert queued >= 3
+        await asyncio.to_thread(redis_server.restart, kill=True, down_s=1.0)  # a crash, AOF on
+        assert await bed.wait_all_told(120), bed.outcome()
+        assert bed.outcome() == all_once(bed, 12)
+        # Nothing had to be queued again: the AOF kept every attempt that waited in Redis.
+        assert bed.client.counters["enqueued"] == 12
 
 
 async def test_light_users_first_stickers_do_not_wait_behind_a_heavy_users_backlog(tmp_path, redis_server):
-    async with stubs(3, adapt_steps=0, generate_steps=5, step_delay_s=0.1) as runtimes:
-        with GpuFleet(redis_server.url, tmp_path / "logs") as fleet:
-            for i, stub in enumerate(runtimes):
-                fleet.start(f"gpu{i}", stub.url)
-            bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=5)
-            try:
-                await fleet.wait_registered(await bed.client.connection(), ["gpu0", "gpu1", "gpu2"])
-                heavy = [bed.ask(0, f"happy waving {k}") for k in range(20)]
-                light = [bed.ask(1 + k) for k in range(8)]
-                bed.start()
-                assert await bed.wait_all_told(120), bed.outcome()
-                assert bed.outcome() == all_once(bed, 28)
-                claimed = {job_id: jobs.get_job(bed.db, job_id).claimed_at for job_id in heavy + light}
-                last_light = max(claimed[j] for j in light)
-                # Every light user went before the heavy user's second sticker.
-                assert sum(1 for j in heavy if claimed[j] < last_light) <= 1
-                created = {job_id: jobs.get_job(bed.db, job_id).created_at for job_id in light}
-                waits = [bed.sink.delivered_at[j] - created[j] for j in light]
-                heavy_backlog_s = 20 * 0.5
-                assert max(waits) < heavy_backlog_s / 3, waits
-            finally:
-                await bed.stop()
+    async with scaled_bot(tmp_path, redis_server, 3) as (_, _, _, bed):
+        heavy = [bed.ask(0, f"happy waving {k}") for k in range(20)]
+        light = [bed.ask(1 + k) for k in range(8)]
+        bed.start()
+        assert await bed.wait_all_told(120), bed.outcome()
+        assert bed.outcome() == all_once(bed, 28)
+        claimed = {job_id: jobs.get_job(bed.db, job_id).claimed_at for job_id in heavy + light}
+        last_light = max(claimed[j] for j in light)
+        # Every light user went before the heavy user's second sticker.
+        assert sum(1 for j in heavy if claimed[j] < last_light) <= 1
+        created = {job_id: jobs.get_job(bed.db, job_id).created_at for job_id in light}
+        waits = [bed.sink.delivered_at[j] - created[j] for j in light]
+        heavy_backlog_s = 20 * 0.5
+        assert max(waits) < heavy_backlog_s / 3, waits
 
 
 async def test_a_gpu_worker_that_joins_mid_run_takes_work(tmp_path, redis_server):
-    async with stubs(2, adapt_steps=0, generate_steps=5, step_delay_s=0.1) as runtimes:
-        with GpuFleet(redis_server.url, tmp_path / "logs") as fleet:
-            fleet.start("gpu0", runtimes[0].url)
-            bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=5, check_interval_s=0.2)
-            try:
-                redis = await bed.client.connection()
-                await fleet.wait_registered(redis, ["gpu0"])
-                for k in range(24):
-                    bed.ask(k % 6)
-                bed.start()
-                await until(lambda: len(bed.sink.deliveries) >= 2, 30, "two stickers from one worker")
-                assert len(bed.pool.slots) == 1 and runtimes[1].jobs == []
-                fleet.start("gpu1", runtimes[1].url)
-                await fleet.wait_registered(redis, ["gpu1"])
-                await until(lambda: len(bed.pool.slots) == 2, 10, "a second job worker")
-                assert await bed.wait_all_told(60), bed.outcome()
-                assert bed.outcome() == all_once(bed, 24)
-                assert len(runtimes[1].jobs) >= 3
-            finally:
-                await bed.stop()
+    async with scaled_bot(tmp_path, redis_server, 2, started=1, check_interval_s=0.2) as (runtimes, fleet, _, bed):
+        for k in range(24):
+            bed.ask(k % 6)
+        bed.start()
+        await until(lambda: len(bed.sink.deliveries) >= 2, 30, "two stickers from one worker")
+        assert len(bed.pool.slots) == 1 and runtimes[1].jobs == []
+        fleet.start("gpu1", runtimes[1].url)
+        await fleet.wait_registered(await bed.client.connection(), ["gpu1"])
+        await until(lambda: len(bed.pool.slots) == 2, 10, "a second job worker")
+        assert await bed.wait_all_told(60), bed.outcome()
+        assert bed.outcome() == all_once(bed, 24)
+        assert len(runtimes[1].jobs) >= 3
 
 
 async def test_shutting_the_bot_down_mid_job_aborts_the_gpu_work_and_requeues_the_job_uncounted(
         tmp_path, redis_server):
-    async with stubs(1, adapt_steps=0, generate_steps=100, step_delay_s=0.1) as (stub,):
-        async with running_gpu_worker(redis_server.url, stub.url, poll_delay_s=0.02):
-            bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=100)
-            job_id = bed.ask(0)
-            bed.start()
-            await until(lambda: stub.active == 1, 20, "the job on the GPU")
-            bed._task.cancel()  # what `stickerbot run` does when the grace is over
-            with contextlib.suppress(asyncio.CancelledError):
-                await bed._task
-            await until(lambda: stub.cut_off == 1, 5, "the runtime's work cut off")
-            job = jobs.get_job(bed.db, job_id)
-            assert job.state == "queued" and job.attempts == 0
-            redis = await bed.client.connection()
-            assert await redis.zcard(redis_jobs.QUEUE_NAME) == 0
-            await bed.client.close()
-            bed.db.close()
+    async with stubs(1, adapt_steps=0, generate_steps=100, step_delay_s=0.1) as (stub,), \
+            running_gpu_worker(redis_server.url, stub.url, poll_delay_s=0.02):
+        bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=100)
+        job_id = bed.ask(0)
+        bed.start()
+        await until(lambda: stub.active == 1, 20, "the job on the GPU")
+        bed._task.cancel()  # what `stickerbot run` does when the grace is over
+        with contextlib.suppress(asyncio.CancelledError):
+            await bed._task
+        await until(lambda: stub.cut_off == 1, 5, "the runtime's work cut off")
+        job = jobs.get_job(bed.db, job_id)
+        assert job.state == "queued" and job.attempts == 0
+        redis = await bed.client.connection()
+        assert await redis.zcard(redis_jobs.QUEUE_NAME) == 0
+        await bed.client.close()
+        bed.db.close()
 
 
 async def test_a_job_over_the_gpu_workers_timeout_ends_failed_and_its_user_is_told_once(tmp_path, redis_server):
-    async with stubs(1, adapt_steps=0, generate_steps=100, step_delay_s=0.1) as (stub,):
-        async with running_gpu_worker(redis_server.url, stub.url, job_timeout_s=1.0, poll_delay_s=0.02):
-            bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=100, job_attempts=1)
-            try:
-                job_id = bed.ask(0)
-                bed.start()
-                assert await bed.wait_all_told(20)
-                job = jobs.get_job(bed.db, job_id)
-                assert job.state == "failed" and "timed out after 1 s on GPU worker" in job.error
-                assert bed.sink.times_told(job_id) == 1
-                assert stub.cut_off == 1
-            finally:
-                await bed.stop()
+    async with stubs(1, adapt_steps=0, generate_steps=100, step_delay_s=0.1) as (stub,), \
+            running_gpu_worker(redis_server.url, stub.url, job_timeout_s=1.0, poll_delay_s=0.02):
+        bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=100, job_attempts=1)
+        try:
+            job_id = bed.ask(0)
+            bed.start()
+            assert await bed.wait_all_told(20)
+            job = jobs.get_job(bed.db, job_id)
+            assert job.state == "failed" and "timed out after 1 s on GPU worker" in job.error
+            assert bed.sink.times_told(job_id) == 1
+            assert stub.cut_off == 1
+        finally:
+            await bed.stop()
 
 
 async def test_enqueueing_the_same_attempt_twice_runs_it_once(tmp_path, redis_server):
@@ -283,9 +270,8 @@ async def test_stickerbot_run_scaled_out_starts_no_runtime_and_runs_a_job_worker
         try:
             await asyncio.wait_for(supervisor.started.wait(), 20)
             await until(lambda: all(read_deliveries(deliveries)[j] == 1 for j in asked), 30, "four stickers")
-            async with aiohttp.ClientSession() as http:
-                async with http.get(f"http://127.0.0.1:{health_port}/healthz") as resp:
-                    body = await resp.json()
+            async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{health_port}/healthz") as resp:
+                body = await resp.json()
             assert resp.status == 200 and body["status"] == "ok"
             assert body["runtime"]["gpu_slots"] == 2 and body["runtime"]["job_workers"] == 2
             assert body["worker"]["done"] == 4

@@ -16,7 +16,6 @@ from seal_runtime.api.redis_client import RedisRuntimeClient
 from seal_runtime.api.redis_jobs import redact_url, redis_settings
 
 
-
 def deployed_acl_rules() -> str:
     """The rules of the ACL user `stickerbot` in deploy/docker-compose.scale.yml: what runs
     in production is what these tests check is enough (and really limited)."""
