@@ -221,6 +221,8 @@ class GpuWorker:
                 if self.arq.allow_pick_jobs:
                     await self.redis.set(redis_jobs.worker_key(self.worker_id), self._info().to_json(),
                                          px=int(redis_jobs.WORKER_TTL_S * 1000))
+                    if not self.registered.is_set():
+                        log.info("registered; taking jobs", extra={"worker": self.worker_id, "model_id": self.model_id})
                     self.registered.set()
                 else:
                     await self.redis.delete(redis_jobs.worker_key(self.worker_id))
