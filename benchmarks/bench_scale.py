@@ -49,7 +49,7 @@ class ScaleBed:
     live GPU workers, a TimingSink. GPU workers and runtimes are the caller's."""
 
     def __init__(self, workdir: Path, redis_url: str, *, ca_file: str | None = None, check_interval_s: float = 0.5,
-                 no_worker_grace_s: float = 30.0, gpu_jobs: int = 0, adapt_steps: int = 0, generate_steps: int = 10,
+                 no_worker_grace_s: float = 30.0, gpu_jobs: int = 0, adapt_steps: int = 1, generate_steps: int = 10,
                  **limits) -> None:
         from bot.job_worker import JobWorker
         from bot.service import StickerService

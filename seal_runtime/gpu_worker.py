@@ -15,7 +15,8 @@ What survives what:
   A job that keeps killing its workers ends after `max_tries` tries.
 - **Its runtime dies or is restarted**: the job in hand ends with a retryable error (the
   bot retries it, counted, with its usual backoff), and this worker takes no job and
-  withdraws its registration until the runtime answers `/healthz` again.
+  withdraws its registration until the runtime answers `/healthz` again. A job its runtime
+  never received (connection refused) goes back to arq's queue at once, for another worker.
 - **Redis restarts**: frames wait in here and are written once it is back; arq's loop is
   restarted after a connection error. With AOF on, queued jobs survive the restart; if
   Redis lost them anyway, the bot notices and queues the attempt again from SQLite.
@@ -40,7 +41,7 @@ from urllib.parse import urlsplit
 
 from arq.connections import ArqRedis, create_pool
 from arq.constants import in_progress_key_prefix
-from arq.worker import Worker, func
+from arq.worker import Retry, Worker, func
 from redis.exceptions import RedisError
 
 from seal_runtime.api import redis_jobs
@@ -119,11 +120,20 @@ class GpuWorker:
             raw = await self.redis.get(redis_jobs.request_key(arq_id))
             if raw is None:  # the bot gave the attempt up (and deleted it) before anyone took it
                 return "request gone"
-            request = JobRequest.from_json(json.loads(raw))
-            await writer.write(redis_jobs.started_entry(attempt_try, self.worker_id))
+            try:
+                request = JobRequest.from_json(json.loads(raw))
+            except (ValueError, KeyError, TypeError) as exc:  # not worth another try anywhere
+                await writer.write(redis_jobs.error_entry(
+                    attempt_try, RuntimeJobError(f"bad job request: {exc}", retryable=False)))
+                return "bad request"
             limit = min(float(timeout_s), self.job_timeout_s)
+            answered = False  # the runtime sent something: it has the job
 
             async def on_progress(event) -> None:
+                nonlocal answered
+                if not answered:
+                    answered = True
+                    await writer.write(redis_jobs.started_entry(attempt_try, self.worker_id))
                 await writer.write(redis_jobs.progress_entry(attempt_try, event))
 
             try:
@@ -136,6 +146,11 @@ class GpuWorker:
             except RuntimeJobError as exc:
                 if exc.retryable:
                     self.runtime_ok = False  # maybe it died: check /healthz before the next job
+                if exc.retryable and not answered:
+                    # The runtime never got the job (down, restarting): hand it to another worker,
+                    # and take none until this runtime answers again. Not the job's fault.
+                    await self._withdraw()
+                    raise Retry(defer=1) from exc
                 await writer.write(redis_jobs.error_entry(attempt_try, exc))
                 return "error"
             await writer.write(redis_jobs.result_entry(attempt_try, result))
@@ -143,6 +158,13 @@ class GpuWorker:
             return "done"
         finally:
             lease.cancel()
+
+    async def _withdraw(self) -> None:
+        """Take no more jobs and leave the live workers, until `_watch_runtime` sees the runtime."""
+        assert self.redis is not None and self.arq is not None
+        self.arq.allow_pick_jobs = False
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self.redis.delete(redis_jobs.worker_key(self.worker_id))
 
     async def _keep_lease(self, arq_id: str) -> None:
         """Hold arq's in-progress key for `job_lease_s` at a time (see the module docstring)."""

@@ -283,3 +283,46 @@ async def test_stickerbot_run_scaled_out_starts_no_runtime_and_runs_a_job_worker
     assert read_deliveries(deliveries) == {job_id: 1 for job_id in asked}
     await bed.client.close()
     bed.db.close()
+
+
+class RefusingStub(StubRuntime):
+    """Answers /healthz, but drops every job's connection at once: a runtime that never got it."""
+
+    async def run_job(self, request: web.Request) -> web.StreamResponse:
+        self.jobs.append(None)
+        request.transport.close()
+        raise ConnectionResetError("dropped")
+
+
+async def test_a_job_its_runtime_never_got_goes_to_another_gpu_worker_at_no_cost(tmp_path, redis_server):
+    async with running_stub_runtime(RefusingStub()) as refusing, \
+            running_gpu_worker(redis_server.url, refusing.url, worker_id="a", poll_delay_s=0.02):
+        bed = ScaleBed(tmp_path / "bot", redis_server.url, gpu_jobs=1)
+        try:
+            job_id = bed.ask(0)
+            bed.start()
+            await until(lambda: refusing.jobs, 20, "the first worker to try it")
+            async with running_stub_runtime(TrackingStub(adapt_steps=0, generate_steps=2)) as healthy, \
+                    running_gpu_worker(redis_server.url, healthy.url, worker_id="b", poll_delay_s=0.02):
+                assert await bed.wait_all_told(30), bed.outcome()
+                assert len(healthy.jobs) == 1
+            job = jobs.get_job(bed.db, job_id)
+            assert job.state == "done" and job.attempts == 1 and bed.sink.times_told(job_id) == 1
+            assert bed.client.counters["enqueued"] == 1  # arq moved it; the bot did not queue it again
+        finally:
+            await bed.stop()
+
+
+async def test_a_request_a_gpu_worker_cannot_read_fails_at_once_instead_of_looping(tmp_path, redis_server):
+    from seal_runtime.api.protocol import JobRequest, RuntimeJobError
+    from seal_runtime.api.redis_client import RedisRuntimeClient
+
+    async with running_stub_runtime() as stub, running_gpu_worker(redis_server.url, stub.url, poll_delay_s=0.02):
+        client = RedisRuntimeClient(redis_server.url)
+        try:
+            garbled = JobRequest("job-9", b"png", ("a cat",), ("not a seed",), {}, {}, attempt=1)
+            with pytest.raises(RuntimeJobError, match="bad job request") as caught:
+                await asyncio.wait_for(client.run_job(garbled), 20)
+            assert caught.value.retryable is False and stub.jobs == []
+        finally:
+            await client.close()

@@ -205,11 +205,15 @@ class RedisRuntimeClient:
                                               f"{self.no_worker_grace_s:.0f} s: none is running")
 
     async def _ended_without_answer(self, job: Job, request: JobRequest) -> RuntimeJobError:
+        """arq's record of a job that ended with no result or error frame: arq gave up, the
+        job function failed (a bug: not retried, or it would loop), or it was cut short."""
         info = await job.result_info()
         why = str(info.result) if info is not None else "no record"
         if "retries exceeded" in why:
             return RuntimeJobError(f"job {request.job_id} stopped every GPU worker that ran it ({why})",
                                    retryable=False)
+        if info is not None and not info.success and not why.startswith(("CancelledError", "TimeoutError")):
+            return RuntimeJobError(f"the GPU worker failed on job {request.job_id}: {why}", retryable=False)
         return RuntimeJobError(f"GPU worker ended job {request.job_id} without an answer: {why}")
 
     async def _abandon(self, redis: ArqRedis, arq_id: str) -> None:
