@@ -54,6 +54,7 @@ class JobWorkerPool:
         self._retired: Counter = Counter()  # counters of workers that stopped
         self.target = 0
         self.offered: int | None = None  # what `capacity()` said last (None: fixed size)
+        self._first: JobWorker | None = None  # worker 0, built early by `prepare`
 
     @property
     def workers(self) -> list[JobWorker]:
@@ -76,6 +77,14 @@ class JobWorkerPool:
             return self.target or 1
         self.offered = offered
         return max(1, min(self.max_size, offered))
+
+    def prepare(self) -> JobWorker:
+        """Build worker 0 and run its `recover` now, before anything else starts: a clash of
+        worker ids (bot/worker_identity.py) then stops the process at once. `run` uses it."""
+        if self._first is None:
+            self._first = self.make_worker(0)
+            self._first.recover()
+        return self._first
 
     async def run(self, stop: asyncio.Event, idle_sleep: float = 0.2) -> None:
         """Keep the pool at its target until `stop` is set; then every worker finishes the
@@ -102,7 +111,8 @@ class JobWorkerPool:
         running = sorted(i for i, slot in self.slots.items() if not slot.stop.is_set())
         for index in range(target):
             if index not in self.slots:
-                worker = self.make_worker(index)
+                worker, self._first = (self._first, None) if index == 0 and self._first else \
+                    (self.make_worker(index), self._first)
                 stop = asyncio.Event()
                 task = asyncio.create_task(worker.run_forever(stop, idle_sleep=idle_sleep), name=worker.worker_id)
                 self.slots[index] = _Slot(worker, task, stop)
