@@ -25,23 +25,54 @@ from typing import Self
 from seal_runtime.api import redis_jobs
 
 
-def worker_command(redis_url: str, runtime_url: str, worker_id: str, *, grace_s: float = 5.0,
-                   max_tries: int | None = None, extra: tuple[str, ...] = ()) -> list[str]:
-    command = [sys.executable, "-m", "adapters.cli.commands", "gpu-worker", "--redis", redis_url,
-               "--runtime", runtime_url, "--id", worker_id, "--grace", str(grace_s), *extra]
+def worker_command(
+    redis_url: str,
+    runtime_url: str,
+    worker_id: str,
+    *,
+    grace_s: float = 5.0,
+    max_tries: int | None = None,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "adapters.cli.commands",
+        "gpu-worker",
+        "--redis",
+        redis_url,
+        "--runtime",
+        runtime_url,
+        "--id",
+        worker_id,
+        "--grace",
+        str(grace_s),
+        *extra,
+    ]
     if max_tries is not None:
         command += ["--max-tries", str(max_tries)]
     return command
 
 
 class GpuFleet:
-    def __init__(self, redis_url: str, log_dir: Path, *, env: dict[str, str] | None = None,
-                 max_tries: int | None = None, job_lease_s: float | None = None) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        log_dir: Path,
+        *,
+        env: dict[str, str] | None = None,
+        max_tries: int | None = None,
+        job_lease_s: float | None = None,
+    ) -> None:
         self.redis_url = redis_url
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.env = {**os.environ, "STICKERBOT_GENERAL__LOG_LEVEL": "WARNING", "STICKERBOT_GENERAL__LOG_FORMAT": "text",
-                    **(env or {})}
+        self.env = {
+            **os.environ,
+            "STICKERBOT_GENERAL__LOG_LEVEL": "WARNING",
+            "STICKERBOT_GENERAL__LOG_FORMAT": "text",
+            **(env or {}),
+        }
         self.max_tries = max_tries
         self.job_lease_s = job_lease_s
         self.processes: dict[str, subprocess.Popen] = {}
@@ -50,9 +81,15 @@ class GpuFleet:
     def start(self, worker_id: str, runtime_url: str, *extra: str) -> subprocess.Popen:
         with open(self.log_dir / f"{worker_id}.log", "ab") as log:
             lease = ("--job-lease", str(self.job_lease_s)) if self.job_lease_s else ()
-            process = subprocess.Popen(worker_command(self.redis_url, runtime_url, worker_id,
-                                                      max_tries=self.max_tries, extra=(*lease, *extra)),
-                                       env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                worker_command(
+                    self.redis_url, runtime_url, worker_id, max_tries=self.max_tries, extra=(*lease, *extra)
+                ),
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.processes[worker_id] = process
         return process
 
@@ -89,8 +126,9 @@ class GpuFleet:
             for worker_id in wanted:
                 process = self.processes.get(worker_id)
                 if process is not None and process.poll() is not None:
-                    raise RuntimeError(f"gpu-worker {worker_id} exited ({process.returncode}):\n"
-                                       f"{self.log_of(worker_id)[-3000:]}")
+                    raise RuntimeError(
+                        f"gpu-worker {worker_id} exited ({process.returncode}):\n{self.log_of(worker_id)[-3000:]}"
+                    )
             await asyncio.sleep(0.1)
         raise TimeoutError(f"gpu-workers {sorted(wanted)} did not register within {timeout_s} s")
 
@@ -106,9 +144,22 @@ class StubRuntimes:
 
     def __init__(self, count: int, *, step_delay_s: float = 0.1, generate_steps: int = 10, adapt_steps: int = 0):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.fakes.stub_runtime", "--count", str(count),
-             "--step-delay", str(step_delay_s), "--generate-steps", str(generate_steps),
-             "--adapt-steps", str(adapt_steps)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.fakes.stub_runtime",
+                "--count",
+                str(count),
+                "--step-delay",
+                str(step_delay_s),
+                "--generate-steps",
+                str(generate_steps),
+                "--adapt-steps",
+                str(adapt_steps),
+            ],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+        )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:

@@ -59,17 +59,52 @@ def make_tls_files(directory: Path, host: str = "127.0.0.1") -> TlsFiles:
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=stickerbot test CA",
-            "-keyout", str(ca_key), "-out", str(ca))
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=stickerbot test CA",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+    )
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}", "-keyout", str(key), "-out", str(csr))
-    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
-            "-days", "2", "-extfile", str(ext), "-out", str(cert))
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(cert),
+    )
     return TlsFiles(ca, cert, key)
 
 
 class RedisServer:
-    def __init__(self, directory: Path, *, password: str | None = None, acl_user: tuple[str, str, str] | None = None,
-                 tls: TlsFiles | None = None, appendfsync: str = "always") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        password: str | None = None,
+        acl_user: tuple[str, str, str] | None = None,
+        tls: TlsFiles | None = None,
+        appendfsync: str = "always",
+    ) -> None:
         """`acl_user` is (name, password, rules), e.g. ("bot", "pw", "~* &* +@all"); with it
         the default user is switched off."""
         self.directory = Path(directory)
@@ -93,13 +128,40 @@ class RedisServer:
         return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
-        command = [redis_server_binary(), "--bind", "127.0.0.1", "--dir", str(self.directory),
-                   "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
-                   "--daemonize", "no", "--loglevel", "warning", "--logfile", str(self.directory / "redis.log")]
+        command = [
+            redis_server_binary(),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.appendfsync,
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+            "--logfile",
+            str(self.directory / "redis.log"),
+        ]
         if self.tls:
-            command += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls.cert),
-                        "--tls-key-file", str(self.tls.key), "--tls-ca-cert-file", str(self.tls.ca),
-                        "--tls-auth-clients", "no"]
+            command += [
+                "--port",
+                "0",
+                "--tls-port",
+                str(self.port),
+                "--tls-cert-file",
+                str(self.tls.cert),
+                "--tls-key-file",
+                str(self.tls.key),
+                "--tls-ca-cert-file",
+                str(self.tls.ca),
+                "--tls-auth-clients",
+                "no",
+            ]
         else:
             command += ["--port", str(self.port)]
         if self.password:
@@ -110,15 +172,18 @@ class RedisServer:
         return command
 
     def start(self, timeout_s: float = 10.0) -> RedisServer:
-        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = (self.directory / "redis.log")
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}: "
-                                   f"{self.process.stderr.read().decode() if self.process.stderr else ''}"
-                                   f"{log.read_text()[-2000:] if log.exists() else ''}")
+                log = self.directory / "redis.log"
+                raise RuntimeError(
+                    f"redis-server exited with {self.process.returncode}: "
+                    f"{self.process.stderr.read().decode() if self.process.stderr else ''}"
+                    f"{log.read_text()[-2000:] if log.exists() else ''}"
+                )
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                 if self._ping():
                     return self

@@ -39,9 +39,16 @@ class _Slot:
 
 
 class JobWorkerPool:
-    def __init__(self, make_worker: Callable[[int], JobWorker], *,
-                 capacity: Callable[[], Awaitable[int]] | None = None, size: int = 1, max_size: int = 64,
-                 check_interval_s: float = 1.0, release: Callable[[JobWorker], None] | None = None) -> None:
+    def __init__(
+        self,
+        make_worker: Callable[[int], JobWorker],
+        *,
+        capacity: Callable[[], Awaitable[int]] | None = None,
+        size: int = 1,
+        max_size: int = 64,
+        check_interval_s: float = 1.0,
+        release: Callable[[JobWorker], None] | None = None,
+    ) -> None:
         """`make_worker(i)` builds worker i; `release(worker)` frees what it built (a
         database connection) once that worker stopped. Without `capacity`, `size` workers."""
         self.make_worker = make_worker
@@ -111,8 +118,9 @@ class JobWorkerPool:
         running = sorted(i for i, slot in self.slots.items() if not slot.stop.is_set())
         for index in range(target):
             if index not in self.slots:
-                worker, self._first = (self._first, None) if index == 0 and self._first else \
-                    (self.make_worker(index), self._first)
+                worker, self._first = (
+                    (self._first, None) if index == 0 and self._first else (self.make_worker(index), self._first)
+                )
                 stop = asyncio.Event()
                 task = asyncio.create_task(worker.run_forever(stop, idle_sleep=idle_sleep), name=worker.worker_id)
                 self.slots[index] = _Slot(worker, task, stop)
@@ -126,8 +134,9 @@ class JobWorkerPool:
         for index, slot in list(self.slots.items()):
             if slot.task.done() or all_done:
                 if slot.task.done() and not slot.task.cancelled() and slot.task.exception() is not None:
-                    log.error("job worker died", extra={"worker": slot.worker.worker_id,
-                                                        "error": repr(slot.task.exception())})
+                    log.error(
+                        "job worker died", extra={"worker": slot.worker.worker_id, "error": repr(slot.task.exception())}
+                    )
                 self._retired.update(slot.worker.counters)
                 del self.slots[index]
                 if self.release is not None:

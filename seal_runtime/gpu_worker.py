@@ -84,10 +84,22 @@ class FrameWriter:
 
 
 class GpuWorker:
-    def __init__(self, redis_url: str, runtime_url: str, *, secret: str | None = None, ca_file: str | None = None,
-                 worker_id: str | None = None, slots: int = 1, job_timeout_s: float = 1800, max_tries: int = 3,
-                 grace_s: float = 60.0, poll_delay_s: float = 0.05, redis_outage_s: float = 120.0,
-                 job_lease_s: float = redis_jobs.JOB_LEASE_S) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        runtime_url: str,
+        *,
+        secret: str | None = None,
+        ca_file: str | None = None,
+        worker_id: str | None = None,
+        slots: int = 1,
+        job_timeout_s: float = 1800,
+        max_tries: int = 3,
+        grace_s: float = 60.0,
+        poll_delay_s: float = 0.05,
+        redis_outage_s: float = 120.0,
+        job_lease_s: float = redis_jobs.JOB_LEASE_S,
+    ) -> None:
         self.redis_settings = redis_jobs.redis_settings(redis_url, ca_file)
         self.redis_label = redis_jobs.redact_url(redis_url)
         self.runtime_url = runtime_url
@@ -123,8 +135,9 @@ class GpuWorker:
             try:
                 request = JobRequest.from_json(json.loads(raw))
             except (ValueError, KeyError, TypeError) as exc:  # not worth another try anywhere
-                await writer.write(redis_jobs.error_entry(
-                    attempt_try, RuntimeJobError(f"bad job request: {exc}", retryable=False)))
+                await writer.write(
+                    redis_jobs.error_entry(attempt_try, RuntimeJobError(f"bad job request: {exc}", retryable=False))
+                )
                 return "bad request"
             limit = min(float(timeout_s), self.job_timeout_s)
             answered = False  # the runtime sent something: it has the job
@@ -140,8 +153,11 @@ class GpuWorker:
                 async with asyncio.timeout(limit):
                     result = await self.runtime.run_job(request, on_progress)
             except TimeoutError:
-                await writer.write(redis_jobs.error_entry(
-                    attempt_try, RuntimeJobError(f"timed out after {limit:.0f} s on GPU worker {self.worker_id}")))
+                await writer.write(
+                    redis_jobs.error_entry(
+                        attempt_try, RuntimeJobError(f"timed out after {limit:.0f} s on GPU worker {self.worker_id}")
+                    )
+                )
                 return "timed out"
             except RuntimeJobError as exc:
                 if exc.retryable:
@@ -181,18 +197,38 @@ class GpuWorker:
         if self.redis is None:
             return 0
         self.arq = Worker(
-            functions=[func(self.sticker_job, name=redis_jobs.FUNCTION, timeout=self.job_timeout_s + 60,
-                            max_tries=self.max_tries)],
-            redis_pool=self.redis, queue_name=redis_jobs.QUEUE_NAME, max_jobs=self.slots,
-            poll_delay=self.poll_delay_s, allow_abort_jobs=True, handle_signals=False,
-            job_serializer=redis_jobs.serialize_job, job_deserializer=redis_jobs.deserialize_job,
-            keep_result=600, health_check_interval=60, log_results=False,
+            functions=[
+                func(
+                    self.sticker_job,
+                    name=redis_jobs.FUNCTION,
+                    timeout=self.job_timeout_s + 60,
+                    max_tries=self.max_tries,
+                )
+            ],
+            redis_pool=self.redis,
+            queue_name=redis_jobs.QUEUE_NAME,
+            max_jobs=self.slots,
+            poll_delay=self.poll_delay_s,
+            allow_abort_jobs=True,
+            handle_signals=False,
+            job_serializer=redis_jobs.serialize_job,
+            job_deserializer=redis_jobs.deserialize_job,
+            keep_result=600,
+            health_check_interval=60,
+            log_results=False,
         )
         self.arq.allow_pick_jobs = False  # until the runtime answers
         watch = asyncio.create_task(self._watch_runtime(stop), name="runtime-watch")
         loop = asyncio.create_task(self._arq_loop(stop), name="arq-loop")
-        log.info("gpu worker started", extra={"worker": self.worker_id, "redis": self.redis_label,
-                                              "runtime": self.runtime_url, "slots": self.slots})
+        log.info(
+            "gpu worker started",
+            extra={
+                "worker": self.worker_id,
+                "redis": self.redis_label,
+                "runtime": self.runtime_url,
+                "slots": self.slots,
+            },
+        )
         try:
             await stop.wait()
         finally:
@@ -202,9 +238,12 @@ class GpuWorker:
     async def _connect(self, stop: asyncio.Event) -> ArqRedis | None:
         while not stop.is_set():
             try:
-                return await create_pool(self.redis_settings, job_serializer=redis_jobs.serialize_job,
-                                         job_deserializer=redis_jobs.deserialize_job,
-                                         default_queue_name=redis_jobs.QUEUE_NAME)
+                return await create_pool(
+                    self.redis_settings,
+                    job_serializer=redis_jobs.serialize_job,
+                    job_deserializer=redis_jobs.deserialize_job,
+                    default_queue_name=redis_jobs.QUEUE_NAME,
+                )
             except REDIS_ERRORS as exc:
                 log.warning("Redis not reachable yet", extra={"redis": self.redis_label, "error": str(exc)[:200]})
                 with contextlib.suppress(TimeoutError):
@@ -232,8 +271,10 @@ class GpuWorker:
                 health = await self.runtime.health()
             except RuntimeJobError as exc:
                 if self.runtime_ok or not self.registered.is_set():
-                    log.warning("runtime not answering; taking no jobs", extra={"runtime": self.runtime_url,
-                                                                               "error": str(exc)[:200]})
+                    log.warning(
+                        "runtime not answering; taking no jobs",
+                        extra={"runtime": self.runtime_url, "error": str(exc)[:200]},
+                    )
                 self.runtime_ok = False
             else:
                 self.runtime_ok = True
@@ -241,8 +282,11 @@ class GpuWorker:
             self.arq.allow_pick_jobs = self.runtime_ok and not self.stopping
             try:
                 if self.arq.allow_pick_jobs:
-                    await self.redis.set(redis_jobs.worker_key(self.worker_id), self._info().to_json(),
-                                         px=int(redis_jobs.WORKER_TTL_S * 1000))
+                    await self.redis.set(
+                        redis_jobs.worker_key(self.worker_id),
+                        self._info().to_json(),
+                        px=int(redis_jobs.WORKER_TTL_S * 1000),
+                    )
                     if not self.registered.is_set():
                         log.info("registered; taking jobs", extra={"worker": self.worker_id, "model_id": self.model_id})
                     self.registered.set()
@@ -255,8 +299,14 @@ class GpuWorker:
 
     def _info(self) -> redis_jobs.WorkerInfo:
         parts = urlsplit(self.runtime_url)
-        return redis_jobs.WorkerInfo(self.worker_id, self.model_id or "", self.slots,
-                                     f"{parts.scheme}://{parts.hostname}:{parts.port}", self.started_at, self.jobs_done)
+        return redis_jobs.WorkerInfo(
+            self.worker_id,
+            self.model_id or "",
+            self.slots,
+            f"{parts.scheme}://{parts.hostname}:{parts.port}",
+            self.started_at,
+            self.jobs_done,
+        )
 
     async def _shutdown(self, watch: asyncio.Task, loop: asyncio.Task) -> None:
         assert self.redis is not None and self.arq is not None

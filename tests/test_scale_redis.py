@@ -50,24 +50,32 @@ async def until(predicate, timeout_s: float, what: str) -> None:
 
 
 def all_once(bed: ScaleBed, n: int) -> dict:
-    return {"jobs": n, "done": n, "failed": 0, "delivered_once": n, "never_delivered": 0,
-            "delivered_twice_or_more": 0}
+    return {"jobs": n, "done": n, "failed": 0, "delivered_once": n, "never_delivered": 0, "delivered_twice_or_more": 0}
 
 
 @contextlib.asynccontextmanager
-async def scaled_bot(tmp_path, redis_server, workers: int, *, started: int | None = None, seconds_per_job=0.5,
-                     job_lease_s: float | None = None, max_tries: int | None = None, **bed_options):
+async def scaled_bot(
+    tmp_path,
+    redis_server,
+    workers: int,
+    *,
+    started: int | None = None,
+    seconds_per_job=0.5,
+    job_lease_s: float | None = None,
+    max_tries: int | None = None,
+    **bed_options,
+):
     """`workers` stub runtimes (`seconds_per_job` each) and a GpuFleet with the first `started`
     of them running (all by default), registered, and a ScaleBed: (runtimes, fleet, ids, bed)."""
     steps = 5
     async with stubs(workers, adapt_steps=0, generate_steps=steps, step_delay_s=seconds_per_job / steps) as runtimes:
         with GpuFleet(redis_server.url, tmp_path / "logs", job_lease_s=job_lease_s, max_tries=max_tries) as fleet:
             ids = [f"gpu{i}" for i in range(workers)]
-            for worker_id, stub in list(zip(ids, runtimes))[:started or workers]:
+            for worker_id, stub in list(zip(ids, runtimes))[: started or workers]:
                 fleet.start(worker_id, stub.url)
             bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=steps, **bed_options)
             try:
-                await fleet.wait_registered(await bed.client.connection(), ids[:started or workers])
+                await fleet.wait_registered(await bed.client.connection(), ids[: started or workers])
                 yield runtimes, fleet, ids, bed
             finally:
                 await bed.stop()
@@ -75,7 +83,11 @@ async def scaled_bot(tmp_path, redis_server, workers: int, *, started: int | Non
 
 async def test_sigkilling_gpu_workers_mid_job_again_and_again_loses_and_doubles_nothing(tmp_path, redis_server):
     async with scaled_bot(tmp_path, redis_server, 3, seconds_per_job=0.8, job_lease_s=2.0, max_tries=10) as (
-            runtimes, fleet, ids, bed):
+        runtimes,
+        fleet,
+        ids,
+        bed,
+    ):
         for k in range(15):
             bed.ask(k % 5)
         bed.start()
@@ -145,10 +157,11 @@ async def test_a_gpu_worker_that_joins_mid_run_takes_work(tmp_path, redis_server
         assert len(runtimes[1].jobs) >= 3
 
 
-async def test_shutting_the_bot_down_mid_job_aborts_the_gpu_work_and_requeues_the_job_uncounted(
-        tmp_path, redis_server):
-    async with stubs(1, adapt_steps=0, generate_steps=100, step_delay_s=0.1) as (stub,), \
-            running_gpu_worker(redis_server.url, stub.url, poll_delay_s=0.02):
+async def test_shutting_the_bot_down_mid_job_aborts_the_gpu_work_and_requeues_the_job_uncounted(tmp_path, redis_server):
+    async with (
+        stubs(1, adapt_steps=0, generate_steps=100, step_delay_s=0.1) as (stub,),
+        running_gpu_worker(redis_server.url, stub.url, poll_delay_s=0.02),
+    ):
         bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=100)
         job_id = bed.ask(0)
         bed.start()
@@ -166,8 +179,10 @@ async def test_shutting_the_bot_down_mid_job_aborts_the_gpu_work_and_requeues_th
 
 
 async def test_a_job_over_the_gpu_workers_timeout_ends_failed_and_its_user_is_told_once(tmp_path, redis_server):
-    async with stubs(1, adapt_steps=0, generate_steps=100, step_delay_s=0.1) as (stub,), \
-            running_gpu_worker(redis_server.url, stub.url, job_timeout_s=1.0, poll_delay_s=0.02):
+    async with (
+        stubs(1, adapt_steps=0, generate_steps=100, step_delay_s=0.1) as (stub,),
+        running_gpu_worker(redis_server.url, stub.url, job_timeout_s=1.0, poll_delay_s=0.02),
+    ):
         bed = ScaleBed(tmp_path / "bot", redis_server.url, generate_steps=100, job_attempts=1)
         try:
             job_id = bed.ask(0)
@@ -237,8 +252,10 @@ async def test_the_builtin_model_on_two_real_runtimes_end_to_end(tmp_path, redis
                     (sticker,) = stickers.stickers_for_job(bed.db, job.user_id, job_id)
                     assert Image.open(io.BytesIO(sticker.image)).mode == "RGBA"
                     settings_hash = bed.settings.adaptation.settings_hash(model_id)
-                    assert embeddings.get_embedding(bed.db, job.request["reference_sha256"], model_id,
-                                                    settings_hash) is not None
+                    assert (
+                        embeddings.get_embedding(bed.db, job.request["reference_sha256"], model_id, settings_hash)
+                        is not None
+                    )
                 # The second sticker of user 0 used the concept learned by the first, wherever it ran.
                 assert jobs.get_job(bed.db, asked[2]).result["adapted"] is False
             finally:
@@ -260,11 +277,18 @@ async def test_stickerbot_run_scaled_out_starts_no_runtime_and_runs_a_job_worker
 
     health_port = free_port()
     deliveries = tmp_path / "deliveries.jsonl"
-    supervisor = Supervisor(bed.settings, adapters=[FileAdapter(deliveries)], runtime_spawn=no_runtime_here,
-                            health_port=health_port, idle_sleep=0.02)
-    async with stubs(2, adapt_steps=0, generate_steps=3, step_delay_s=0.1) as runtimes, \
-            running_gpu_worker(redis_server.url, runtimes[0].url, worker_id="a"), \
-            running_gpu_worker(redis_server.url, runtimes[1].url, worker_id="b"):
+    supervisor = Supervisor(
+        bed.settings,
+        adapters=[FileAdapter(deliveries)],
+        runtime_spawn=no_runtime_here,
+        health_port=health_port,
+        idle_sleep=0.02,
+    )
+    async with (
+        stubs(2, adapt_steps=0, generate_steps=3, step_delay_s=0.1) as runtimes,
+        running_gpu_worker(redis_server.url, runtimes[0].url, worker_id="a"),
+        running_gpu_worker(redis_server.url, runtimes[1].url, worker_id="b"),
+    ):
         stop = asyncio.Event()
         task = asyncio.create_task(supervisor.run(stop))
         try:
@@ -295,15 +319,19 @@ class RefusingStub(StubRuntime):
 
 
 async def test_a_job_its_runtime_never_got_goes_to_another_gpu_worker_at_no_cost(tmp_path, redis_server):
-    async with running_stub_runtime(RefusingStub()) as refusing, \
-            running_gpu_worker(redis_server.url, refusing.url, worker_id="a", poll_delay_s=0.02):
+    async with (
+        running_stub_runtime(RefusingStub()) as refusing,
+        running_gpu_worker(redis_server.url, refusing.url, worker_id="a", poll_delay_s=0.02),
+    ):
         bed = ScaleBed(tmp_path / "bot", redis_server.url, gpu_jobs=1)
         try:
             job_id = bed.ask(0)
             bed.start()
             await until(lambda: refusing.jobs, 20, "the first worker to try it")
-            async with running_stub_runtime(TrackingStub(adapt_steps=0, generate_steps=2)) as healthy, \
-                    running_gpu_worker(redis_server.url, healthy.url, worker_id="b", poll_delay_s=0.02):
+            async with (
+                running_stub_runtime(TrackingStub(adapt_steps=0, generate_steps=2)) as healthy,
+                running_gpu_worker(redis_server.url, healthy.url, worker_id="b", poll_delay_s=0.02),
+            ):
                 assert await bed.wait_all_told(30), bed.outcome()
                 assert len(healthy.jobs) == 1
             job = jobs.get_job(bed.db, job_id)

@@ -50,8 +50,16 @@ MAX_REDOS = 5
 
 
 class RedisRuntimeClient:
-    def __init__(self, redis_url: str, *, ca_file: str | None = None, job_timeout_s: float = 3600,
-                 no_worker_grace_s: float = 30.0, redis_outage_s: float = 120.0, block_ms: int = 1000) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        ca_file: str | None = None,
+        job_timeout_s: float = 3600,
+        no_worker_grace_s: float = 30.0,
+        redis_outage_s: float = 120.0,
+        block_ms: int = 1000,
+    ) -> None:
         self.redis_settings = redis_jobs.redis_settings(redis_url, ca_file)
         self.base_url = redis_jobs.redact_url(redis_url)  # what logs and /healthz show
         self.job_timeout_s = float(job_timeout_s)
@@ -67,9 +75,12 @@ class RedisRuntimeClient:
         async with self._connecting:
             if self._redis is None:
                 try:
-                    self._redis = await create_pool(self.redis_settings, job_serializer=redis_jobs.serialize_job,
-                                                    job_deserializer=redis_jobs.deserialize_job,
-                                                    default_queue_name=redis_jobs.QUEUE_NAME)
+                    self._redis = await create_pool(
+                        self.redis_settings,
+                        job_serializer=redis_jobs.serialize_job,
+                        job_deserializer=redis_jobs.deserialize_job,
+                        default_queue_name=redis_jobs.QUEUE_NAME,
+                    )
                 except REDIS_ERRORS as exc:
                     raise RuntimeJobError(f"Redis at {self.base_url} is not reachable: {_why(exc)}") from exc
             return self._redis
@@ -102,8 +113,13 @@ class RedisRuntimeClient:
         models = Counter(w.model_id for w in workers)
         if len(models) > 1:
             log.warning("GPU workers serve different models", extra={"models": dict(models)})
-        return {"status": "ok", "model_id": models.most_common(1)[0][0], "device": "redis",
-                "workers": len(workers), "slots": sum(w.slots for w in workers)}
+        return {
+            "status": "ok",
+            "model_id": models.most_common(1)[0][0],
+            "device": "redis",
+            "workers": len(workers),
+            "slots": sum(w.slots for w in workers),
+        }
 
     # -- one job --------------------------------------------------------------------------------
     async def run_job(self, request: JobRequest, on_progress: OnProgress | None = None) -> JobResult:
@@ -131,23 +147,27 @@ class RedisRuntimeClient:
             for redo in range(MAX_REDOS):
                 arq_id = redis_jobs.arq_job_id(request.job_id, request.attempt, redo)
                 await redis.set(redis_jobs.request_key(arq_id), body, ex=ttl, nx=True)
-                job = await redis.enqueue_job(redis_jobs.FUNCTION, self.job_timeout_s, _job_id=arq_id,
-                                              _expires=self.job_timeout_s)
+                job = await redis.enqueue_job(
+                    redis_jobs.FUNCTION, self.job_timeout_s, _job_id=arq_id, _expires=self.job_timeout_s
+                )
                 if job is not None:
                     self.counters["enqueued"] += 1
                     return job
-                existing = Job(arq_id, redis, _queue_name=redis_jobs.QUEUE_NAME,
-                               _deserializer=redis_jobs.deserialize_job)
+                existing = Job(
+                    arq_id, redis, _queue_name=redis_jobs.QUEUE_NAME, _deserializer=redis_jobs.deserialize_job
+                )
                 if await existing.status() in (JobStatus.queued, JobStatus.deferred, JobStatus.in_progress):
                     self.counters["reattached"] += 1
                     return existing
         except REDIS_ERRORS as exc:
-            raise RuntimeJobError(f"could not queue job {request.job_id} in Redis at {self.base_url}: "
-                                  f"{_why(exc)}") from exc
+            raise RuntimeJobError(
+                f"could not queue job {request.job_id} in Redis at {self.base_url}: {_why(exc)}"
+            ) from exc
         raise RuntimeJobError(f"job {request.job_id} attempt {request.attempt} ended {MAX_REDOS} times in Redis")
 
-    async def _follow(self, redis: ArqRedis, job: Job, request: JobRequest, on_progress: OnProgress | None,
-                      enqueued: float) -> JobResult:
+    async def _follow(
+        self, redis: ArqRedis, job: Job, request: JobRequest, on_progress: OnProgress | None, enqueued: float
+    ) -> JobResult:
         key = redis_jobs.frames_key(job.job_id)
         last_id = "0-0"
         current_try = 0
@@ -159,13 +179,16 @@ class RedisRuntimeClient:
                 status = None if batches else await job.status()
                 if status == JobStatus.complete:  # its last entries may have come after the read
                     batches = await redis.xread({key: last_id}, count=1000)
-                workers = (await redis_jobs.live_workers(redis)
-                           if status in (JobStatus.queued, JobStatus.deferred) else None)
+                workers = (
+                    await redis_jobs.live_workers(redis) if status in (JobStatus.queued, JobStatus.deferred) else None
+                )
             except REDIS_ERRORS as exc:
                 outage_since = outage_since or time.monotonic()
                 if time.monotonic() - outage_since > self.redis_outage_s:
-                    raise RuntimeJobError(f"lost Redis at {self.base_url} for {self.redis_outage_s:.0f} s during "
-                                          f"job {request.job_id}: {_why(exc)}") from exc
+                    raise RuntimeJobError(
+                        f"lost Redis at {self.base_url} for {self.redis_outage_s:.0f} s during "
+                        f"job {request.job_id}: {_why(exc)}"
+                    ) from exc
                 await asyncio.sleep(0.5)
                 continue
             outage_since = None
@@ -180,9 +203,14 @@ class RedisRuntimeClient:
                             self.pickup_s.append(time.monotonic() - enqueued)
                         elif entry.attempt_try > current_try:
                             self.counters["redone"] += 1
-                            log.warning("GPU worker lost; job taken over",
-                                        extra={"job_id": request.job_id, "try": entry.attempt_try,
-                                               "worker": json.loads(entry.data).get("worker")})
+                            log.warning(
+                                "GPU worker lost; job taken over",
+                                extra={
+                                    "job_id": request.job_id,
+                                    "try": entry.attempt_try,
+                                    "worker": json.loads(entry.data).get("worker"),
+                                },
+                            )
                         current_try = entry.attempt_try
                     elif entry.kind == "progress":
                         if on_progress is not None:
@@ -201,8 +229,10 @@ class RedisRuntimeClient:
                 else:
                     no_worker_since = no_worker_since or time.monotonic()
                     if time.monotonic() - no_worker_since > self.no_worker_grace_s:
-                        raise RuntimeJobError(f"no GPU worker took job {request.job_id} for "
-                                              f"{self.no_worker_grace_s:.0f} s: none is running")
+                        raise RuntimeJobError(
+                            f"no GPU worker took job {request.job_id} for "
+                            f"{self.no_worker_grace_s:.0f} s: none is running"
+                        )
 
     async def _ended_without_answer(self, job: Job, request: JobRequest) -> RuntimeJobError:
         """arq's record of a job that ended with no result or error frame: arq gave up, the
@@ -210,8 +240,9 @@ class RedisRuntimeClient:
         info = await job.result_info()
         why = str(info.result) if info is not None else "no record"
         if "retries exceeded" in why:
-            return RuntimeJobError(f"job {request.job_id} stopped every GPU worker that ran it ({why})",
-                                   retryable=False)
+            return RuntimeJobError(
+                f"job {request.job_id} stopped every GPU worker that ran it ({why})", retryable=False
+            )
         if info is not None and not info.success and not why.startswith(("CancelledError", "TimeoutError")):
             return RuntimeJobError(f"the GPU worker failed on job {request.job_id}: {why}", retryable=False)
         return RuntimeJobError(f"GPU worker ended job {request.job_id} without an answer: {why}")

@@ -186,9 +186,14 @@ class WorkerInfo:
     @classmethod
     def from_json(cls, raw: bytes) -> WorkerInfo:
         data = json.loads(raw)
-        return cls(worker_id=str(data["worker_id"]), model_id=str(data["model_id"]), slots=int(data.get("slots", 1)),
-                   runtime=str(data.get("runtime", "")), started_at=float(data.get("started_at", 0.0)),
-                   jobs_done=int(data.get("jobs_done", 0)))
+        return cls(
+            worker_id=str(data["worker_id"]),
+            model_id=str(data["model_id"]),
+            slots=int(data.get("slots", 1)),
+            runtime=str(data.get("runtime", "")),
+            started_at=float(data.get("started_at", 0.0)),
+            jobs_done=int(data.get("jobs_done", 0)),
+        )
 
 
 def worker_key(worker_id: str) -> str:
