@@ -21,18 +21,23 @@ class TrackingStub(StubRuntime):
 
     def __init__(self, **knobs) -> None:
         super().__init__(**knobs)
-        self.active = 0
+        self.running: dict[int, web.Request] = {}  # by id(): requests are not hashable
         self.cut_off = 0
 
+    @property
+    def active(self) -> int:
+        """Jobs running for a client still connected (one whose worker was just killed is not)."""
+        return sum(1 for r in self.running.values() if r.transport is not None and not r.transport.is_closing())
+
     async def run_job(self, request: web.Request) -> web.StreamResponse:
-        self.active += 1
+        self.running[id(request)] = request
         try:
             return await super().run_job(request)
         except (ConnectionResetError, ConnectionError):
             self.cut_off += 1
             raise
         finally:
-            self.active -= 1
+            self.running.pop(id(request), None)
 
 
 @contextlib.asynccontextmanager

@@ -201,7 +201,7 @@ class RedisRuntimeClient:
                     if entry.kind == "started":
                         if current_try == 0:
                             self.pickup_s.append(time.monotonic() - enqueued)
-                        elif entry.attempt_try > current_try:
+                        if entry.attempt_try > max(1, current_try):  # arq ran it again: a worker was lost
                             self.counters["redone"] += 1
                             log.warning(
                                 "GPU worker lost; job taken over",
