@@ -16,7 +16,11 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seal_runtime.api.config import AdaptationSettings, GenerationSettings, RuntimeSettings
+from seal_runtime.api.config import (
+    AdaptationSettings,
+    GenerationSettings,
+    RuntimeSettings,
+)
 from seal_runtime.api.redis_jobs import redact_url
 
 SECRET_FIELDS = {"token", "shared_secret"}
