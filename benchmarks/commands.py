@@ -15,6 +15,8 @@ BENCHMARKS = {
     "telegram": ("benchmarks.bench_telegram", "commands/s and latency of the Telegram adapter vs a fake Bot API"),
     "reliability": ("benchmarks.bench_reliability", "kills, restarts, fuzzing and a soak: nothing lost or doubled"),
     "scale": ("benchmarks.bench_scale", "1, 2, 4, 8 GPU workers through Redis: throughput, queue wait, bot CPU"),
+    "gpu": ("benchmarks.bench_gpu", "SD-1.5 architecture at 512 px: adaptation TTF vs SEAL, samplers, batch, "
+                                    "VRAM, end to end (a tiny smoke test on a CPU)"),
 }
 
 

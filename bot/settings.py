@@ -203,6 +203,11 @@ def load_settings(path: str | Path | None = None, environ: typing.Mapping[str, s
     if environ.get("DISCORD_BOT_TOKEN"):
         merged["discord"]["token"] = environ["DISCORD_BOT_TOKEN"]
     built = {name: _build_section(hints[name], values, name) for name, values in merged.items()}
+    try:  # what the runtime would refuse for every job is refused here, once, at start
+        built["adaptation"].check(resolved=False)
+        built["generation"].check()
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     settings = Settings(**built)
     if settings.general.queue not in QUEUES:
         raise SettingsError(f"general.queue must be one of {', '.join(QUEUES)}, got {settings.general.queue!r}")

@@ -4,7 +4,8 @@ One per GPU, next to that GPU's runtime (`stickerbot runtime`); a box with 4 GPU
 pairs. The worker holds no model and imports no torch: it passes each request to its
 runtime through the ordinary `RuntimeClient` and writes what comes back (progress, the
 learned concept, the result or an error) to the job's Redis stream, where the bot reads
-it (`seal_runtime.api.redis_client`). Keys and entries: `seal_runtime.api.redis_jobs`.
+it (`seal_runtime.api.redis_client`), frame by frame in the runtime's own encoding. Keys
+and entries: `seal_runtime.api.redis_jobs`.
 
 What survives what:
 - **This worker is SIGKILLed** (or its box loses power): the job stays in arq's queue
@@ -135,29 +136,25 @@ class GpuWorker:
             try:
                 request = JobRequest.from_json(json.loads(raw))
             except (ValueError, KeyError, TypeError) as exc:  # not worth another try anywhere
-                await writer.write(
-                    redis_jobs.error_entry(attempt_try, RuntimeJobError(f"bad job request: {exc}", retryable=False))
-                )
+                error = RuntimeJobError(f"bad job request: {exc}", retryable=False)
+                await writer.write(redis_jobs.frame_entry(attempt_try, error.to_frame(arq_id)))
                 return "bad request"
             limit = min(float(timeout_s), self.job_timeout_s)
             answered = False  # the runtime sent something: it has the job
 
-            async def on_progress(event) -> None:
+            async def forward(message) -> None:  # a ProgressEvent or a LearnedConcept, in its own frame
                 nonlocal answered
                 if not answered:
                     answered = True
                     await writer.write(redis_jobs.started_entry(attempt_try, self.worker_id))
-                await writer.write(redis_jobs.progress_entry(attempt_try, event))
+                await writer.write(redis_jobs.frame_entry(attempt_try, message.to_frame()))
 
             try:
                 async with asyncio.timeout(limit):
-                    result = await self.runtime.run_job(request, on_progress)
+                    result = await self.runtime.run_job(request, on_progress=forward, on_concept=forward)
             except TimeoutError:
-                await writer.write(
-                    redis_jobs.error_entry(
-                        attempt_try, RuntimeJobError(f"timed out after {limit:.0f} s on GPU worker {self.worker_id}")
-                    )
-                )
+                error = RuntimeJobError(f"timed out after {limit:.0f} s on GPU worker {self.worker_id}")
+                await writer.write(redis_jobs.frame_entry(attempt_try, error.to_frame(request.job_id)))
                 return "timed out"
             except RuntimeJobError as exc:
                 if exc.retryable:
@@ -167,9 +164,9 @@ class GpuWorker:
                     # and take none until this runtime answers again. Not the job's fault.
                     await self._withdraw()
                     raise Retry(defer=1) from exc
-                await writer.write(redis_jobs.error_entry(attempt_try, exc))
+                await writer.write(redis_jobs.frame_entry(attempt_try, exc.to_frame(request.job_id)))
                 return "error"
-            await writer.write(redis_jobs.result_entry(attempt_try, result))
+            await writer.write(redis_jobs.frame_entry(attempt_try, result.to_frame()))
             self.jobs_done += 1
             return "done"
         finally:

@@ -17,6 +17,14 @@ def tiny_backbone():
     return backbone
 
 
+@pytest.fixture(scope="session")
+def sd15_model_dir(tmp_path_factory):
+    """A random SD-1.5-shaped diffusers folder (`stickerbot make-test-model`), built once."""
+    from seal_runtime.models.sd15_architecture import save_sd15_test_model
+
+    return save_sd15_test_model(tmp_path_factory.mktemp("models") / "sd15-test")
+
+
 def _start_redis(directory, **options):
     """A real redis-server (benchmarks/redis_server.py). Missing, it fails the test under
     CI=true (the Makefile installs it there) and skips it, saying so, elsewhere."""

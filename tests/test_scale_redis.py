@@ -4,6 +4,7 @@ processes beside stub runtimes: kills, a Redis crash, fairness, a worker joining
 import asyncio
 import contextlib
 import time
+from dataclasses import asdict
 
 import pytest
 from aiohttp import web
@@ -359,3 +360,33 @@ async def test_a_request_a_gpu_worker_cannot_read_fails_at_once_instead_of_loopi
             assert caught.value.retryable is False and stub.jobs == []
         finally:
             await client.close()
+
+
+async def test_through_redis_the_learned_concept_comes_before_generation_and_the_images_after(tmp_path, redis_server):
+    from seal_runtime.api.config import AdaptationSettings, GenerationSettings
+    from seal_runtime.api.protocol import JobRequest
+    from seal_runtime.api.redis_client import RedisRuntimeClient
+
+    async with (
+        running_stub_runtime(TrackingStub(adapt_steps=2, generate_steps=2)) as stub,
+        running_gpu_worker(redis_server.url, stub.url, poll_delay_s=0.02),
+    ):
+        client = RedisRuntimeClient(redis_server.url)
+        seen: list[str] = []
+
+        async def on_progress(event) -> None:
+            seen.append(event.stage)
+
+        async def on_concept(concept) -> None:
+            seen.append(f"concept {concept.embedding.decode()}")
+
+        request = JobRequest(
+            "job-7", b"png", ("a cat",), (1,), asdict(AdaptationSettings()), asdict(GenerationSettings()), attempt=1
+        )
+        try:
+            result = await asyncio.wait_for(client.run_job(request, on_progress, on_concept), 20)
+        finally:
+            await client.close()
+        assert seen == ["queued", "started", "adapting", "adapting", "concept stub-learned-embeds", "generating",
+                        "generating"]  # fmt: skip
+        assert result.adapted and result.images_png == (stub.png,) and result.embedding == b"stub-learned-embeds"

@@ -11,11 +11,11 @@ def test_toml_then_environment_overrides(tmp_path):
     config.write_text('[runtime]\ndevice = "cuda"\nport = 9000\n[adaptation]\nnum_tokens = 2\n'
                       '[limits]\nblocklist = ["badword"]\n')
     settings = load_settings(config, environ={"STICKERBOT_RUNTIME__PORT": "9100",
-                                              "STICKERBOT_ADAPTATION__ATTENTION_LOSS": "mse"})
+                                              "STICKERBOT_ADAPTATION__ATTENTION_LOSS": "fastcomposer"})
     assert settings.runtime.device == "cuda"
     assert settings.runtime.port == 9100
     assert settings.adaptation.num_tokens == 2
-    assert settings.adaptation.attention_loss == "mse"
+    assert settings.adaptation.attention_loss == "fastcomposer"
     assert settings.limits.blocklist == ("badword",)
 
 
@@ -83,3 +83,11 @@ def test_the_queue_is_embedded_by_default_and_redis_only_when_asked(capsys, monk
     out = capsys.readouterr().out
     assert "pw-of-redis" not in out
     assert json.loads(out)["general"]["redis_url"] == "rediss://bot:***@r.example:6380/1"
+
+
+def test_a_setting_every_job_would_be_refused_for_is_a_configuration_error():
+    with pytest.raises(SettingsError, match="adaptation.steps"):
+        load_settings(None, environ={"STICKERBOT_ADAPTATION__STEPS": "1000000"})
+    with pytest.raises(SettingsError, match="attention_loss"):
+        load_settings(None, environ={"STICKERBOT_ADAPTATION__ATTENTION_LOSS": "mse"})
+    assert load_settings(None, environ={"STICKERBOT_ADAPTATION__STEPS": "300"}).adaptation.steps == 300

@@ -35,9 +35,13 @@ from arq.jobs import Job, JobStatus
 from redis.exceptions import RedisError
 
 from seal_runtime.api import redis_jobs
+from seal_runtime.api.frames import FramingError
 from seal_runtime.api.protocol import (
+    TRANSPORT,
+    JobAnswer,
     JobRequest,
     JobResult,
+    LearnedConcept,
     ProgressEvent,
     RuntimeJobError,
 )
@@ -45,6 +49,7 @@ from seal_runtime.api.protocol import (
 log = logging.getLogger(__name__)
 
 OnProgress = Callable[[ProgressEvent], Awaitable[None]]
+OnConcept = Callable[[LearnedConcept], Awaitable[None]]
 REDIS_ERRORS = (RedisError, ConnectionError, OSError, TimeoutError)
 MAX_REDOS = 5
 
@@ -122,12 +127,16 @@ class RedisRuntimeClient:
         }
 
     # -- one job --------------------------------------------------------------------------------
-    async def run_job(self, request: JobRequest, on_progress: OnProgress | None = None) -> JobResult:
+    async def run_job(
+        self, request: JobRequest, on_progress: OnProgress | None = None, on_concept: OnConcept | None = None
+    ) -> JobResult:
+        """RuntimeClient.run_job through Redis: the same callbacks, called from the frames the
+        GPU worker passes on (the concept as soon as adaptation ends, before generation)."""
         redis = await self.connection()
         job = await self._enqueue(redis, request)
         enqueued = time.monotonic()
         try:
-            return await self._follow(redis, job, request, on_progress, enqueued)
+            return await self._follow(redis, job, request, JobAnswer(request, on_progress, on_concept), enqueued)
         except asyncio.CancelledError:
             await asyncio.shield(self._abandon(redis, job.job_id))
             raise
@@ -166,7 +175,7 @@ class RedisRuntimeClient:
         raise RuntimeJobError(f"job {request.job_id} attempt {request.attempt} ended {MAX_REDOS} times in Redis")
 
     async def _follow(
-        self, redis: ArqRedis, job: Job, request: JobRequest, on_progress: OnProgress | None, enqueued: float
+        self, redis: ArqRedis, job: Job, request: JobRequest, answer: JobAnswer, enqueued: float
     ) -> JobResult:
         key = redis_jobs.frames_key(job.job_id)
         last_id = "0-0"
@@ -212,13 +221,16 @@ class RedisRuntimeClient:
                                 },
                             )
                         current_try = entry.attempt_try
-                    elif entry.kind == "progress":
-                        if on_progress is not None:
-                            await on_progress(redis_jobs.progress_of(entry))
-                    elif entry.kind == "result":
-                        return redis_jobs.result_of(entry)
-                    elif entry.kind == "error":
-                        raise redis_jobs.error_of(entry)
+                    else:
+                        try:
+                            frame = await redis_jobs.frame_of(entry)
+                        except (FramingError, ValueError, KeyError) as exc:
+                            raise RuntimeJobError(
+                                f"a garbled {entry.kind!r} entry for job {request.job_id}: {exc}", code=TRANSPORT
+                            ) from exc
+                        result = await answer.take(frame)
+                        if result is not None:
+                            return result
             if status == JobStatus.complete:
                 raise await self._ended_without_answer(job, request)
             if status == JobStatus.not_found:

@@ -11,7 +11,8 @@ claimed attempt of a job to whichever GPU worker is free, and its answer back:
 - `stickerbot:frames:<arq id>` is a Redis stream of what the worker's runtime answered, in
   order: `started`, then `progress`…, `concept` (the learned embedding, the moment
   adaptation ends), then one `result` or `error`. Every entry has `kind`, `try` (arq's
-  try number: a redo after a worker died starts again at `started`) and `data`.
+  try number: a redo after a worker died starts again at `started`) and `data`: for all
+  but `started`, one frame exactly as the runtime sent it (`seal_runtime.api.frames`).
 - `stickerbot:gpu-worker:<id>` is a live GPU worker's registration (`WorkerInfo`), which
   expires unless the worker renews it: the bot sizes its pool of job workers from these.
 
@@ -23,13 +24,14 @@ Torch-free, like everything under `seal_runtime.api`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from seal_runtime.api.protocol import JobResult, ProgressEvent, RuntimeJobError
+from seal_runtime.api.frames import MAX_HEADER_BYTES, Frame, FramingError, read_frames
 
 QUEUE_NAME = "stickerbot:queue"
 FUNCTION = "sticker_job"
@@ -142,29 +144,23 @@ def started_entry(attempt_try: int, worker_id: str) -> Entry:
     return Entry("started", attempt_try, json.dumps({"worker": worker_id, "at": time.time()}).encode())
 
 
-def progress_entry(attempt_try: int, event: ProgressEvent) -> Entry:
-    return Entry("progress", attempt_try, json.dumps(asdict(event)).encode())
+def frame_entry(attempt_try: int, chunks: list[bytes]) -> Entry:
+    """An entry carrying one frame of the runtime's answer, exactly as the runtime's own
+    `to_frame()` encodes it (progress, concept, result, error): one codec for both paths."""
+    data = b"".join(chunks)
+    kind = json.loads(data[: data.index(b"\n")])["event"]
+    return Entry(kind, attempt_try, data)
 
 
-def result_entry(attempt_try: int, result: JobResult) -> Entry:
-    return Entry("result", attempt_try, json.dumps(result.to_json()).encode())
-
-
-def error_entry(attempt_try: int, error: RuntimeJobError) -> Entry:
-    return Entry("error", attempt_try, json.dumps({"message": str(error), "retryable": error.retryable}).encode())
-
-
-def progress_of(entry: Entry) -> ProgressEvent:
-    return ProgressEvent(**json.loads(entry.data))
-
-
-def result_of(entry: Entry) -> JobResult:
-    return JobResult.from_json(json.loads(entry.data))
-
-
-def error_of(entry: Entry) -> RuntimeJobError:
-    data = json.loads(entry.data)
-    return RuntimeJobError(str(data.get("message", "GPU worker error")), retryable=bool(data.get("retryable", True)))
+async def frame_of(entry: Entry) -> Frame:
+    """The frame an entry carries, read back with the runtime transport's own reader."""
+    reader = asyncio.StreamReader(limit=MAX_HEADER_BYTES + 1)
+    reader.feed_data(entry.data)
+    reader.feed_eof()
+    frames = [frame async for frame in read_frames(reader)]
+    if len(frames) != 1 or frames[0].event != entry.kind:
+        raise FramingError(f"a {entry.kind!r} entry does not hold exactly one {entry.kind!r} frame")
+    return frames[0]
 
 
 # -- live GPU workers ---------------------------------------------------------------------------
