@@ -115,10 +115,15 @@ class ScaleBed:
     def start(self) -> None:
         self._task = asyncio.create_task(self.pool.run(self._stop, idle_sleep=0.02))
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Stop the job workers (each finishes its job in hand within `grace_s`, or is cancelled)."""
         self._stop.set()
-        if self._task is not None:
-            await self._task
+        if self._task is not None and not self._task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace_s)
+            except TimeoutError:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
         await self.client.close()
         self.db.close()
 

@@ -215,6 +215,11 @@ class GpuWorker:
             log_results=False,
         )
         self.arq.allow_pick_jobs = False  # until the runtime answers
+        # arq holds a picked job's in-progress key for the longest job timeout + 10 s; hold it for
+        # the short lease instead, renewed while the job runs (`_keep_lease`). A job whose start
+        # failed half-way (Redis went away between arq's pick and its run) is then free again
+        # within the lease, not after half an hour.
+        self.arq.in_progress_timeout_s = self.job_lease_s
         watch = asyncio.create_task(self._watch_runtime(stop), name="runtime-watch")
         loop = asyncio.create_task(self._arq_loop(stop), name="arq-loop")
         log.info(
