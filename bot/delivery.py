@@ -68,9 +68,19 @@ class JobDelivery:
     a backoff, `max_attempts` sends at most; the claim is confirmed only after the sink
     returned. `counters` (the worker's) counts "delivered" and "delivery_errors"."""
 
-    def __init__(self, db: sqlite_utils.Database, sink: DeliverySink, worker_id: str, *, lease_s: float,
-                 retry_base_s: float, retry_max_s: float, max_attempts: int, counters: dict[str, int],
-                 platforms: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        sink: DeliverySink,
+        worker_id: str,
+        *,
+        lease_s: float,
+        retry_base_s: float,
+        retry_max_s: float,
+        max_attempts: int,
+        counters: dict[str, int],
+        platforms: tuple[str, ...] | None = None,
+    ) -> None:
         self.db = db
         self.sink = sink
         self.worker_id = worker_id
@@ -106,8 +116,14 @@ class JobDelivery:
         except Exception as exc:  # noqa: BLE001
             self.counters["delivery_errors"] += 1
             retry_in = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, job.delivery_attempts))
-            gave_up = deliveries.fail_delivery(self.db, job.id, self.worker_id, f"{type(exc).__name__}: {exc}"[:500],
-                                               retry_delay=retry_in, max_attempts=self.max_attempts)
+            gave_up = deliveries.fail_delivery(
+                self.db,
+                job.id,
+                self.worker_id,
+                f"{type(exc).__name__}: {exc}"[:500],
+                retry_delay=retry_in,
+                max_attempts=self.max_attempts,
+            )
             log.warning("delivery failed", extra={"job_id": job.id, "gave_up": gave_up, "error": str(exc)[:300]})
             return False
         # A cancellation while sending leaves the claim to expire: the result is sent again
@@ -123,25 +139,33 @@ def job_view(db: sqlite_utils.Database, job: Job) -> JobView | None:
     user = users.get_user(db, job.user_id)
     if user is None:
         return None
-    return JobView(job.id, UserRef(user.platform, user.platform_user_id, user.display_name or ""),
-                   job.user_id, job.chat or {})
+    return JobView(
+        job.id, UserRef(user.platform, user.platform_user_id, user.display_name or ""), job.user_id, job.chat or {}
+    )
 
 
 def sticker_out(record: Sticker, request: dict) -> StickerOut:
     """A stored sticker as the sink gets it; `request` is its job's payload (a StickerJob)."""
     payload = StickerJob.from_json(request)
-    return StickerOut(record.id, record.job_id or "", record.image, record.emoji or "", payload.description,
-                      payload.tags)
+    return StickerOut(
+        record.id, record.job_id or "", record.image, record.emoji or "", payload.description, payload.tags
+    )
 
 
 def failure_message(job: Job) -> str:
     """What the user reads when a job ends without a sticker: what happened, what to do."""
     what = StickerJob.from_json(job.request).description or "your sticker"
     if job.error_code == REFERENCE_DELETED_CODE:
-        return (f"I could not make “{what}”: your character was deleted before I got to it. "
-                "Send /setref with a picture, then ask again.")
+        return (
+            f"I could not make “{what}”: your character was deleted before I got to it. "
+            "Send /setref with a picture, then ask again."
+        )
     if job.error_code == jobs.TIMED_OUT:
-        return (f"Sorry, “{what}” took too long {job.attempts} times, so I stopped trying. "
-                "Please try again later, maybe with fewer words.")
-    return (f"Sorry, I could not make “{what}” after {job.attempts} tries. Something about this request "
-            "keeps failing on my side; please try other words, or another picture with /setref.")
+        return (
+            f"Sorry, “{what}” took too long {job.attempts} times, so I stopped trying. "
+            "Please try again later, maybe with fewer words."
+        )
+    return (
+        f"Sorry, I could not make “{what}” after {job.attempts} tries. Something about this request "
+        "keeps failing on my side; please try other words, or another picture with /setref."
+    )

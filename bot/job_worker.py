@@ -83,9 +83,16 @@ class JobWorker:
     `worker_id` (stable across restarts of the same process, so `recover` can reclaim its
     jobs at once) and, when several run in one process, its own database connection."""
 
-    def __init__(self, db: sqlite_utils.Database, settings: Settings, client: RuntimeClient | RedisRuntimeClient,
-                 sink: DeliverySink, worker_id: str | None = None, *,
-                 platforms: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        settings: Settings,
+        client: RuntimeClient | RedisRuntimeClient,
+        sink: DeliverySink,
+        worker_id: str | None = None,
+        *,
+        platforms: tuple[str, ...] | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.client = client
@@ -105,14 +112,20 @@ class JobWorker:
         self.identity: WorkerIdentity | None = None
         self._told_id_lost = False
         self.last_timings: dict = {}
-        self.counters = {"done": 0, "retried": 0, "failed": 0, "released": 0, "delivered": 0,
-                         "delivery_errors": 0}
+        self.counters = {"done": 0, "retried": 0, "failed": 0, "released": 0, "delivered": 0, "delivery_errors": 0}
         # A pack's jobs reach the adapter as one finished pack (bot/pack_delivery.py).
         assembler = PackAssembler(db, sink, worker_id=self.worker_id, lease_s=self.delivery_lease_s)
-        self.delivery = JobDelivery(db, assembler, self.worker_id, lease_s=self.delivery_lease_s,
-                                    retry_base_s=self.retry_base_s, retry_max_s=self.retry_max_s,
-                                    max_attempts=self.delivery_attempts, counters=self.counters,
-                                    platforms=platforms)
+        self.delivery = JobDelivery(
+            db,
+            assembler,
+            self.worker_id,
+            lease_s=self.delivery_lease_s,
+            retry_base_s=self.retry_base_s,
+            retry_max_s=self.retry_max_s,
+            max_attempts=self.delivery_attempts,
+            counters=self.counters,
+            platforms=platforms,
+        )
 
     @property
     def sink(self) -> DeliverySink:
@@ -131,8 +144,7 @@ class JobWorker:
         self._recovered = True
         held = jobs.expire_leases(self.db, self.worker_id)
         if any(held.values()):
-            log.warning("recovering jobs of a previous run of this worker",
-                        extra={"worker": self.worker_id, **held})
+            log.warning("recovering jobs of a previous run of this worker", extra={"worker": self.worker_id, **held})
         return held
 
     async def run_forever(self, stop: asyncio.Event, idle_sleep: float = 0.2) -> None:
@@ -195,8 +207,7 @@ class JobWorker:
         work = asyncio.create_task(self._run_on_runtime(job, view, accepted))
         watch = asyncio.create_task(self._keep_lease(job.id))
         try:
-            done, _ = await asyncio.wait({work, watch}, timeout=self.job_timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({work, watch}, timeout=self.job_timeout_s, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             # Shutdown (or the caller gave up): the job goes back, this attempt not counted.
             work.cancel()
@@ -213,8 +224,12 @@ class JobWorker:
             if watch in done:
                 log.warning("lease lost; dropping this attempt", extra={"job_id": job.id, "worker": self.worker_id})
                 return
-            await self._attempt_failed(job, view, RuntimeJobError(f"timed out after {self.job_timeout_s:.0f} s", code=jobs.TIMED_OUT),
-                                       accepted=True)
+            await self._attempt_failed(
+                job,
+                view,
+                RuntimeJobError(f"timed out after {self.job_timeout_s:.0f} s", code=jobs.TIMED_OUT),
+                accepted=True,
+            )
             return
         try:
             result, runtime_s = work.result()
@@ -223,20 +238,28 @@ class JobWorker:
             return
         except Exception as exc:  # a bug on our side counts as a failed attempt, not a stuck job
             log.exception("job attempt crashed", extra={"job_id": job.id})
-            await self._attempt_failed(job, view, RuntimeJobError(f"internal error: {type(exc).__name__}: {exc}"),
-                                       accepted=True)
+            await self._attempt_failed(
+                job, view, RuntimeJobError(f"internal error: {type(exc).__name__}: {exc}"), accepted=True
+            )
             return
         out, finished = self._store_result(job, result)
         total_s = time.perf_counter() - started
-        self.last_timings = {"total_s": total_s, "runtime_s": runtime_s, "bot_overhead_s": total_s - runtime_s,
-                             "adapted": result.adapted, **result.timings}
+        self.last_timings = {
+            "total_s": total_s,
+            "runtime_s": runtime_s,
+            "bot_overhead_s": total_s - runtime_s,
+            "adapted": result.adapted,
+            **result.timings,
+        }
         if not finished:
             # Our lease expired and the job was taken over (or forgotten): not ours to deliver.
             log.warning("lease lost before finishing", extra={"job_id": job.id, "worker": self.worker_id})
             return
         self.counters["done"] += 1
-        log.info("job done", extra={"job_id": job.id, "adapted": result.adapted, "seconds": round(total_s, 3),
-                                    "attempt": job.attempts})
+        log.info(
+            "job done",
+            extra={"job_id": job.id, "adapted": result.adapted, "seconds": round(total_s, 3), "attempt": job.attempts},
+        )
         finished_job = jobs.get_job(self.db, job.id)
         if finished_job is not None:
             await self._deliver(view, finished_job, out)
@@ -273,8 +296,10 @@ class JobWorker:
                 # The cached concept cannot be used (corrupt, or made for other shapes): drop
                 # it and learn the character again, once, instead of failing every job of
                 # this user for as long as the entry lives.
-                log.warning("cached embedding unusable; dropped, learning it again",
-                            extra={"job_id": job.id, "error": str(exc)[:300]})
+                log.warning(
+                    "cached embedding unusable; dropped, learning it again",
+                    extra={"job_id": job.id, "error": str(exc)[:300]},
+                )
                 embeddings.delete_embedding(self.db, *cache_key)
                 request = dataclasses.replace(request, embedding=None, adapter_weights=None)
                 result = await self.client.run_job(request, on_progress, on_concept)
@@ -299,10 +324,24 @@ class JobWorker:
         self._runtime_ok = False
         self._model_id = None
         retry_in = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, job.attempts - 1))
-        final = jobs.fail_job(self.db, job.id, str(exc), retry_delay=retry_in if exc.retryable else None,
-                              worker_id=self.worker_id, code=exc.code)
-        log.warning("job attempt failed", extra={"job_id": job.id, "attempt": job.attempts, "final": final,
-                                                 "retry_in_s": None if final else retry_in, "error": str(exc)[:300]})
+        final = jobs.fail_job(
+            self.db,
+            job.id,
+            str(exc),
+            retry_delay=retry_in if exc.retryable else None,
+            worker_id=self.worker_id,
+            code=exc.code,
+        )
+        log.warning(
+            "job attempt failed",
+            extra={
+                "job_id": job.id,
+                "attempt": job.attempts,
+                "final": final,
+                "retry_in_s": None if final else retry_in,
+                "error": str(exc)[:300],
+            },
+        )
         if not final:
             self.counters["retried"] += 1
             return
@@ -336,8 +375,11 @@ class JobWorker:
     async def _build_request(self, job: Job) -> tuple[JobRequest, tuple[str, str, str]]:
         """The request for the runtime and its concept's cache key (reference, model, settings)."""
         payload = StickerJob.from_json(job.request)
-        reference = (None if payload.reference_id is None
-                     else references.get_reference(self.db, job.user_id, payload.reference_id))
+        reference = (
+            None
+            if payload.reference_id is None
+            else references.get_reference(self.db, job.user_id, payload.reference_id)
+        )
         if reference is None:
             raise JobRefused(REFERENCE_DELETED, code=REFERENCE_DELETED_CODE)
         model_id = await self.model_id()
@@ -366,14 +408,20 @@ class JobWorker:
         and written in one transaction, so /forget can never be undone by a late answer)."""
         payload = StickerJob.from_json(job.request)
         stored = embeddings.put_embedding_for_job(
-            self.db, job.id, payload.reference_sha256, concept.model_id, concept.settings_hash,
-            concept.embedding, meta={"timings": concept.timings}, adapter_weights=concept.adapter_weights)
+            self.db,
+            job.id,
+            payload.reference_sha256,
+            concept.model_id,
+            concept.settings_hash,
+            concept.embedding,
+            meta={"timings": concept.timings},
+            adapter_weights=concept.adapter_weights,
+        )
         if not stored:
             log.info("job forgotten while adapting; its embedding is not kept", extra={"job_id": job.id})
         elif concept.mask_png is not None and concept.mask_source and payload.reference_id is not None:
             # The runtime made the subject mask (the bot never does): cache it with the reference.
-            references.update_mask(self.db, job.user_id, payload.reference_id, concept.mask_png,
-                                   concept.mask_source)
+            references.update_mask(self.db, job.user_id, payload.reference_id, concept.mask_png, concept.mask_source)
         return stored
 
     def _store_result(self, job: Job, result) -> tuple[list[StickerOut], bool]:
@@ -389,9 +437,12 @@ class JobWorker:
             # Keyed by (job, position): a job that runs twice replaces, never duplicates.
             record = stickers.save_sticker(self.db, job.user_id, job.id, png, emoji, payload.tags, position=position)
             out.append(StickerOut(record.id, job.id, png, emoji, payload.description, payload.tags))
-        finished = jobs.finish_job(self.db, job.id, {"sticker_ids": [s.sticker_id for s in out],
-                                                     "adapted": result.adapted, "timings": result.timings},
-                                   worker_id=self.worker_id)
+        finished = jobs.finish_job(
+            self.db,
+            job.id,
+            {"sticker_ids": [s.sticker_id for s in out], "adapted": result.adapted, "timings": result.timings},
+            worker_id=self.worker_id,
+        )
         return out, finished
 
 

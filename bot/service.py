@@ -51,8 +51,10 @@ def help_text(setref_how: str = SETREF_HOW) -> str:
     ]
     for attribute, words in vocab.items():
         lines.append(f"• {attribute}: {', '.join(words)}")
-    lines.append("Examples: /mysticker sad sitting rain · /mysticker love close up night sky · "
-                 "/mysticker angry thumbs up city flat")
+    lines.append(
+        "Examples: /mysticker sad sitting rain · /mysticker love close up night sky · "
+        "/mysticker angry thumbs up city flat"
+    )
     return "\n".join(lines)
 
 
@@ -104,8 +106,7 @@ class StickerService:
         user_id = self.user_id(user)
         current = references.active_reference(self.db, user_id)
         png = image.png_bytes()
-        saved = references.save_reference(self.db, user_id, png, None, None, width=image.size[0],
-                                          height=image.size[1])
+        saved = references.save_reference(self.db, user_id, png, None, None, width=image.size[0], height=image.size[1])
         self.policy.count_reference(user_id)
         # Old pictures no queued job needs go now, so repeated /setref does not fill the disk.
         references.delete_unneeded_references(self.db, user_id)
@@ -138,8 +139,9 @@ class StickerService:
         admission = self.policy.admit(user_id)  # queue cap, rate limit, daily quota (bot/policy.py)
         payload = StickerJob.new(request, text, reference, seed).to_json()
         try:
-            job = jobs.create_job(self.db, user_id, "sticker", payload, chat=chat,
-                                  max_attempts=self.settings.limits.job_attempts)
+            job = jobs.create_job(
+                self.db, user_id, "sticker", payload, chat=chat, max_attempts=self.settings.limits.job_attempts
+            )
         except BaseException:
             self.policy.refund(admission)
             raise
@@ -167,9 +169,12 @@ class StickerService:
         if model_id is None:
             return False
         # The model's adaptation profile is the runtime's to say; either one's key may be cached.
-        return any(embeddings.exists(self.db, reference_sha256, model_id,
-                                     self.settings.adaptation.settings_hash(model_id, profile))
-                   for profile in ADAPTATION_PROFILES)
+        return any(
+            embeddings.exists(
+                self.db, reference_sha256, model_id, self.settings.adaptation.settings_hash(model_id, profile)
+            )
+            for profile in ADAPTATION_PROFILES
+        )
 
     # -- /status, /forget --------------------------------------------------------------------
     def status(self, user: UserRef) -> str:
@@ -196,4 +201,3 @@ class StickerService:
         counts = forget_user(self.db, record.id, now=now, counted_since=now - LONGEST_WINDOW_S)
         log.info("user forgotten", extra={"user_id": record.id, "counts": json.dumps(counts)})
         return counts
-

@@ -25,13 +25,13 @@ def _at(now: float | None) -> float:
 
 def mark_delivered(db: sqlite_utils.Database, job_id: str, *, now: float | None = None) -> bool:
     """True only for the first call per job: whoever gets True sends the result."""
-    cursor = db.execute("UPDATE jobs SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
-                        [_at(now), job_id])
+    cursor = db.execute("UPDATE jobs SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL", [_at(now), job_id])
     return cursor.rowcount == 1
 
 
-def claim_delivery(db: sqlite_utils.Database, job_id: str, worker_id: str, lease_seconds: float, *,
-                   now: float | None = None) -> bool:
+def claim_delivery(
+    db: sqlite_utils.Database, job_id: str, worker_id: str, lease_seconds: float, *, now: float | None = None
+) -> bool:
     """The right to send this finished job's result, for `lease_seconds`. True for one
     holder at a time; False when it was delivered, another sender holds a live claim, or
     a failed send is still backing off."""
@@ -57,35 +57,53 @@ def confirm_delivery(db: sqlite_utils.Database, job_id: str, worker_id: str, *, 
     return cursor.rowcount == 1
 
 
-def fail_delivery(db: sqlite_utils.Database, job_id: str, worker_id: str, error: str, *, retry_delay: float,
-                  max_attempts: int, now: float | None = None) -> bool:
+def fail_delivery(
+    db: sqlite_utils.Database,
+    job_id: str,
+    worker_id: str,
+    error: str,
+    *,
+    retry_delay: float,
+    max_attempts: int,
+    now: float | None = None,
+) -> bool:
     """A send failed. While tries are left the claim is given back, to be tried again after
     `retry_delay`; after `max_attempts` sends the job is closed as delivered-with-error
     (`delivered_at` set, `delivery_error` kept) so it is not retried for ever.
     Returns True when it gave up."""
     at = _at(now)
     with immediate_transaction(db):
-        row = db.execute("SELECT delivery_attempts, delivery_owner FROM jobs WHERE id = ? AND delivered_at IS NULL",
-                         [job_id]).fetchone()
+        row = db.execute(
+            "SELECT delivery_attempts, delivery_owner FROM jobs WHERE id = ? AND delivered_at IS NULL", [job_id]
+        ).fetchone()
         if row is None or row[1] != worker_id:
             return False
         if row[0] >= max_attempts:
-            db.execute("UPDATE jobs SET delivered_at = ?, delivery_owner = NULL, delivery_expires_at = NULL, "
-                       "delivery_error = ?, updated_at = ? WHERE id = ?", [at, error, at, job_id])
+            db.execute(
+                "UPDATE jobs SET delivered_at = ?, delivery_owner = NULL, delivery_expires_at = NULL, "
+                "delivery_error = ?, updated_at = ? WHERE id = ?",
+                [at, error, at, job_id],
+            )
             return True
-        db.execute("UPDATE jobs SET delivery_owner = NULL, delivery_expires_at = NULL, delivery_next_at = ?, "
-                   "delivery_error = ?, updated_at = ? WHERE id = ?", [at + max(0.0, retry_delay), error, at, job_id])
+        db.execute(
+            "UPDATE jobs SET delivery_owner = NULL, delivery_expires_at = NULL, delivery_next_at = ?, "
+            "delivery_error = ?, updated_at = ? WHERE id = ?",
+            [at + max(0.0, retry_delay), error, at, job_id],
+        )
         return False
 
 
-def undelivered_finished_jobs(db: sqlite_utils.Database, limit: int = 100, *, now: float | None = None,
-                              platforms: tuple[str, ...] | None = None) -> list[Job]:
+def undelivered_finished_jobs(
+    db: sqlite_utils.Database, limit: int = 100, *, now: float | None = None, platforms: tuple[str, ...] | None = None
+) -> list[Job]:
     """Done or failed jobs whose result was never handed out (e.g. the bot died in between),
     that nobody is sending right now and whose retry backoff is over."""
     at = _at(now)
-    sql = ("SELECT j.* FROM jobs j JOIN users u ON u.id = j.user_id "
-           "WHERE j.state IN ('done', 'failed') AND j.delivered_at IS NULL "
-           "AND (j.delivery_owner IS NULL OR j.delivery_expires_at < ?) AND COALESCE(j.delivery_next_at, 0) <= ?")
+    sql = (
+        "SELECT j.* FROM jobs j JOIN users u ON u.id = j.user_id "
+        "WHERE j.state IN ('done', 'failed') AND j.delivered_at IS NULL "
+        "AND (j.delivery_owner IS NULL OR j.delivery_expires_at < ?) AND COALESCE(j.delivery_next_at, 0) <= ?"
+    )
     params: list = [at, at]
     if platforms is not None:
         sql += f" AND u.platform IN ({','.join('?' * len(platforms)) or 'NULL'})"

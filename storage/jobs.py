@@ -52,8 +52,17 @@ def get_job(db: sqlite_utils.Database, job_id: str, *, user_id: int | None = Non
     return Job.from_row(rows[0]) if rows else None
 
 
-def create_job(db: sqlite_utils.Database, user_id: int, kind: str, request: dict, *, chat: dict | None = None,
-               max_attempts: int = 3, job_id: str | None = None, now: float | None = None) -> Job:
+def create_job(
+    db: sqlite_utils.Database,
+    user_id: int,
+    kind: str,
+    request: dict,
+    *,
+    chat: dict | None = None,
+    max_attempts: int = 3,
+    job_id: str | None = None,
+    now: float | None = None,
+) -> Job:
     at = _at(now)
     job_id = job_id or str(uuid.uuid4())
     db.execute(
@@ -66,8 +75,14 @@ def create_job(db: sqlite_utils.Database, user_id: int, kind: str, request: dict
     return job
 
 
-def claim_next_job(db: sqlite_utils.Database, worker_id: str, lease_seconds: float, *,
-                   now: float | None = None, platforms: tuple[str, ...] | None = None) -> Job | None:
+def claim_next_job(
+    db: sqlite_utils.Database,
+    worker_id: str,
+    lease_seconds: float,
+    *,
+    now: float | None = None,
+    platforms: tuple[str, ...] | None = None,
+) -> Job | None:
     """Atomically take the next job by the fairness rule (module docstring); None if none is ready.
 
     The claimed job is "adapting", leased to `worker_id` until now + `lease_seconds`, with
@@ -125,8 +140,9 @@ def claim_next_job(db: sqlite_utils.Database, worker_id: str, lease_seconds: flo
     return get_job(db, job_id)
 
 
-def heartbeat(db: sqlite_utils.Database, job_id: str, worker_id: str, lease_seconds: float, *,
-              now: float | None = None) -> bool:
+def heartbeat(
+    db: sqlite_utils.Database, job_id: str, worker_id: str, lease_seconds: float, *, now: float | None = None
+) -> bool:
     """Extend the lease. False when this worker no longer holds the job (it expired and was
     taken by another worker, or the job was finished/cancelled/forgotten): stop working on it."""
     at = _at(now)
@@ -138,40 +154,55 @@ def heartbeat(db: sqlite_utils.Database, job_id: str, worker_id: str, lease_seco
     return cursor.rowcount == 1
 
 
-def set_state(db: sqlite_utils.Database, job_id: str, state: str, *, worker_id: str,
-              now: float | None = None) -> bool:
+def set_state(db: sqlite_utils.Database, job_id: str, state: str, *, worker_id: str, now: float | None = None) -> bool:
     """Move a running job between adapting and generating. False (nothing written) unless
     `worker_id` holds the job's lease: a worker that lost it does not move the job."""
     if state not in RUNNING_STATES:
         raise ValueError(f"set_state is for running states {RUNNING_STATES}, got {state!r}")
-    cursor = db.execute(f"UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND lease_owner = ? "
-                        f"AND state IN {_RUNNING}", [state, _at(now), job_id, worker_id])
+    cursor = db.execute(
+        f"UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state IN {_RUNNING}",
+        [state, _at(now), job_id, worker_id],
+    )
     return cursor.rowcount == 1
 
 
-def set_progress(db: sqlite_utils.Database, job_id: str, progress: dict, *, worker_id: str,
-                 now: float | None = None) -> bool:
+def set_progress(
+    db: sqlite_utils.Database, job_id: str, progress: dict, *, worker_id: str, now: float | None = None
+) -> bool:
     """The running job's latest progress event; only the lease holder's is written."""
-    cursor = db.execute(f"UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND lease_owner = ? "
-                        f"AND state IN {_RUNNING}", [json.dumps(progress), _at(now), job_id, worker_id])
+    cursor = db.execute(
+        f"UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state IN {_RUNNING}",
+        [json.dumps(progress), _at(now), job_id, worker_id],
+    )
     return cursor.rowcount == 1
 
 
-def finish_job(db: sqlite_utils.Database, job_id: str, result: dict, *, worker_id: str | None = None,
-               now: float | None = None) -> bool:
+def finish_job(
+    db: sqlite_utils.Database, job_id: str, result: dict, *, worker_id: str | None = None, now: float | None = None
+) -> bool:
     """Mark done with its result. False if the job was already final (or, with `worker_id`,
     is no longer leased to that worker)."""
     at = _at(now)
-    sql = (f"UPDATE jobs SET state = 'done', result = ?, finished_at = ?, updated_at = ?, lease_owner = NULL, "
-           f"lease_expires_at = NULL, error = NULL WHERE id = ? AND state NOT IN {_FINAL}")
+    sql = (
+        f"UPDATE jobs SET state = 'done', result = ?, finished_at = ?, updated_at = ?, lease_owner = NULL, "
+        f"lease_expires_at = NULL, error = NULL WHERE id = ? AND state NOT IN {_FINAL}"
+    )
     params = [json.dumps(result), at, at, job_id]
     if worker_id is not None:
         sql, params = sql + " AND lease_owner = ?", [*params, worker_id]
     return db.execute(sql, params).rowcount == 1
 
 
-def fail_job(db: sqlite_utils.Database, job_id: str, error: str, retry_delay: float | None = None, *,
-             worker_id: str | None = None, now: float | None = None, code: str | None = None) -> bool:
+def fail_job(
+    db: sqlite_utils.Database,
+    job_id: str,
+    error: str,
+    retry_delay: float | None = None,
+    *,
+    worker_id: str | None = None,
+    now: float | None = None,
+    code: str | None = None,
+) -> bool:
     """Record a failed attempt, its error text and `code` (what kind of failure it was, for
     the message the user gets). With `retry_delay` (seconds) and attempts left, the job goes
     back to the queue, runnable after the delay; otherwise it ends "failed".
@@ -181,8 +212,9 @@ def fail_job(db: sqlite_utils.Database, job_id: str, error: str, retry_delay: fl
     """
     at = _at(now)
     with immediate_transaction(db):
-        row = db.execute("SELECT attempts, max_attempts, state, lease_owner FROM jobs WHERE id = ?",
-                         [job_id]).fetchone()
+        row = db.execute(
+            "SELECT attempts, max_attempts, state, lease_owner FROM jobs WHERE id = ?", [job_id]
+        ).fetchone()
         if row is None:
             return True
         attempts, max_attempts, state, lease_owner = row
@@ -208,8 +240,11 @@ def fail_job(db: sqlite_utils.Database, job_id: str, error: str, retry_delay: fl
 def cancel_job(db: sqlite_utils.Database, user_id: int, job_id: str, *, now: float | None = None) -> bool:
     """A user cancels their own queued job. Running jobs are not interrupted."""
     at = _at(now)
-    cursor = db.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ? "
-                        "WHERE id = ? AND user_id = ? AND state = 'queued'", [at, at, job_id, user_id])
+    cursor = db.execute(
+        "UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ? "
+        "WHERE id = ? AND user_id = ? AND state = 'queued'",
+        [at, at, job_id, user_id],
+    )
     return cursor.rowcount == 1
 
 
@@ -225,8 +260,15 @@ def requeue_running(db: sqlite_utils.Database, worker_id: str, *, now: float | N
     return cursor.rowcount
 
 
-def release_job(db: sqlite_utils.Database, job_id: str, worker_id: str, *, delay: float = 0.0,
-                count_attempt: bool = False, now: float | None = None) -> bool:
+def release_job(
+    db: sqlite_utils.Database,
+    job_id: str,
+    worker_id: str,
+    *,
+    delay: float = 0.0,
+    count_attempt: bool = False,
+    now: float | None = None,
+) -> bool:
     """Give one running job back to the queue, runnable after `delay` seconds. The attempt
     is not counted unless `count_attempt` (use that when the job may have caused the
     trouble; not when the runtime never received it, or on shutdown). False when this
@@ -250,10 +292,13 @@ def expire_leases(db: sqlite_utils.Database, worker_id: str, *, now: float | Non
     at = _at(now)
     running = db.execute(
         f"UPDATE jobs SET lease_expires_at = ?, updated_at = ? WHERE lease_owner = ? AND state IN {_RUNNING}",
-        [at - 1e-3, at, worker_id]).rowcount
+        [at - 1e-3, at, worker_id],
+    ).rowcount
     delivering = db.execute(
         "UPDATE jobs SET delivery_owner = NULL, delivery_expires_at = NULL, updated_at = ? "
-        "WHERE delivery_owner = ? AND delivered_at IS NULL", [at, worker_id]).rowcount
+        "WHERE delivery_owner = ? AND delivered_at IS NULL",
+        [at, worker_id],
+    ).rowcount
     return {"running": running, "delivering": delivering}
 
 
@@ -262,10 +307,17 @@ def fail_timed_out(db: sqlite_utils.Database, timeout_s: float, *, now: float | 
     that still heartbeats) are failed for this attempt: requeued at once while attempts are
     left, otherwise failed. Returns the ids of the jobs that ended failed."""
     at = _at(now)
-    ids = [r[0] for r in db.execute(f"SELECT id FROM jobs WHERE state IN {_RUNNING} AND claimed_at < ?",
-                                    [at - timeout_s]).fetchall()]
-    return [job_id for job_id in ids
-            if fail_job(db, job_id, f"timed out after {timeout_s:.0f} s", retry_delay=0, now=at, code=TIMED_OUT)]
+    ids = [
+        r[0]
+        for r in db.execute(
+            f"SELECT id FROM jobs WHERE state IN {_RUNNING} AND claimed_at < ?", [at - timeout_s]
+        ).fetchall()
+    ]
+    return [
+        job_id
+        for job_id in ids
+        if fail_job(db, job_id, f"timed out after {timeout_s:.0f} s", retry_delay=0, now=at, code=TIMED_OUT)
+    ]
 
 
 def _queued_in_fair_order(db: sqlite_utils.Database) -> list[str]:
@@ -308,9 +360,14 @@ def count_active(db: sqlite_utils.Database, user_id: int | None = None) -> int:
 
 
 def active_jobs_for_user(db: sqlite_utils.Database, user_id: int) -> list[Job]:
-    return [Job.from_row(r) for r in db.query(
-        "SELECT * FROM jobs WHERE user_id = ? AND state IN ('queued', 'adapting', 'generating') "
-        "ORDER BY created_at, rowid", [user_id])]
+    return [
+        Job.from_row(r)
+        for r in db.query(
+            "SELECT * FROM jobs WHERE user_id = ? AND state IN ('queued', 'adapting', 'generating') "
+            "ORDER BY created_at, rowid",
+            [user_id],
+        )
+    ]
 
 
 def last_job(db: sqlite_utils.Database, user_id: int, *, kind: str | None = None) -> Job | None:
@@ -323,5 +380,4 @@ def last_job(db: sqlite_utils.Database, user_id: int, *, kind: str | None = None
 
 def jobs_created_since(db: sqlite_utils.Database, user_id: int, since: float) -> int:
     """How many jobs the user created since `since` (for rate limits and daily quotas)."""
-    return db.execute("SELECT COUNT(*) FROM jobs WHERE user_id = ? AND created_at >= ?",
-                      [user_id, since]).fetchone()[0]
+    return db.execute("SELECT COUNT(*) FROM jobs WHERE user_id = ? AND created_at >= ?", [user_id, since]).fetchone()[0]

@@ -30,14 +30,26 @@ MAX_ADAPTATION_STEPS = 5000
 ADAPTATION_PROFILES: dict[str, dict] = {
     # Tuned on the builtin model with `bench quality` (docs/seal.md): 100 steps are what
     # carries a character on it; a plateau stop is not needed at that length.
-    "builtin": {"steps": 100, "learning_rate": 5e-3, "batch_size": 2, "lora_learning_rate": 1e-4,
-                "plateau_every": 0, "plateau_min_steps": 0},
+    "builtin": {
+        "steps": 100,
+        "learning_rate": 5e-3,
+        "batch_size": 2,
+        "lora_learning_rate": 1e-4,
+        "plateau_every": 0,
+        "plateau_min_steps": 0,
+    },
     # Stable Diffusion 1.5-class: diffusers' textual-inversion example (lr 5e-4 scaled by the
     # effective batch of 4 -> 2e-3) and DreamBooth-LoRA example (lr 1e-4, 500 steps); single
     # image methods stop after a few hundred steps, so at most 500 here, ended earlier by
     # the plateau stop once a fixed evaluation loss has stopped improving.
-    "sd15": {"steps": 500, "learning_rate": 2e-3, "batch_size": 4, "lora_learning_rate": 1e-4,
-             "plateau_every": 50, "plateau_min_steps": 200},
+    "sd15": {
+        "steps": 500,
+        "learning_rate": 2e-3,
+        "batch_size": 4,
+        "lora_learning_rate": 1e-4,
+        "plateau_every": 50,
+        "plateau_min_steps": 200,
+    },
 }
 PROFILE_FIELDS = ("steps", "learning_rate", "batch_size", "lora_learning_rate", "plateau_every", "plateau_min_steps")
 
@@ -54,8 +66,9 @@ def _known_keys(cls, data, section: str) -> dict:
 def _within(name: str, value, low, high, kind) -> None:
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not numeric or (kind is int and not isinstance(value, int)) or not low <= value <= high:
-        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'} "
-                         f"from {low:g} to {high:g}, got {value!r}")
+        raise ValueError(
+            f"{name} must be {'an integer' if kind is int else 'a number'} from {low:g} to {high:g}, got {value!r}"
+        )
 
 
 def _within_unless_none(name: str, value, low, high, kind) -> None:
@@ -119,8 +132,9 @@ class AdaptationSettings:
         """These settings with every None field taken from the profile that applies."""
         name = model_profile if self.profile == "auto" else self.profile
         if name not in ADAPTATION_PROFILES:
-            raise ValueError(f"adaptation.profile must be auto or one of {', '.join(ADAPTATION_PROFILES)}, "
-                             f"got {name!r}")
+            raise ValueError(
+                f"adaptation.profile must be auto or one of {', '.join(ADAPTATION_PROFILES)}, got {name!r}"
+            )
         defaults = ADAPTATION_PROFILES[name]
         filled = {key: defaults[key] for key in PROFILE_FIELDS if getattr(self, key) is None}
         return replace(self, profile=cast(AdaptationProfile, name), **filled)
@@ -137,8 +151,7 @@ class AdaptationSettings:
         """Key of the embedding cache: a change to any setting or the model re-adapts. Taken
         over the resolved settings, so leaving a field to the model's default and writing the
         same value out give the same key."""
-        payload = json.dumps({"model": model_id, **asdict(self.resolved(model_profile))}, sort_keys=True,
-                             default=list)
+        payload = json.dumps({"model": model_id, **asdict(self.resolved(model_profile))}, sort_keys=True, default=list)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @classmethod
@@ -219,8 +232,9 @@ class GenerationSettings:
         if self.denoise_px is not None:
             _within("generation.denoise_px", self.denoise_px, 0, 15, int)
         _one_of("generation.scheduler", self.scheduler, SCHEDULERS)
-        if self.negative_prompt is not None and (not isinstance(self.negative_prompt, str)
-                                                 or len(self.negative_prompt) > 1000):
+        if self.negative_prompt is not None and (
+            not isinstance(self.negative_prompt, str) or len(self.negative_prompt) > 1000
+        ):
             raise ValueError("generation.negative_prompt must be text of at most 1000 characters")
         _within("generation.outline_fraction", self.outline_fraction, 0.0, 0.1, float)
         _one_of("generation.scene_frame", self.scene_frame, get_args(SceneFrame))
