@@ -315,7 +315,7 @@ def cmd_discord(args) -> int:
 
 # -- run / backup -----------------------------------------------------------------------------
 def cmd_run(args) -> int:
-    """Runtime child + configured adapters + one job worker + housekeeping (adapters/supervisor.py)."""
+    """Runtime child + configured adapters + one job worker + housekeeping (adapters/cli/supervisor.py)."""
     from adapters.cli import supervisor
 
     return supervisor.run(args, _settings(args))

@@ -474,7 +474,7 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
 
 
 def run(args, settings: Settings) -> int:
-    """`stickerbot run` (wired in adapters/cli.py)."""
+    """`stickerbot run` (wired in adapters/cli/commands.py)."""
 
     async def main() -> int:
         stop = asyncio.Event()
