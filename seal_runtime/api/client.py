@@ -9,7 +9,6 @@ type escaping into the worker.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
@@ -26,13 +25,11 @@ from seal_runtime.api.protocol import (
     JobAnswer,
     JobRequest,
     JobResult,
-    LearnedConcept,
-    ProgressEvent,
+    OnConcept,
+    OnProgress,
     RuntimeJobError,
 )
 
-OnProgress = Callable[[ProgressEvent], Awaitable[None]]
-OnConcept = Callable[[LearnedConcept], Awaitable[None]]
 # What a broken stream can raise inside aiohttp or asyncio (LineTooLong is an
 # HttpProcessingError, not a ClientError).
 STREAM_ERRORS = (

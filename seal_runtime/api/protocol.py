@@ -11,6 +11,7 @@ between jobs, a crash loses nothing, and a retry after adaptation does not adapt
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, fields
 
 from seal_runtime.api.frames import Frame, FramingError, encode_frame
@@ -293,3 +294,8 @@ class JobAnswer:
         elif frame.event == "error":
             raise RuntimeJobError.from_frame(frame)
         return None
+
+
+# The callbacks a runtime client (HTTP or Redis) reports a job's progress and concept through.
+OnProgress = Callable[[ProgressEvent], Awaitable[None]]
+OnConcept = Callable[[LearnedConcept], Awaitable[None]]
