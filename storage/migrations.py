@@ -177,6 +177,14 @@ def _m010_pack_orders(db: sqlite_utils.Database) -> None:
     db.table("pack_orders").create_index(["user_id", "created_at"])
 
 
+def _m011_user_languages(db: sqlite_utils.Database) -> None:
+    """The language a user reads: the one their platform reports (Telegram's language_code,
+    Discord's locale, kept so that replies sent later by the worker use it too) and the one
+    they chose with /language, which wins. /forget clears both."""
+    db.table("users").add_column("platform_language", str)
+    db.table("users").add_column("language", str)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core", _m001_core),
     Migration(2, "stickers_and_packs", _m002_stickers_and_packs),
@@ -188,6 +196,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "sticker_sent_records", _m008_sticker_sent_records),
     Migration(9, "workers", _m009_workers),
     Migration(10, "pack_orders", _m010_pack_orders),
+    Migration(11, "user_languages", _m011_user_languages),
 )
 
 

@@ -25,11 +25,14 @@ class User:
     banned: bool
     daily_quota: int | None  # None: the configured default applies
     forgotten_at: float | None = None  # /forget left this row as a tombstone (no personal data)
+    platform_language: str | None = None  # what their platform last reported ("es", "pt-BR")
+    language: str | None = None  # what they chose with /language (wins over the platform's)
 
     @classmethod
     def from_row(cls, row: dict) -> User:
         return cls(row["id"], row["platform"], row["platform_user_id"], row["display_name"],
-                   row["created_at"], bool(row["banned"]), row["daily_quota"], row.get("forgotten_at"))
+                   row["created_at"], bool(row["banned"]), row["daily_quota"], row.get("forgotten_at"),
+                   row.get("platform_language"), row.get("language"))
 
 
 @dataclass(frozen=True)

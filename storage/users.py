@@ -22,16 +22,17 @@ def get_user(db: sqlite_utils.Database, user_id: int) -> User | None:
 
 
 def get_or_create_user(db: sqlite_utils.Database, platform: str, platform_user_id: str,
-                       display_name: str | None = None) -> User:
-    """The user's row, created on first contact; a changed display name is updated."""
+                       display_name: str | None = None, platform_language: str | None = None) -> User:
+    """The user's row, created on first contact; a changed display name or platform language
+    is updated."""
     platform_user_id = str(platform_user_id)
     user = find_user(db, platform, platform_user_id)
     if user is None:
         try:
             db.execute(
-                "INSERT INTO users (platform, platform_user_id, display_name, created_at, banned) "
-                "VALUES (?, ?, ?, ?, 0)",
-                [platform, platform_user_id, display_name, now()],
+                "INSERT INTO users (platform, platform_user_id, display_name, created_at, banned, platform_language) "
+                "VALUES (?, ?, ?, ?, 0, ?)",
+                [platform, platform_user_id, display_name, now(), platform_language or None],
             )
         except sqlite3.IntegrityError:
             pass  # another connection created it first: use theirs
@@ -43,7 +44,15 @@ def get_or_create_user(db: sqlite_utils.Database, platform: str, platform_user_i
         db.execute("UPDATE users SET display_name = COALESCE(?, display_name), forgotten_at = NULL WHERE id = ?",
                    [display_name or None, user.id])
         user = get_user(db, user.id)
+    if platform_language and platform_language != user.platform_language:
+        db.execute("UPDATE users SET platform_language = ? WHERE id = ?", [platform_language, user.id])
+        user = get_user(db, user.id)
     return user
+
+
+def set_language(db: sqlite_utils.Database, user_id: int, language: str | None) -> bool:
+    """The user's own choice of language (/language); None goes back to the platform's."""
+    return db.execute("UPDATE users SET language = ? WHERE id = ?", [language, user_id]).rowcount == 1
 
 
 def set_banned(db: sqlite_utils.Database, user_id: int, banned: bool = True) -> bool:
