@@ -22,8 +22,8 @@ from telegram.ext import Application, ApplicationBuilder
 
 from adapters.chat_bot import ChatBotProcess
 from adapters.telegram import handlers
-from adapters.telegram.packs import TelegramPacks
 from adapters.telegram.pacing import ChatPacedRateLimiter, PerChatUpdateProcessor
+from adapters.telegram.packs import TelegramPacks
 from adapters.telegram.sink import TelegramSink
 from bot.admin import AdminService
 from bot.job_worker import JobWorker
