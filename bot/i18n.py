@@ -52,6 +52,21 @@ def match_language(code: str | None) -> str | None:
     return primary if primary in LANGUAGES else None
 
 
+def pick_language(*candidates: str | None) -> str:
+    """The first candidate we speak (a user's choice, their platform's, the configured
+    default), else the source language."""
+    for candidate in candidates:
+        chosen = match_language(candidate)
+        if chosen is not None:
+            return chosen
+    return SOURCE_LANGUAGE
+
+
+def language_list() -> str:
+    """'en (English), es (Español), ru (Русский)'."""
+    return ", ".join(f"{code} ({name})" for code, name in LANGUAGES.items())
+
+
 @functools.cache
 def translations(code: str) -> gettext.NullTranslations:
     """The compiled catalog of `code` (the source language: none, texts stay as written)."""

@@ -21,6 +21,12 @@ What survives what:
   lease lost to someone else (the timeout sweep, /forget) stops the attempt too.
 - **SIGTERM**: `run_forever` returns after the job in hand finishes; if the caller
   cancels it first, the job goes back to the queue without costing an attempt.
+- **/cancel** (bot/service.py): the job row becomes "cancelled" and loses its lease. The
+  worker checks its job every `CANCEL_POLL_S` while it runs and, seeing that, drops the
+  attempt: its request to the runtime is closed, and the runtime stops the job at its
+  next step (seal_runtime/job_control.py), which frees the GPU. Nothing is delivered.
+
+Every reply the worker sends is written in the job's user's language (`JobView.language`).
 
 Delivery — "exactly once", precisely: the result is sent by whoever holds the job's
 delivery claim (its own lease) and recorded as delivered only after the adapter's send
@@ -44,8 +50,10 @@ from typing import TYPE_CHECKING
 
 import sqlite_utils
 
+from bot import i18n
 from bot.delivery import DeliverySink
-from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
+from bot.i18n import _, _n
+from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef, job_description
 from bot.schema.vocabulary import emoji_for_emotion
 from bot.pack_delivery import PackAssembler
 from bot.settings import Settings
@@ -68,6 +76,8 @@ log = logging.getLogger(__name__)
 
 REFERENCE_DELETED = "the character of this request was deleted"
 RUNTIME_DOWN_PAUSE_S = 2.0
+# How often a running job's row is read: a /cancel reaches the runtime within this.
+CANCEL_POLL_S = 0.5
 
 
 class JobRefused(RuntimeJobError):
@@ -107,7 +117,7 @@ class JobWorker:
         self._told_id_lost = False
         self.last_timings: dict = {}
         self.counters = {"done": 0, "retried": 0, "failed": 0, "released": 0, "delivered": 0,
-                         "delivery_errors": 0}
+                         "delivery_errors": 0, "cancelled": 0}
 
     # -- loop --------------------------------------------------------------------------------
     def recover(self) -> dict[str, int]:
@@ -176,13 +186,17 @@ class JobWorker:
         view = self._view(job)
         if view is None:  # the user was forgotten between the claim and now
             return
+        with i18n.language(view.language):  # progress, the sticker's words, a failure: in the user's language
+            await self._process(job, view)
+
+    async def _process(self, job: Job, view: JobView) -> None:
         started = time.perf_counter()
         accepted = asyncio.Event()  # the runtime sent its first event: it has the job
         work = asyncio.create_task(self._run_on_runtime(job, view, accepted))
-        watch = asyncio.create_task(self._keep_lease(job.id))
+        watch = asyncio.create_task(self._watch(job.id))
         try:
-            done, _ = await asyncio.wait({work, watch}, timeout=self.job_timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _pending = await asyncio.wait({work, watch}, timeout=self.job_timeout_s,
+                                                return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             # Shutdown (or the caller gave up): the job goes back, this attempt not counted.
             work.cancel()
@@ -197,6 +211,11 @@ class JobWorker:
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
             if watch in done:
+                now = jobs.get_job(self.db, job.id)
+                if now is not None and now.state == "cancelled":
+                    self.counters["cancelled"] += 1
+                    log.info("job cancelled by its user; stopped on the runtime", extra={"job_id": job.id})
+                    return
                 log.warning("lease lost; dropping this attempt", extra={"job_id": job.id, "worker": self.worker_id})
                 return
             await self._attempt_failed(job, view, RuntimeJobError(f"timed out after {self.job_timeout_s:.0f} s"),
@@ -303,8 +322,11 @@ class JobWorker:
         sent = 0
         for job in jobs.undelivered_finished_jobs(self.db, platforms=self.platforms):
             view = self._view(job)
-            if view is not None and await self._deliver(view, job):
-                sent += 1
+            if view is None:
+                continue
+            with i18n.language(view.language):
+                if await self._deliver(view, job):
+                    sent += 1
         return sent
 
     async def _deliver(self, view: JobView, job: Job, out: list[StickerOut] | None = None) -> bool:
@@ -337,15 +359,24 @@ class JobWorker:
         user = users.get_user(self.db, job.user_id)
         if user is None:
             return None
-        return JobView(job.id, UserRef(user.platform, user.platform_user_id, user.display_name or ""),
-                       job.user_id, job.chat or {})
+        language = i18n.pick_language(user.language, user.platform_language, self.settings.general.language)
+        return JobView(job.id, UserRef(user.platform, user.platform_user_id, user.display_name or "",
+                                       user.platform_language or ""),
+                       job.user_id, job.chat or {}, language=language)
 
-    async def _keep_lease(self, job_id: str) -> None:
-        """Renew the lease; returns when it was lost (taken over, timed out, forgotten)."""
+    async def _watch(self, job_id: str) -> None:
+        """Renew the lease, and look at the job every CANCEL_POLL_S; returns when it is no
+        longer ours to run (cancelled, forgotten, taken over, timed out)."""
+        renew_every = max(1, round(self.lease_s / 3 / CANCEL_POLL_S))
+        polls = 0
         while True:
-            await asyncio.sleep(self.lease_s / 3)
+            await asyncio.sleep(min(CANCEL_POLL_S, self.lease_s / 3))
+            polls += 1
             try:
-                if not jobs.heartbeat(self.db, job_id, self.worker_id, self.lease_s):
+                if polls % renew_every == 0:
+                    if not jobs.heartbeat(self.db, job_id, self.worker_id, self.lease_s):
+                        return
+                elif not jobs.holds(self.db, job_id, self.worker_id):
                     return
             except sqlite3.OperationalError as exc:  # locked for longer than the busy timeout: try again
                 log.warning("heartbeat not written", extra={"job_id": job_id, "error": str(exc)})
@@ -403,10 +434,15 @@ class JobWorker:
         for position, png in enumerate(result.images_png):
             # Keyed by (job, position): a job that runs twice replaces, never duplicates.
             record = stickers.save_sticker(self.db, job.user_id, job.id, png, emoji, payload["tags"], position=position)
-            out.append(StickerOut(record.id, job.id, png, emoji, payload["description"], payload["tags"]))
+            out.append(StickerOut(record.id, job.id, png, emoji, job_description(payload), payload["tags"]))
         finished = jobs.finish_job(self.db, job.id, {"sticker_ids": [s.sticker_id for s in out],
                                                      "adapted": result.adapted, "timings": result.timings},
                                    worker_id=self.worker_id)
+        if not finished:
+            now = jobs.get_job(self.db, job.id)
+            if now is not None and now.state == "cancelled":  # /cancel won the race: keep nothing of it
+                stickers.delete_for_job(self.db, job.user_id, job.id)
+                self.counters["cancelled"] += 1
         return out, finished
 
 
@@ -418,7 +454,7 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
 
 
 def _sticker_out(record, job: Job) -> StickerOut:
-    return StickerOut(record.id, job.id, record.image, record.emoji, job.request.get("description", ""),
+    return StickerOut(record.id, job.id, record.image, record.emoji, job_description(job.request),
                       job.request.get("tags", {}))
 
 
@@ -432,13 +468,18 @@ def runtime_background(tags: dict | None) -> str:
 
 def failure_message(job: Job) -> str:
     """What the user reads when a job ends without a sticker: what happened, what to do."""
-    what = job.request.get("description") or "your sticker"
+    what = job_description(job.request)
     error = job.error or ""
     if REFERENCE_DELETED in error:
-        return (f"I could not make “{what}”: your character was deleted before I got to it. "
-                "Send /setref with a picture, then ask again.")
+        return _("I could not make “{what}”: your character was deleted before I got to it. "
+                 "Send /setref with a picture, then ask again.", what=what)
     if "timed out" in error:
-        return (f"Sorry, “{what}” took too long {job.attempts} times, so I stopped trying. "
-                "Please try again later, maybe with fewer words.")
-    return (f"Sorry, I could not make “{what}” after {job.attempts} tries. Something about this request "
-            "keeps failing on my side; please try other words, or another picture with /setref.")
+        return _n("Sorry, “{what}” took too long {n} time, so I stopped trying. "
+                  "Please try again later, maybe with fewer words.",
+                  "Sorry, “{what}” took too long {n} times, so I stopped trying. "
+                  "Please try again later, maybe with fewer words.", job.attempts, what=what)
+    return _n("Sorry, I could not make “{what}” after {n} try. Something about this request "
+              "keeps failing on my side; please try other words, or another picture with /setref.",
+              "Sorry, I could not make “{what}” after {n} tries. Something about this request "
+              "keeps failing on my side; please try other words, or another picture with /setref.",
+              job.attempts, what=what)

@@ -4,14 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot import i18n
+from bot.i18n import _, _n
+from bot.schema.sticker_request import StickerRequest
+
+
+def job_description(request: dict) -> str:
+    """A job's words in the current language ("feliz, saludando, playa"), from the tags it
+    stores; a job stored before its free text was kept says its English summary."""
+    if "tags" not in request or "free_text" not in request:
+        return request.get("description") or _("your sticker")
+    return StickerRequest.from_tags(request["tags"], request["free_text"]).describe(i18n.current())
+
 
 @dataclass(frozen=True)
 class UserRef:
-    """Who is talking: the platform and the platform's own user id."""
+    """Who is talking: the platform, the platform's own user id, and the language their app
+    reports (Telegram's `language_code`, Discord's `locale`; "" when it says none)."""
 
     platform: str  # "telegram" | "discord" | "console"
     platform_user_id: str
     display_name: str = ""
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -24,9 +38,9 @@ class ReferenceSaved:
     unchanged: bool = False  # the same picture was already the active reference
 
     def user_message(self) -> str:
-        lines = ["Saved your character! Now try /mysticker happy waving beach"]
+        lines = [_("Saved your character! Now try /mysticker happy waving beach")]
         if self.unchanged:
-            lines = ["That picture is already your character. Try /mysticker happy waving beach"]
+            lines = [_("That picture is already your character. Try /mysticker happy waving beach")]
         lines += list(self.notes)
         return "\n".join(lines)
 
@@ -39,8 +53,10 @@ class QueuedJob:
     cached: bool  # an embedding for this character exists: no adaptation needed
 
     def user_message(self) -> str:
-        first = "" if self.cached else " The first sticker takes longer: I learn your character once."
-        return f"Queued at position {self.position}: {self.description}.{first}"
+        if self.cached:
+            return _("Queued at position {position}: {what}.", position=self.position, what=self.description)
+        return _("Queued at position {position}: {what}. The first sticker takes longer: I learn your "
+                 "character once.", position=self.position, what=self.description)
 
 
 @dataclass(frozen=True)
@@ -54,14 +70,14 @@ class ProgressUpdate:
 
     def user_message(self) -> str:
         if self.stage == "queued":
-            return f"Queued at position {self.step}…"
+            return _("Queued at position {position}…", position=self.step)
         if self.stage == "adapting":
-            return f"Learning your character (step {self.step}/{self.total})…"
+            return _("Learning your character (step {step}/{total})…", step=self.step, total=self.total)
         if self.stage == "generating":
-            return f"Drawing your sticker ({self.step}/{self.total})…"
+            return _("Drawing your sticker ({step}/{total})…", step=self.step, total=self.total)
         if self.stage == "pack":
-            return f"Drawing your pack: {self.step}/{self.total} stickers done…"
-        return "Starting…"
+            return _("Drawing your pack: {done}/{total} stickers done…", done=self.step, total=self.total)
+        return _("Starting…")
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,7 @@ class JobView:
     user_id: int
     chat: dict  # adapter-owned delivery context (chat id, message id to edit, ...)
     pack: PackInfo | None = None
+    language: str = "en"  # what the user reads (bot/i18n.py); the worker writes in it
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,37 @@ class QueuedPack:
         return self.order_id
 
     def user_message(self) -> str:
-        extra = f" with “{self.words}”" if self.words else ""
-        first = "" if self.cached else " I learn your character first, so the first one takes longer."
-        return f"Drawing a pack of {self.size} stickers{extra}: 0/{self.size} done.{first}"
+        if self.words:
+            text = _n("Drawing a pack of {n} sticker with “{words}”: 0/{n} done.",
+                      "Drawing a pack of {n} stickers with “{words}”: 0/{n} done.", self.size, words=self.words)
+        else:
+            text = _n("Drawing a pack of {n} sticker: 0/{n} done.", "Drawing a pack of {n} stickers: 0/{n} done.",
+                      self.size)
+        if not self.cached:
+            text += " " + _("I learn your character first, so the first one takes longer.")
+        return text
+
+
+@dataclass(frozen=True)
+class CancelledRequest:
+    """A request /cancel took back: a sticker job, or a whole /makepack (`pack`; then
+    `request_id` is the pack order's id, what its progress message is tracked by)."""
+
+    request_id: str
+    description: str  # the sticker's words ("" for a pack)
+    jobs: int  # jobs stopped: 1, or a pack's stickers not made yet
+    running: bool  # one of them was already on the runtime
+    pack: bool = False
+
+    def user_message(self) -> str:
+        if self.pack:
+            return _n("Cancelled your pack: {n} sticker not made yet is back in your daily quota.",
+                      "Cancelled your pack: {n} stickers not made yet are back in your daily quota.", self.jobs)
+        return _("Cancelled “{what}”.", what=self.description)
+
+
+def cancel_message(cancelled: list[CancelledRequest]) -> str:
+    """The reply to /cancel."""
+    if not cancelled:
+        return _("Nothing to cancel: you have no sticker in the queue.")
+    return "\n".join(c.user_message() for c in cancelled)

@@ -112,6 +112,14 @@ def delete_sticker(db: sqlite_utils.Database, user_id: int, sticker_id: int) -> 
     return True
 
 
+def delete_for_job(db: sqlite_utils.Database, user_id: int, job_id: str) -> int:
+    """A job's stickers, when the job was cancelled while they were being stored."""
+    with db.atomic():
+        db.execute("DELETE FROM pack_stickers WHERE sticker_id IN (SELECT id FROM stickers WHERE user_id = ? "
+                   "AND job_id = ?)", [user_id, job_id])
+        return db.execute("DELETE FROM stickers WHERE user_id = ? AND job_id = ?", [user_id, job_id]).rowcount
+
+
 def delete_unused_since(db: sqlite_utils.Database, cutoff: float) -> int:
     """Retention: drop sticker masters not used since `cutoff` (Unix seconds). Packs on the
     platforms keep their copies; only our pack membership rows go. Returns how many."""

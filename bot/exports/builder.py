@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from bot.errors import UserError
+from bot.i18n import _
 from bot.exports import ExportFile, ExportSticker
 from bot.exports.png_zip import MAX_STICKERS as PNG_MAX
 from bot.exports.png_zip import png_zip
@@ -23,7 +24,8 @@ ALIASES = {"wa": "whatsapp", "wastickers": "whatsapp", "png": "png-zip", "zip": 
 def normalise_format(text: str) -> str:
     name = ALIASES.get(text.strip().lower(), text.strip().lower())
     if name not in FORMATS:
-        raise UserError(f"I can export as {', '.join(FORMATS)}: e.g. /export whatsapp.", code="export_format")
+        raise UserError(_("I can export as {formats}: e.g. /export whatsapp.", formats=", ".join(FORMATS)),
+                        code="export_format")
     return name
 
 

@@ -25,12 +25,14 @@ _WORD_RE = re.compile(r"(?:[^\W_]|')+")
 
 class PromptError(ValueError):
     """A prompt the parser cannot take (empty, too long); `user_message` is safe to show.
-    The service turns it into the bot's UserError: the schema knows nothing of the bot."""
+    The service turns it into the bot's UserError, in the user's language, from `code` and
+    `params`: the schema knows nothing of the bot."""
 
-    def __init__(self, user_message: str, *, code: str) -> None:
+    def __init__(self, user_message: str, *, code: str, **params: int) -> None:
         super().__init__(user_message)
         self.user_message = user_message
         self.code = code
+        self.params = params
 
 
 def normalise_words(text: str) -> list[str]:
@@ -67,6 +69,8 @@ def parse_prompt(text: str, *, max_chars: int = 200) -> StickerRequest:
             f"That prompt is {len(stripped)} characters long; the limit is {max_chars}. "
             "Try a few words, e.g. /mysticker happy waving beach",
             code="prompt_too_long",
+            length=len(stripped),
+            limit=max_chars,
         )
     words = normalise_words(stripped)
     if not words:
