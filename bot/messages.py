@@ -163,6 +163,28 @@ class CancelledRequest:
         return _("Cancelled “{what}”.", what=self.description)
 
 
+# What `/cancel <word>` takes to mean every request, in each shipped language.
+CANCEL_ALL_WORDS = frozenset({"all", "todo", "todos", "todas", "все", "всё"})
+
+
+def wants_everything(argument: str) -> bool:
+    """`/cancel all` (or "todo", "все"): every request, not only the newest."""
+    return argument.strip().lower() in CANCEL_ALL_WORDS
+
+
+def language_menu() -> str:
+    """The reply to a bare /language: the language in use, and how to choose another."""
+    return _("I speak {language} with you. Choose another with /language CODE: {languages}; "
+             "/language auto uses your app's language.", language=i18n.LANGUAGES[i18n.current()],
+             languages=i18n.language_list())
+
+
+def language_changed(code: str) -> str:
+    """The reply to /language CODE, in the language just chosen."""
+    with i18n.language(code):
+        return _("From now on I speak {language} with you.", language=i18n.LANGUAGES[code])
+
+
 def cancel_message(cancelled: list[CancelledRequest]) -> str:
     """The reply to /cancel."""
     if not cancelled:

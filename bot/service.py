@@ -253,18 +253,24 @@ class StickerService:
         return _("Your stickers in progress:") + "\n" + "\n".join(lines)
 
     # -- /cancel -----------------------------------------------------------------------------
-    def cancel(self, user: UserRef, *, everything: bool = False) -> list[CancelledRequest]:
+    def cancel(self, user: UserRef, *, everything: bool = False, request_id: str | None = None
+               ) -> list[CancelledRequest]:
         """Take back the user's newest request still queued or running (a whole /makepack
-        counts as one), or all of them. A running job stops on the runtime at its next step
-        (its worker sees the job cancelled, bot/job_worker.py), nothing of it is delivered,
-        and each sticker not made goes back to today's quota. Newest first."""
+        counts as one), all of them (`everything`), or the one a Cancel button names
+        (`request_id`: a job or pack order id; only ever the user's own). A running job stops
+        on the runtime at its next step (its worker sees the job cancelled,
+        bot/job_worker.py), nothing of it is delivered, and each sticker not made goes back
+        to today's quota. Newest first."""
         record = users.find_user(self.db, user.platform, user.platform_user_id)
         if record is None:
             return []
         groups: dict[str, list[Job]] = {}  # request id (job, or pack order) -> its active jobs
         for job in reversed(jobs.active_jobs_for_user(self.db, record.id)):  # newest first
             groups.setdefault(job.request.get("pack_order") or job.id, []).append(job)
-        chosen = list(groups.items()) if everything else list(groups.items())[:1]
+        if request_id is not None:
+            chosen = [(request_id, groups[request_id])] if request_id in groups else []
+        else:
+            chosen = list(groups.items()) if everything else list(groups.items())[:1]
         now = self.policy.clock()
         outcome = []
         for request_id, members in chosen:

@@ -136,6 +136,18 @@ class Sticker:
 
 
 @dataclass(frozen=True)
+class FiledSticker:
+    """A sticker as a platform already holds it (its file id there), without the image:
+    what an inline answer needs. `free_text`: the words of its request that were no tags."""
+
+    id: int
+    file_id: str
+    tags: dict
+    free_text: tuple[str, ...]
+    created_at: float
+
+
+@dataclass(frozen=True)
 class Pack:
     id: int
     user_id: int

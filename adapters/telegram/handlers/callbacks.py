@@ -8,9 +8,10 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from adapters.telegram.handlers.common import chat_context, deps, user_ref
+from adapters.telegram.handlers.common import chat_context, deps, queue_reply, user_ref
 from adapters.telegram.sink import ADD_TO_PACK, AGAIN, DELETE
 from bot.errors import UserError
+from bot.i18n import _
 from storage import jobs, stickers
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     query = update.callback_query
     action, raw_id, owner = query.data.split(":")
     if str(query.from_user.id) != owner:
-        await query.answer("Only the person who asked for this sticker can use its buttons.", show_alert=True)
+        await query.answer(_("Only the person who asked for this sticker can use its buttons."), show_alert=True)
         return
     d = deps(context)
     user = user_ref(update)
@@ -30,22 +31,21 @@ async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         user_id = d.service.user_id(user)  # refuses banned users
         sticker = stickers.use_sticker(d.db, user_id, int(raw_id))  # only ever the presser's own
         if sticker is None:
-            raise UserError("That sticker is gone (deleted, or /forget was used).", code="no_sticker")
+            raise UserError(_("That sticker is gone (deleted, or /forget was used)."), code="no_sticker")
         if action == ADD_TO_PACK:
             outcome = await d.packs.add(context.bot, user, user_id, sticker.id)
-            await query.answer("Added." if outcome.status in ("added", "created") else None)
+            await query.answer(_("Added.") if outcome.status in ("added", "created") else None)
             await message.reply_text(outcome.user_message(), do_quote=True)
         elif action == AGAIN:
             job = jobs.get_job(d.db, sticker.job_id, user_id=user_id) if sticker.job_id else None
             if job is None:
-                raise UserError("I no longer know how this sticker was made. Try /mysticker.", code="no_job")
+                raise UserError(_("I no longer know how this sticker was made. Try /mysticker."), code="no_job")
             queued = d.service.request_sticker(user, job.request["text"], chat_context(message))
-            await query.answer("Making another one…")
-            sent = await message.reply_text(queued.user_message(), do_quote=True)
-            d.sink.track(queued.job_id, sent.chat_id, sent.message_id)
+            await query.answer(_("Making another one…"))
+            await queue_reply(context, queued, message, query.from_user.id, do_quote=True)
         elif action == DELETE:
             stickers.delete_sticker(d.db, user_id, sticker.id)
-            await query.answer("Deleted.")
+            await query.answer(_("Deleted."))
             try:
                 await message.delete()
             except TelegramError as exc:  # older than 48 h, or already gone
