@@ -51,6 +51,7 @@ BOT_DEFAULT = SEND_MESSAGES | ATTACH_FILES | MANAGE_EXPRESSIONS
 class DcUser:
     id: int
     name: str
+    locale: str = "en-US"  # the member's Discord client language, sent with each interaction
 
     def as_dict(self) -> dict:
         return {"id": str(self.id), "username": self.name.lower(), "discriminator": "0", "global_name": self.name,
@@ -427,7 +428,7 @@ class FakeDiscord:
         token = f"itoken-{self.next_id()}"
         self._channels[token] = channel_id
         payload = {"id": str(self.next_id()), "application_id": str(APP_ID), "type": kind, "token": token,
-                   "version": 1, "data": data, "locale": "en-US", "attachment_size_limit": 10 * 1024 * 1024,
+                   "version": 1, "data": data, "locale": user.locale, "attachment_size_limit": 10 * 1024 * 1024,
                    "app_permissions": str(app_permissions), "entitlements": []}
         if guild_id is not None:
             payload["guild_id"] = str(guild_id)
