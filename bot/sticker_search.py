@@ -31,6 +31,7 @@ class StickerPage:
     stickers: tuple[FiledSticker, ...]
     next_offset: str  # "" when this is the last page
     matched: bool  # False: nothing fits the words (offer to make a new sticker instead)
+    any_stickers: bool = False  # the user has stickers at all (matching or not)
 
 
 @dataclass(frozen=True)
@@ -75,4 +76,4 @@ def find_stickers(db: sqlite_utils.Database, user: UserRef, text: str, offset: s
     start = int(offset) if offset.isdigit() else 0
     page = ranked[start:start + PAGE]
     more = start + PAGE < len(ranked)
-    return StickerPage(tuple(page), str(start + PAGE) if more else "", bool(ranked))
+    return StickerPage(tuple(page), str(start + PAGE) if more else "", bool(ranked), bool(filed))

@@ -26,7 +26,7 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     page = find_stickers(deps(context).db, user_ref(update), text, query.offset)
     if page.matched:
         button = InlineQueryResultsButton(_("Make a new sticker"), start_parameter=START_NEW)
-    elif text:
+    elif page.any_stickers:
         button = InlineQueryResultsButton(_("Nothing matches “{words}”: make it", words=text[:40]),
                                           start_parameter=START_NEW)
     else:
