@@ -146,7 +146,7 @@ class CancelButton(_OwnedButton, discord.ui.DynamicItem[discord.ui.Button],
     async def callback(self, interaction: discord.Interaction) -> None:
         d = deps(interaction)
         cancelled = d.service.cancel(user_ref(interaction), request_id=self.request_id)
-        d.sink.forget_progress(self.request_id)  # this press edits the message itself
+        await d.sink.forget_progress(self.request_id)  # this press edits the message itself
         if cancelled:
             await interaction.response.edit_message(content=_("Cancelled."), view=None)
         else:  # it finished (or failed) meanwhile: only the button goes

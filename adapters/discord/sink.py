@@ -17,6 +17,7 @@ bot may not write to is given up at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
@@ -46,6 +47,7 @@ class _Live:
     last_edit: float = -1e9
     flush: asyncio.Task | None = field(default=None, repr=False)
     gone: bool = False  # the response was deleted or the token expired: stop editing
+    cancelled: bool = False  # /cancel: no more progress edits
     # Set once the command's response exists: a fast job may finish before it does.
     answered: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -95,7 +97,7 @@ class DiscordSink:
     async def _flush(self, live: _Live, wait: float) -> None:
         if wait > 0:
             await asyncio.sleep(wait)
-        if not await live.usable():
+        if not await live.usable() or live.cancelled:
             return
         text, live.text = live.text, None
         if text is None:
@@ -110,14 +112,22 @@ class DiscordSink:
             else:
                 log.warning("progress edit failed", extra={"status": exc.status, "error": exc.text})
 
-    def forget_progress(self, request_id: str) -> None:
-        """The request was cancelled and its message edited by whoever pressed Cancel: show
-        nothing more for it."""
-        self._finish(request_id)
+    async def forget_progress(self, request_id: str) -> _Live | None:
+        """The request was cancelled: no more progress for it, and a progress edit already on
+        its way lands before this returns (so "Cancelled." is the last word, not overwritten)."""
+        live = self._live.pop(request_id, None)
+        if live is None:
+            return None
+        live.cancelled = True
+        if live.flush is not None and not live.flush.done():
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(live.flush), ANSWER_WAIT_S)
+        self._recent[request_id] = live
+        return live
 
     async def cancelled(self, request_id: str) -> None:
         """/cancel took the request back: its response says "Cancelled.", without the button."""
-        live = self._finish(request_id)
+        live = await self.forget_progress(request_id)
         if live is None or not await live.usable():
             return
         try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlite_utils
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ReplyParameters
@@ -62,6 +62,7 @@ class _Progress:
     text: str | None = None  # the latest text not yet shown
     shown: str | None = None
     keyboard: InlineKeyboardMarkup | None = None  # the Cancel button, sent again with every edit
+    editing: asyncio.Event = field(default_factory=asyncio.Event)  # set while an edit is on its way
 
 
 class TelegramSink:
@@ -97,6 +98,10 @@ class TelegramSink:
         entry = self._finish(request_id)
         if entry is None or entry.message_id is None:
             return
+        for _wait in range(100):  # a progress edit already on its way lands first, not after "Cancelled."
+            if not entry.editing.is_set():
+                break
+            await asyncio.sleep(0.05)
         try:
             await self.bot.edit_message_text(_("Cancelled."), chat_id=entry.chat_id, message_id=entry.message_id)
         except TelegramError as exc:  # deleted by the user meanwhile: nothing to change
@@ -144,6 +149,7 @@ class TelegramSink:
         entry = waiting[0]
         text, entry.text = entry.text, None
         self._last_edit[chat_id] = time.monotonic()
+        entry.editing.set()
         try:
             await self.bot.edit_message_text(text, chat_id=chat_id, message_id=entry.message_id,
                                              reply_markup=entry.keyboard)
@@ -155,6 +161,8 @@ class TelegramSink:
                 log.info("progress edit refused", extra={"chat_id": chat_id, "error": exc.message})
         except TelegramError as exc:
             log.warning("progress edit failed", extra={"chat_id": chat_id, "error": str(exc)})
+        finally:
+            entry.editing.clear()
         if len(waiting) > 1:
             self._request_edit(chat_id)
 
