@@ -20,8 +20,16 @@ from bot import i18n
 from bot.errors import UserError
 from bot.exports.builder import build_export
 from bot.i18n import N_, _
-from bot.messages import (JobView, ProgressUpdate, StickerOut, UserRef, cancel_message, language_changed,
-                          language_menu, wants_everything)
+from bot.messages import (
+    JobView,
+    ProgressUpdate,
+    StickerOut,
+    UserRef,
+    cancel_message,
+    language_changed,
+    language_menu,
+    wants_everything,
+)
 from bot.pack_service import PackService
 from bot.service import StickerService, help_text
 from bot.sticker_spec import to_telegram_sticker

@@ -54,8 +54,8 @@ from bot import i18n
 from bot.delivery import DeliverySink
 from bot.i18n import _, _n
 from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef, job_description
-from bot.schema.vocabulary import emoji_for_emotion
 from bot.pack_delivery import PackAssembler
+from bot.schema.vocabulary import emoji_for_emotion
 from bot.settings import Settings
 from bot.worker_identity import WorkerIdentity, claim_worker_id
 from seal_runtime.api.client import RuntimeClient

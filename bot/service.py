@@ -273,20 +273,20 @@ class StickerService:
             chosen = list(groups.items()) if everything else list(groups.items())[:1]
         now = self.policy.clock()
         outcome = []
-        for request_id, members in chosen:
+        for group_id, members in chosen:
             stopped = jobs.cancel_jobs(self.db, record.id, [j.id for j in members], now=now)
             if not stopped:
                 continue  # it finished meanwhile
             today = [j for j in stopped if usage.utc_day(j.created_at) == usage.utc_day(now)]
             if today:
                 usage.refund_quota(self.db, record.id, count=len(today), now=now)
-            pack = request_id != stopped[0].id
+            pack = group_id != stopped[0].id
             if pack:
-                pack_orders.close_cancelled(self.db, request_id, record.id)
+                pack_orders.close_cancelled(self.db, group_id, record.id)
             outcome.append(CancelledRequest(
-                request_id, job_description(stopped[0].request) if not pack else "", len(stopped),
+                group_id, job_description(stopped[0].request) if not pack else "", len(stopped),
                 running=any(j.running for j in stopped), pack=pack))
-            log.info("request cancelled", extra={"user_id": record.id, "request_id": request_id,
+            log.info("request cancelled", extra={"user_id": record.id, "request_id": group_id,
                                                  "jobs": len(stopped), "refunded": len(today)})
         return outcome
 

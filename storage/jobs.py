@@ -334,9 +334,9 @@ def claim_delivery(db: sqlite_utils.Database, job_id: str, worker_id: str, lease
     a failed send is still backing off."""
     at = _at(now)
     cursor = db.execute(
-        f"UPDATE jobs SET delivery_owner = ?, delivery_expires_at = ?, delivery_attempts = delivery_attempts + 1, "
-        f"updated_at = ? WHERE id = ? AND state IN ('done', 'failed') AND delivered_at IS NULL "
-        f"AND (delivery_owner IS NULL OR delivery_expires_at < ?) AND COALESCE(delivery_next_at, 0) <= ?",
+        "UPDATE jobs SET delivery_owner = ?, delivery_expires_at = ?, delivery_attempts = delivery_attempts + 1, "
+        "updated_at = ? WHERE id = ? AND state IN ('done', 'failed') AND delivered_at IS NULL "
+        "AND (delivery_owner IS NULL OR delivery_expires_at < ?) AND COALESCE(delivery_next_at, 0) <= ?",
         [worker_id, at + lease_seconds, at, job_id, at, at],
     )
     return cursor.rowcount == 1

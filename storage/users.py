@@ -44,9 +44,11 @@ def get_or_create_user(db: sqlite_utils.Database, platform: str, platform_user_i
         db.execute("UPDATE users SET display_name = COALESCE(?, display_name), forgotten_at = NULL WHERE id = ?",
                    [display_name or None, user.id])
         user = get_user(db, user.id)
+        assert user is not None
     if platform_language and platform_language != user.platform_language:
         db.execute("UPDATE users SET platform_language = ? WHERE id = ?", [platform_language, user.id])
         user = get_user(db, user.id)
+        assert user is not None
     return user
 
 

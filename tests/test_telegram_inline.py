@@ -8,8 +8,8 @@ import pytest
 
 from benchmarks.bench_telegram import telegram_testbed
 from benchmarks.fakes.fake_bot_api import TgUser
-from bot.sticker_spec import to_telegram_sticker
 from benchmarks.fakes.stub_runtime import sticker_png
+from bot.sticker_spec import to_telegram_sticker
 from storage import stickers, users
 from tests.test_telegram_adapter import FAST, LIMITS, save_character, sticker_for
 

@@ -19,8 +19,8 @@ import discord
 from adapters.discord.context import deps, send_ephemeral
 from bot.errors import UserError
 from bot.i18n import _, _n
-from bot.sticker_spec import DISCORD_STICKER_DESCRIPTION_MAX, discord_sticker_name, to_discord_server_sticker
 from bot.schema.vocabulary import emoji_for_emotion
+from bot.sticker_spec import DISCORD_STICKER_DESCRIPTION_MAX, discord_sticker_name, to_discord_server_sticker
 from storage import stickers
 
 log = logging.getLogger(__name__)

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from bot.errors import UserError
-from bot.i18n import _
 from bot.exports import ExportFile, ExportSticker
 from bot.exports.png_zip import MAX_STICKERS as PNG_MAX
 from bot.exports.png_zip import png_zip
 from bot.exports.selection import pack_stickers
 from bot.exports.signal import signal_zip
 from bot.exports.whatsapp import wastickers
+from bot.i18n import _
 from bot.settings import Settings
 from bot.sticker_spec import SIGNAL_PACK, WHATSAPP_PACK
 

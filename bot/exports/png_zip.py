@@ -7,8 +7,8 @@ import json
 import zipfile
 
 from bot.errors import UserError
-from bot.i18n import _
 from bot.exports import ExportSticker
+from bot.i18n import _
 
 MAX_STICKERS = 200  # the biggest pack any supported platform takes (Signal)
 

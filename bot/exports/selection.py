@@ -15,7 +15,6 @@ from storage import pack_orders, stickers
 from storage.records import Sticker
 
 
-
 def pack_stickers(db: sqlite_utils.Database, user_id: int, limit: int) -> tuple[list[ExportSticker], int, str]:
     """(stickers, how many were left out, where they came from)."""
     chosen: list[Sticker] = []

@@ -14,8 +14,8 @@ import json
 import zipfile
 
 from bot.errors import UserError
-from bot.i18n import _, _n
 from bot.exports import ExportSticker
+from bot.i18n import _, _n
 from bot.sticker_spec import SIGNAL_PACK, SIGNAL_STICKER, to_signal, validate_sticker
 
 COVER_FILE = "cover.png"

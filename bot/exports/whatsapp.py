@@ -15,8 +15,8 @@ import json
 import zipfile
 
 from bot.errors import UserError
-from bot.i18n import _n
 from bot.exports import ExportSticker
+from bot.i18n import _n
 from bot.sticker_spec import (
     WHATSAPP_PACK,
     WHATSAPP_TRAY,
