@@ -60,7 +60,7 @@ class ConsoleSink:
     def cancel(self, request_id: str) -> None:
         """The request was cancelled: its progress line says so, and then nothing more."""
         self.cancelled.add(request_id)
-        self.print(f"  ✗ {_('Cancelled.')}")
+        self.print("  ✗ " + _("Cancelled."))
 
     async def progress(self, job: JobView, update: ProgressUpdate) -> None:
         if job.job_id in self.cancelled:
@@ -84,9 +84,9 @@ class ConsoleSink:
             path.write_bytes(to_telegram_sticker(_open_png(sticker.png)))
             elapsed = time.perf_counter() - started
             self.format_seconds[job.job_id] = self.format_seconds.get(job.job_id, 0.0) + elapsed
-            self.print("  ✓ " + _("{emoji} {what} -> {path} ({size} KiB, formatted in {seconds} s)",
+            self.print("  ✓ " + _("{emoji} {what} -> {path} ({size} KiB, formatted in {seconds:.3f} s)",
                                   emoji=sticker.emoji, what=sticker.description, path=path,
-                                  size=path.stat().st_size // 1024, seconds=f"{elapsed:.3f}"))
+                                  size=path.stat().st_size // 1024, seconds=elapsed))
             paths.append(path)
         self.delivered[job.job_id] = paths
         if job.pack is not None:

@@ -6,8 +6,9 @@ Discord's /cancel and Cancel buttons: tests/test_telegram_cancel.py, tests/test_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -29,94 +30,85 @@ def count(db, sql: str) -> int:
     return db.execute(sql).fetchone()[0]
 
 
-async def test_cancel_takes_back_the_newest_request_then_all_and_refunds_the_quota(tmp_path):
+@dataclass
+class Console:
+    db: object
+    stub: object
+    service: StickerService
+    worker: JobWorker
+    sink: ConsoleSink
+    session: ConsoleSession
+    lines: list[str]
+
+
+@contextlib.asynccontextmanager
+async def console(tmp_path, **limits):
+    """The console with its worker on the stub runtime, the user's character saved."""
     async with running_stub_runtime() as stub:
-        settings = bench_settings(str(tmp_path / "bot.sqlite"), stub.url, daily_quota=10)
+        settings = bench_settings(str(tmp_path / "bot.sqlite"), stub.url, **limits)
         db = open_database(settings.general.database)
         client = RuntimeClient(stub.url)
         lines: list[str] = []
         sink = ConsoleSink(tmp_path / "out", print_fn=lines.append)
-        worker = JobWorker(db, settings, client, sink, worker_id="console")
-        session = ConsoleSession(StickerService(db, settings), ME, tmp_path / "out", sink=sink)
+        service = StickerService(db, settings)
+        session = ConsoleSession(service, ME, tmp_path / "out", sink=sink)
+        reference = tmp_path / "me.png"
+        reference.write_bytes(character_png(0))
+        session.handle(f"/setref {reference}")
         try:
-            reference = tmp_path / "me.png"
-            reference.write_bytes(character_png(0))
-            session.handle(f"/setref {reference}")
-            session.handle("/mysticker happy")
-            session.handle("/mysticker sad sitting")
-            session.handle("/makepack 3")
-            user_id = users.find_user(db, "console", "me").id
-            assert usage.quota_used(db, user_id) == 5
-
-            assert session.handle("/cancel") == ("Cancelled your pack: 3 stickers not made yet are back in your "
-                                                  "daily quota.")
-            assert usage.quota_used(db, user_id) == 2 and lines[-1] == "  ✗ Cancelled."
-            assert session.handle("/cancel all") == "Cancelled “sad, sitting”.\nCancelled “happy, standing”."
-            assert usage.quota_used(db, user_id) == 0
-            assert count(db, "SELECT COUNT(*) FROM jobs WHERE state = 'cancelled'") == 5
-            assert session.handle("/cancel") == "Nothing to cancel: you have no sticker in the queue."
-            assert not await worker.run_once()
-            assert stub.jobs == [] and sink.delivered == {} and sink.failures == {}
+            yield Console(db, stub, service, JobWorker(db, settings, client, sink, worker_id="console"), sink,
+                          session, lines)
         finally:
             await client.close()
             db.close()
+
+
+async def test_cancel_takes_back_the_newest_request_then_all_and_refunds_the_quota(tmp_path):
+    async with console(tmp_path, daily_quota=10) as bed:
+        db, session = bed.db, bed.session
+        session.handle("/mysticker happy")
+        session.handle("/mysticker sad sitting")
+        session.handle("/makepack 3")
+        user_id = users.find_user(db, "console", "me").id
+        assert usage.quota_used(db, user_id) == 5
+
+        assert session.handle("/cancel") == "Cancelled your pack: 3 stickers not made yet are back in your daily quota."
+        assert usage.quota_used(db, user_id) == 2 and bed.lines[-1] == "  ✗ Cancelled."
+        assert session.handle("/cancel all") == "Cancelled “sad, sitting”.\nCancelled “happy, standing”."
+        assert usage.quota_used(db, user_id) == 0
+        assert count(db, "SELECT COUNT(*) FROM jobs WHERE state = 'cancelled'") == 5
+        assert session.handle("/cancel") == "Nothing to cancel: you have no sticker in the queue."
+        assert not await bed.worker.run_once()
+        assert bed.stub.jobs == [] and bed.sink.delivered == {} and bed.sink.failures == {}
 
 
 async def test_a_pack_cancelled_half_way_is_never_handed_out(tmp_path):
-    async with running_stub_runtime() as stub:
-        settings = bench_settings(str(tmp_path / "bot.sqlite"), stub.url, daily_quota=10)
-        db = open_database(settings.general.database)
-        client = RuntimeClient(stub.url)
-        sink = ConsoleSink(tmp_path / "out", print_fn=lambda line: None)
-        worker = JobWorker(db, settings, client, sink, worker_id="console")
-        session = ConsoleSession(StickerService(db, settings), ME, tmp_path / "out", sink=sink)
-        try:
-            reference = tmp_path / "me.png"
-            reference.write_bytes(character_png(0))
-            session.handle(f"/setref {reference}")
-            session.handle("/makepack 3")
-            assert await worker.run_once()  # one of the three is made
-            assert session.handle("/cancel") == ("Cancelled your pack: 2 stickers not made yet are back in your "
-                                                  "daily quota.")
-            user_id = users.find_user(db, "console", "me").id
-            assert usage.quota_used(db, user_id) == 1  # the one made counts
-            while await worker.run_once():
-                pass
-            assert len(stub.jobs) == 1 and sink.delivered == {}
-            assert count(db, "SELECT COUNT(*) FROM pack_orders WHERE delivered_at IS NOT NULL") == 1
-        finally:
-            await client.close()
-            db.close()
+    async with console(tmp_path, daily_quota=10) as bed:
+        bed.session.handle("/makepack 3")
+        assert await bed.worker.run_once()  # one of the three is made
+        assert bed.session.handle("/cancel") == ("Cancelled your pack: 2 stickers not made yet are back in your "
+                                                 "daily quota.")
+        assert usage.quota_used(bed.db, users.find_user(bed.db, "console", "me").id) == 1  # the one made counts
+        while await bed.worker.run_once():
+            pass
+        assert len(bed.stub.jobs) == 1 and bed.sink.delivered == {}
+        assert count(bed.db, "SELECT COUNT(*) FROM pack_orders WHERE delivered_at IS NOT NULL") == 1
 
 
 async def test_a_job_cancelled_while_its_result_is_stored_keeps_nothing(tmp_path):
     """/cancel wins the race against a result already on its way: no sticker stays."""
-    async with running_stub_runtime() as stub:
-        settings = bench_settings(str(tmp_path / "bot.sqlite"), stub.url)
-        db = open_database(settings.general.database)
-        client = RuntimeClient(stub.url)
-        sink = ConsoleSink(tmp_path / "out", print_fn=lambda line: None)
-        worker = JobWorker(db, settings, client, sink, worker_id="console")
-        service = StickerService(db, settings)
-        session = ConsoleSession(service, ME, tmp_path / "out", sink=sink)
-        try:
-            reference = tmp_path / "me.png"
-            reference.write_bytes(character_png(0))
-            session.handle(f"/setref {reference}")
-            session.handle("/mysticker happy")
-            store = worker._store_result
+    async with console(tmp_path) as bed:
+        bed.session.handle("/mysticker happy")
+        store = bed.worker._store_result
 
-            def cancel_then_store(job, result):  # the user's /cancel lands just before the finish
-                service.cancel(ME)
-                return store(job, result)
+        def cancel_then_store(job, result):  # the user's /cancel lands just before the finish
+            bed.service.cancel(ME)
+            return store(job, result)
 
-            worker._store_result = cancel_then_store
-            assert await worker.run_once()
-            assert count(db, "SELECT COUNT(*) FROM stickers") == 0 and sink.delivered == {}
-            assert worker.counters["cancelled"] == 1
-        finally:
-            await client.close()
-            db.close()
+        bed.worker._store_result = cancel_then_store
+        assert await bed.worker.run_once()
+        assert count(bed.db, "SELECT COUNT(*) FROM stickers") == 0 and bed.sink.delivered == {}
+        assert bed.worker.counters["cancelled"] == 1
 
 
 @pytest.mark.slow

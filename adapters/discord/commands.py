@@ -63,8 +63,8 @@ async def save_reference_from(interaction: discord.Interaction, attachment: disc
         raise UserError(_("I can't read {kind} pictures. Please send a PNG, JPEG, WebP or GIF.", kind=kind),
                         code="image_type")
     if attachment.size > limit:
-        raise UserError(_("That picture is {size} MB; the limit is {limit} MB. Please send a smaller one.",
-                          size=f"{attachment.size / 1e6:.1f}", limit=f"{limit / 1e6:.0f}"), code="too_big")
+        raise UserError(_("That picture is {size:.1f} MB; the limit is {limit:.0f} MB. Please send a smaller one.",
+                          size=attachment.size / 1e6, limit=limit / 1e6), code="too_big")
     await interaction.response.defer(ephemeral=True, thinking=True)
     try:
         data = await attachment.read()

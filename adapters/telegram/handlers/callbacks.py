@@ -8,7 +8,7 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from adapters.telegram.handlers.common import chat_context, deps, queue_reply, user_ref
+from adapters.telegram.handlers.common import chat_context, deps, pressed_by_owner, queue_reply, user_ref
 from adapters.telegram.sink import ADD_TO_PACK, AGAIN, DELETE
 from bot.errors import UserError
 from bot.i18n import _
@@ -20,10 +20,9 @@ log = logging.getLogger(__name__)
 async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Add to pack / Again / Delete. Only the user the sticker was made for may press them."""
     query = update.callback_query
-    action, raw_id, owner = query.data.split(":")
-    if str(query.from_user.id) != owner:
-        await query.answer(_("Only the person who asked for this sticker can use its buttons."), show_alert=True)
+    if (fields := await pressed_by_owner(update)) is None:
         return
+    action, (raw_id,) = query.data.split(":")[0], fields
     d = deps(context)
     user = user_ref(update)
     message = query.message

@@ -10,7 +10,14 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from adapters.telegram.handlers.common import command_text, deps, reply, user_errors_as_replies, user_ref
+from adapters.telegram.handlers.common import (
+    command_text,
+    deps,
+    pressed_by_owner,
+    reply,
+    user_errors_as_replies,
+    user_ref,
+)
 from bot.i18n import _
 from bot.messages import cancel_message, wants_everything
 
@@ -26,12 +33,10 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def cancel_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    query = update.callback_query
-    _prefix, request_id, owner = query.data.split(":")
-    if str(query.from_user.id) != owner:
-        await query.answer(_("Only the person who asked for this sticker can cancel it."), show_alert=True)
+    if (fields := await pressed_by_owner(update)) is None:
         return
+    (request_id,) = fields
     d = deps(context)
     cancelled = d.service.cancel(user_ref(update), request_id=request_id)
     await d.sink.cancelled(request_id)  # also when it finished meanwhile: the button goes
-    await query.answer(cancel_message(cancelled) if cancelled else _("It is no longer in the queue."))
+    await update.callback_query.answer(cancel_message(cancelled) if cancelled else _("It is no longer in the queue."))

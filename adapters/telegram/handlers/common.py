@@ -17,6 +17,7 @@ from adapters.telegram.sink import TelegramSink, cancel_keyboard
 from bot import i18n
 from bot.admin import AdminService
 from bot.errors import UserError
+from bot.i18n import _
 from bot.messages import UserRef
 from bot.pack_service import PackService
 from bot.service import StickerService
@@ -87,6 +88,17 @@ def user_errors_as_replies(handler):
             return ConversationHandler.END
 
     return wrapper
+
+
+async def pressed_by_owner(update: Update) -> tuple[str, ...] | None:
+    """A button's callback data "<kind>:<fields…>:<owner id>" split into its fields, when the
+    person pressing it is its owner; for anyone else, None, after a private refusal."""
+    query = update.callback_query
+    *fields, owner = query.data.split(":")[1:]
+    if str(query.from_user.id) == owner:
+        return tuple(fields)
+    await query.answer(_("Only the person who asked for this can use this button."), show_alert=True)
+    return None
 
 
 async def queue_reply(context: ContextTypes.DEFAULT_TYPE, queued, reply_to: Message, owner: int, **kwargs) -> None:

@@ -10,7 +10,14 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
-from adapters.telegram.handlers.common import command_text, deps, reply, user_errors_as_replies, user_ref
+from adapters.telegram.handlers.common import (
+    command_text,
+    deps,
+    pressed_by_owner,
+    reply,
+    user_errors_as_replies,
+    user_ref,
+)
 from bot import i18n
 from bot.i18n import _
 from bot.messages import language_changed, language_menu
@@ -36,10 +43,9 @@ async def language(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def language_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
-    _prefix, choice, owner = query.data.split(":")
-    if str(query.from_user.id) != owner:
-        await query.answer(_("Send /language to choose your own language."), show_alert=True)
+    if (fields := await pressed_by_owner(update)) is None:
         return
+    (choice,) = fields
     text = language_changed(deps(context).service.set_language(user_ref(update), choice))
     await query.answer()
     if query.message is not None:

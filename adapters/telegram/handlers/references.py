@@ -74,7 +74,7 @@ def replied_picture(update: Update, replied: Message | None) -> PictureSource | 
 async def download_picture(context: ContextTypes.DEFAULT_TYPE, source: PictureSource) -> bytes:
     limit = min(deps(context).settings.limits.max_upload_bytes, TELEGRAM_DOWNLOAD_LIMIT)
     too_big = UserError(
-        _("That file is too big: the limit is {limit} MB. Send a smaller picture.", limit=f"{limit / 1_000_000:.0f}"),
+        _("That file is too big: the limit is {limit:.0f} MB. Send a smaller picture.", limit=limit / 1_000_000),
         code="too_big",
     )
     if source.file_size is not None and source.file_size > limit:
