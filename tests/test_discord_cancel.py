@@ -92,3 +92,11 @@ async def test_cancel_and_cancel_all(tmp_path):
                                 lambda c: c.json.get("content") == "Cancelled." and c.json.get("components") == [])
         user_id = users.find_user(bed.db, "discord", str(ANN.id)).id
         assert jobs.active_jobs_for_user(bed.db, user_id) == [] and usage.quota_used(bed.db, user_id) == 0
+
+
+async def test_autocomplete_completes_with_the_members_own_words(tmp_path):
+    async with discord_testbed(tmp_path) as bed:
+        payload = bed.act(bed.fake.slash(ANA, "mysticker", [{"name": "prompt", "type": 3, "value": "feliz sal",
+                                                             "focused": True}], autocomplete=True))
+        answer = await answer_of(bed, payload)
+        assert [c["value"] for c in answer["data"]["choices"]] == ["feliz saludando", "feliz saltando"]

@@ -108,7 +108,8 @@ async def mysticker(interaction: discord.Interaction, prompt: app_commands.Range
 
 @mysticker.autocomplete("prompt")
 async def mysticker_autocomplete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-    return [app_commands.Choice(name=text, value=text) for text in suggest_prompts(current) if len(text) <= CHOICE_MAX]
+    return [app_commands.Choice(name=text, value=text) for text in suggest_prompts(current, language=i18n.current())
+            if len(text) <= CHOICE_MAX]
 
 
 @app_commands.command(name=N_("again"), description=N_("Another take of your last sticker"))

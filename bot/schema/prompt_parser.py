@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from bot.schema.attribute_words import FILLER_WORDS, spellings
+from bot.schema.attribute_words import FILLER_WORDS, labels, spellings
 from bot.schema.sticker_request import StickerRequest
 from bot.schema.vocabulary import (
     ACTION,
@@ -126,13 +126,14 @@ def words_for_help() -> dict[str, list[str]]:
     return {v.attribute.value: v.keys() for v in (EMOTION, ACTION, COMPOSITION, STYLE, BACKGROUND, APPEARANCE)}
 
 
-def suggest_prompts(text: str, *, limit: int = 25) -> list[str]:
+def suggest_prompts(text: str, *, limit: int = 25, language: str = "en") -> list[str]:
     """Completions of a half-typed prompt for autocomplete: the last, unfinished word is
-    completed with the attribute words that start with it, skipping attributes the rest of
-    the prompt already fills. Returns whole prompts (what the user would send)."""
+    completed with the attribute words of `language` that start with it (accents not
+    needed: "sueno" finds "con sueño"), skipping attributes the rest of the prompt already
+    fills. Returns whole prompts (what the user would send)."""
     typed = (text or "").lstrip()
     head, _, partial = typed.rpartition(" ")
-    partial = partial.lower()
+    partial = " ".join(normalise_words(partial))
     try:
         filled = parse_prompt(head).explicit if normalise_words(head) else frozenset()
     except PromptError:  # already too long: nothing to add
@@ -142,9 +143,10 @@ def suggest_prompts(text: str, *, limit: int = 25) -> list[str]:
     for vocabulary in (EMOTION, ACTION, BACKGROUND, COMPOSITION, STYLE, APPEARANCE):
         if vocabulary.attribute in filled:
             continue
-        for key in vocabulary.keys():
-            if key.startswith(partial) and key not in used:
-                suggestions.append(f"{head} {key}".strip())
+        for word in labels(vocabulary.attribute, language):
+            folded = " ".join(normalise_words(word))
+            if any(part.startswith(partial) for part in [folded, *folded.split()]) and folded not in used:
+                suggestions.append(f"{head} {word}".strip())
     if partial and not suggestions:
         return [typed.strip()][:limit]
     return suggestions[:limit]
