@@ -145,4 +145,4 @@ def label(attribute: Attribute, key: str, language: str) -> str:
 def labels(attribute: Attribute, language: str) -> list[str]:
     """The attribute's values as `language` names them, in the schema's order (for /help)."""
     vocabulary = next(v for v in ALL_VOCABULARIES if v.attribute is attribute)
-    return [label(attribute, key, language) for key in vocabulary.keys()]
+    return [label(attribute, value.key, language) for value in vocabulary.values]
