@@ -30,16 +30,15 @@ def get_or_create_user(db: sqlite_utils.Database, platform: str, platform_user_i
     if user is None:
         try:
             db.execute(
-                "INSERT INTO users (platform, platform_user_id, display_name, created_at, banned, platform_language) "
-                "VALUES (?, ?, ?, ?, 0, ?)",
-                [platform, platform_user_id, display_name, now(), platform_language or None],
+                "INSERT INTO users (platform, platform_user_id, display_name, created_at, banned) "
+                "VALUES (?, ?, ?, ?, 0)",
+                [platform, platform_user_id, display_name, now()],
             )
         except sqlite3.IntegrityError:
             pass  # another connection created it first: use theirs
         user = find_user(db, platform, platform_user_id)
         assert user is not None
-        return user
-    if user.forgotten_at is not None or (display_name and display_name != user.display_name):
+    elif user.forgotten_at is not None or (display_name and display_name != user.display_name):
         # A forgotten user who comes back is the same user again (their limits still apply).
         db.execute("UPDATE users SET display_name = COALESCE(?, display_name), forgotten_at = NULL WHERE id = ?",
                    [display_name or None, user.id])
