@@ -22,12 +22,13 @@ from bot.exports.builder import build_export
 from bot.i18n import N_, _
 from bot.messages import (
     JobView,
-    ProgressUpdate,
+    ProgressEvent,
     StickerOut,
     UserRef,
     cancel_message,
     language_changed,
     language_menu,
+    progress_text,
     wants_everything,
 )
 from bot.pack_service import PackService
@@ -62,10 +63,10 @@ class ConsoleSink:
         self.cancelled.add(request_id)
         self.print("  ✗ " + _("Cancelled."))
 
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+    async def progress(self, job: JobView, update: ProgressEvent) -> None:
         if job.job_id in self.cancelled:
             return
-        line = update.user_message()
+        line = progress_text(update)
         if line != self._last_line and (update.step in (1, update.total) or update.stage in ("queued", "started", "pack")):
             self.print(f"  … {line}")
             self._last_line = line

@@ -36,8 +36,11 @@ class BotStats:
         states = ", ".join(f"{state} {count}" for state, count in sorted(self.jobs_by_state.items())) or _("none")
         return [
             _("Users: {users} ({banned} banned)", users=self.users, banned=self.banned),
-            _("Characters saved: {references}, learned embeddings cached: {embeddings}",
-              references=self.references, embeddings=self.embeddings),
+            _(
+                "Characters saved: {references}, learned embeddings cached: {embeddings}",
+                references=self.references,
+                embeddings=self.embeddings,
+            ),
             _("Stickers stored: {stickers}, packs: {packs}", stickers=self.stickers, packs=self.packs),
             _("Jobs: {states}; created in the last 24 h: {recent}", states=states, recent=self.jobs_last_24h),
         ]
@@ -54,13 +57,22 @@ class UserSummary:
     jobs_last_24h: int
 
     def line(self) -> str:
-        quota = (_("{quota}/day (set by an admin)", quota=self.daily_quota) if self.quota_overridden
-                 else _("{quota}/day (default)", quota=self.daily_quota))
+        quota = (
+            _("{quota}/day (set by an admin)", quota=self.daily_quota)
+            if self.quota_overridden
+            else _("{quota}/day (default)", quota=self.daily_quota)
+        )
         name = f" {self.display_name}" if self.display_name else ""
         state = _("banned") if self.banned else _("active")
-        return _("{platform} user {id}{name}: {state}, quota {quota}, {recent} stickers asked in the last 24 h",
-                 platform=self.platform, id=self.platform_user_id, name=name, state=state, quota=quota,
-                 recent=self.jobs_last_24h)
+        return _(
+            "{platform} user {id}{name}: {state}, quota {quota}, {recent} stickers asked in the last 24 h",
+            platform=self.platform,
+            id=self.platform_user_id,
+            name=name,
+            state=state,
+            quota=quota,
+            recent=self.jobs_last_24h,
+        )
 
 
 class AdminService:
@@ -79,8 +91,9 @@ class AdminService:
         def count(sql: str, params: list | None = None) -> int:
             return self.db.execute(sql, params or []).fetchone()[0]
 
-        jobs_by_state = {state: n for state, n in
-                         self.db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()}
+        jobs_by_state = {
+            state: n for state, n in self.db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        }
         return BotStats(
             users=count("SELECT COUNT(*) FROM users WHERE forgotten_at IS NULL"),
             banned=count("SELECT COUNT(*) FROM users WHERE banned = 1"),
@@ -105,32 +118,42 @@ class AdminService:
     def set_quota(self, platform: str, platform_user_id: str | int, quota: int | None) -> UserSummary:
         """`quota` stickers per day for this user; None goes back to the configured default."""
         if quota is not None and not 0 <= quota <= 100_000:
-            raise UserError(_("The quota must be a number of stickers per day from 0 to 100000, or 'default'."),
-                            code="bad_quota")
+            raise UserError(
+                _("The quota must be a number of stickers per day from 0 to 100000, or 'default'."), code="bad_quota"
+            )
         record = users.get_or_create_user(self.db, platform, _checked_id(platform_user_id))
         users.set_daily_quota(self.db, record.id, quota)
         return self.user_summary(platform, platform_user_id)
 
     def user_summary(self, platform: str, platform_user_id: str | int) -> UserSummary:
         record = self._existing(platform, platform_user_id)
-        recent = self.db.execute("SELECT COUNT(*) FROM jobs WHERE user_id = ? AND created_at >= ?",
-                                 [record.id, time.time() - DAY_S]).fetchone()[0]
+        recent = self.db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND created_at >= ?", [record.id, time.time() - DAY_S]
+        ).fetchone()[0]
         overridden = record.daily_quota is not None
-        return UserSummary(platform, record.platform_user_id, record.display_name, record.banned,
-                           record.daily_quota if overridden else self.settings.limits.daily_quota,
-                           overridden, recent)
+        return UserSummary(
+            platform,
+            record.platform_user_id,
+            record.display_name,
+            record.banned,
+            record.daily_quota if overridden else self.settings.limits.daily_quota,
+            overridden,
+            recent,
+        )
 
     def _existing(self, platform: str, platform_user_id: str | int):
         record = users.find_user(self.db, platform, _checked_id(platform_user_id))
         if record is None:
-            raise UserError(_("I don't know {platform} user {id}.", platform=platform, id=platform_user_id),
-                            code="unknown_user")
+            raise UserError(
+                _("I don't know {platform} user {id}.", platform=platform, id=platform_user_id), code="unknown_user"
+            )
         return record
 
 
 def _checked_id(platform_user_id: str | int) -> str:
     text = str(platform_user_id).strip()
     if not text or len(text) > 64 or not text.isdigit():
-        raise UserError(_("{text} is not a user id: give the numeric id of the user.", text=repr(text[:20])),
-                        code="bad_user_id")
+        raise UserError(
+            _("{text} is not a user id: give the numeric id of the user.", text=repr(text[:20])), code="bad_user_id"
+        )
     return text

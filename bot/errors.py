@@ -16,16 +16,17 @@ class UserError(Exception):
 class NoReferenceError(UserError):
     def __init__(self) -> None:
         super().__init__(
-            _("You have not saved a character yet. Send /setref with a picture of your character first "
-              "(one clear picture, ideally on a plain background)."),
+            _(
+                "You have not saved a character yet. Send /setref with a picture of your character first "
+                "(one clear picture, ideally on a plain background)."
+            ),
             code="no_reference",
         )
 
 
 class BusyError(UserError):
     def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or _("The sticker oven is busy right now, please try again in a minute."),
-                         code="busy")
+        super().__init__(message or _("The sticker oven is busy right now, please try again in a minute."), code="busy")
 
 
 class RuntimeUnavailableError(Exception):

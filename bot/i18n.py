@@ -102,8 +102,10 @@ def _fill(translated: str, source: str, params: dict) -> str:
     try:
         return translated.format(**params)
     except (KeyError, IndexError, ValueError) as exc:  # a broken translation: never a crash, the source instead
-        log.error("translation has broken placeholders", extra={"language": current(), "text": source[:80],
-                                                               "error": repr(exc)})
+        log.error(
+            "translation has broken placeholders",
+            extra={"language": current(), "text": source[:80], "error": repr(exc)},
+        )
         return source.format(**params)
 
 

@@ -1,4 +1,7 @@
-"""Typed messages between the bot layer and the adapters."""
+"""Typed messages between the bot layer and the adapters.
+
+Progress travels as the runtime API's own `ProgressEvent` (one progress type from the runtime
+to the chat), re-exported here so adapters import `bot/` only."""
 
 from __future__ import annotations
 
@@ -6,15 +9,32 @@ from dataclasses import dataclass, field
 
 from bot import i18n
 from bot.i18n import _, _n
-from bot.schema.sticker_request import StickerRequest
+from bot.sticker_job import StickerJob
+from seal_runtime.api.protocol import ProgressEvent
+
+__all__ = [
+    "CancelledRequest",
+    "JobView",
+    "PackInfo",
+    "ProgressEvent",
+    "QueuedJob",
+    "QueuedPack",
+    "ReferenceSaved",
+    "StickerOut",
+    "UserRef",
+    "cancel_message",
+    "job_description",
+    "language_changed",
+    "language_menu",
+    "progress_text",
+    "wants_everything",
+]
 
 
 def job_description(request: dict) -> str:
-    """A job's words in the current language ("feliz, saludando, playa"), from the tags it
-    stores; a job stored before its free text was kept says its English summary."""
-    if "tags" not in request or "free_text" not in request:
-        return request.get("description") or _("your sticker")
-    return StickerRequest.from_tags(request["tags"], request["free_text"]).describe(i18n.current())
+    """A job's words in the current language ("feliz, saludando, playa"), from its stored
+    payload (bot/sticker_job.py)."""
+    return StickerJob.from_json(request).words(i18n.current()) or _("your sticker")
 
 
 @dataclass(frozen=True)
@@ -48,36 +68,32 @@ class ReferenceSaved:
 @dataclass(frozen=True)
 class QueuedJob:
     job_id: str
-    position: int
+    position: int | None  # None only if a worker claimed it in between
     description: str
     cached: bool  # an embedding for this character exists: no adaptation needed
 
     def user_message(self) -> str:
         if self.cached:
             return _("Queued at position {position}: {what}.", position=self.position, what=self.description)
-        return _("Queued at position {position}: {what}. The first sticker takes longer: I learn your "
-                 "character once.", position=self.position, what=self.description)
+        return _(
+            "Queued at position {position}: {what}. The first sticker takes longer: I learn your character once.",
+            position=self.position,
+            what=self.description,
+        )
 
 
-@dataclass(frozen=True)
-class ProgressUpdate:
-    """stage: queued | started | adapting | generating."""
-
-    job_id: str
-    stage: str
-    step: int = 0
-    total: int = 0
-
-    def user_message(self) -> str:
-        if self.stage == "queued":
-            return _("Queued at position {position}…", position=self.step)
-        if self.stage == "adapting":
-            return _("Learning your character (step {step}/{total})…", step=self.step, total=self.total)
-        if self.stage == "generating":
-            return _("Drawing your sticker ({step}/{total})…", step=self.step, total=self.total)
-        if self.stage == "pack":
-            return _("Drawing your pack: {done}/{total} stickers done…", done=self.step, total=self.total)
-        return _("Starting…")
+def progress_text(update: ProgressEvent) -> str:
+    """What the user reads while a job runs, in the current language. The runtime's stages
+    (queued, started, adapting, generating), plus the bot's own "pack": step stickers of total done."""
+    if update.stage == "queued":
+        return _("Queued at position {position}…", position=update.step)
+    if update.stage == "adapting":
+        return _("Learning your character (step {step}/{total})…", step=update.step, total=update.total)
+    if update.stage == "generating":
+        return _("Drawing your sticker ({step}/{total})…", step=update.step, total=update.total)
+    if update.stage == "pack":
+        return _("Drawing your pack: {done}/{total} stickers done…", done=update.step, total=update.total)
+    return _("Starting…")
 
 
 @dataclass(frozen=True)
@@ -135,11 +151,16 @@ class QueuedPack:
 
     def user_message(self) -> str:
         if self.words:
-            text = _n("Drawing a pack of {n} sticker with “{words}”: 0/{n} done.",
-                      "Drawing a pack of {n} stickers with “{words}”: 0/{n} done.", self.size, words=self.words)
+            text = _n(
+                "Drawing a pack of {n} sticker with “{words}”: 0/{n} done.",
+                "Drawing a pack of {n} stickers with “{words}”: 0/{n} done.",
+                self.size,
+                words=self.words,
+            )
         else:
-            text = _n("Drawing a pack of {n} sticker: 0/{n} done.", "Drawing a pack of {n} stickers: 0/{n} done.",
-                      self.size)
+            text = _n(
+                "Drawing a pack of {n} sticker: 0/{n} done.", "Drawing a pack of {n} stickers: 0/{n} done.", self.size
+            )
         if not self.cached:
             text += " " + _("I learn your character first, so the first one takes longer.")
         return text
@@ -158,8 +179,11 @@ class CancelledRequest:
 
     def user_message(self) -> str:
         if self.pack:
-            return _n("Cancelled your pack: {n} sticker not made yet is back in your daily quota.",
-                      "Cancelled your pack: {n} stickers not made yet are back in your daily quota.", self.jobs)
+            return _n(
+                "Cancelled your pack: {n} sticker not made yet is back in your daily quota.",
+                "Cancelled your pack: {n} stickers not made yet are back in your daily quota.",
+                self.jobs,
+            )
         return _("Cancelled “{what}”.", what=self.description)
 
 
@@ -174,9 +198,12 @@ def wants_everything(argument: str) -> bool:
 
 def language_menu() -> str:
     """The reply to a bare /language: the language in use, and how to choose another."""
-    return _("I speak {language} with you. Choose another with /language CODE: {languages}; "
-             "/language auto uses your app's language.", language=i18n.LANGUAGES[i18n.current()],
-             languages=i18n.language_list())
+    return _(
+        "I speak {language} with you. Choose another with /language CODE: {languages}; "
+        "/language auto uses your app's language.",
+        language=i18n.LANGUAGES[i18n.current()],
+        languages=i18n.language_list(),
+    )
 
 
 def language_changed(code: str) -> str:

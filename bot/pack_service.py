@@ -18,8 +18,9 @@ from bot.errors import NoReferenceError, UserError
 from bot.i18n import _
 from bot.messages import QueuedPack, UserRef
 from bot.pack_plan import plan_pack
-from bot.service import StickerService, sticker_payload
+from bot.service import StickerService
 from bot.settings import Settings
+from bot.sticker_job import StickerJob
 from storage import jobs, pack_orders, references
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,20 @@ class PackService:
             size, words = packs.default_size, text.strip()
         if not 1 <= size <= packs.max_size:
             raise UserError(
-                _("A pack has 1 to {maximum} stickers, e.g. /makepack {size} cozy winter.",
-                  maximum=packs.max_size, size=packs.default_size),
+                _(
+                    "A pack has 1 to {maximum} stickers, e.g. /makepack {size} cozy winter.",
+                    maximum=packs.max_size,
+                    size=packs.default_size,
+                ),
                 code="pack_size",
             )
         room = self.settings.limits.max_prompt_chars - PLAN_WORDS_CHARS
         if len(words) > room:
             raise UserError(
-                _("That is a lot of words for a whole pack: at most {limit} characters, e.g. /makepack cozy winter.",
-                  limit=room),
+                _(
+                    "That is a lot of words for a whole pack: at most {limit} characters, e.g. /makepack cozy winter.",
+                    limit=room,
+                ),
                 code="prompt_too_long",
             )
         return size, words
@@ -74,7 +80,7 @@ class PackService:
                 self.db,
                 user_id,
                 words,
-                [sticker_payload(r, t, reference) for r, t in zip(requests, texts, strict=True)],
+                [StickerJob.new(r, t, reference).to_json() for r, t in zip(requests, texts, strict=True)],
                 chat=chat,
                 max_attempts=self.settings.limits.job_attempts,
             )

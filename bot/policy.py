@@ -39,48 +39,73 @@ LONGEST_WINDOW_S = max(WINDOW_S, SETREF_WINDOW_S)
 class RateLimitedError(UserError):
     def __init__(self, retry_in_s: float) -> None:
         seconds = max(1, math.ceil(retry_in_s))
-        super().__init__(_("Slow down a little: you can ask for another sticker in {seconds} s.", seconds=seconds),
-                         code="rate_limited")
+        super().__init__(
+            _("Slow down a little: you can ask for another sticker in {seconds} s.", seconds=seconds),
+            code="rate_limited",
+        )
         self.retry_in_s = seconds
 
 
 class QuotaExceededError(UserError):
     def __init__(self, quota: int) -> None:
-        message = (_n("You have had your {n} sticker for today. The counter resets at midnight (UTC).",
-                      "You have had your {n} stickers for today. The counter resets at midnight (UTC).", quota)
-                   if quota > 0 else _("Making stickers is switched off for your account. Ask the bot's admin."))
+        message = (
+            _n(
+                "You have had your {n} sticker for today. The counter resets at midnight (UTC).",
+                "You have had your {n} stickers for today. The counter resets at midnight (UTC).",
+                quota,
+            )
+            if quota > 0
+            else _("Making stickers is switched off for your account. Ask the bot's admin.")
+        )
         super().__init__(message, code="quota")
         self.quota = quota
 
 
 class PackQuotaError(UserError):
     def __init__(self, size: int, left: int) -> None:
-        super().__init__(_n("A pack of {size} stickers counts {size} against your daily quota, and you have {n} "
-                            "left today. Ask for a smaller pack (e.g. /makepack {n}) or try again after midnight "
-                            "(UTC).",
-                            "A pack of {size} stickers counts {size} against your daily quota, and you have {n} "
-                            "left today. Ask for a smaller pack (e.g. /makepack {n}) or try again after midnight "
-                            "(UTC).", left, size=size) if left else
-                         _("You have had all your stickers for today. The counter resets at midnight (UTC)."),
-                         code="quota")
+        super().__init__(
+            _n(
+                "A pack of {size} stickers counts {size} against your daily quota, and you have {n} "
+                "left today. Ask for a smaller pack (e.g. /makepack {n}) or try again after midnight "
+                "(UTC).",
+                "A pack of {size} stickers counts {size} against your daily quota, and you have {n} "
+                "left today. Ask for a smaller pack (e.g. /makepack {n}) or try again after midnight "
+                "(UTC).",
+                left,
+                size=size,
+            )
+            if left
+            else _("You have had all your stickers for today. The counter resets at midnight (UTC)."),
+            code="quota",
+        )
         self.size, self.left = size, left
 
 
 class UserQueueFullError(UserError):
     def __init__(self, cap: int) -> None:
-        super().__init__(_n("You already have {n} sticker on the way. Wait for it to arrive, then ask again.",
-                            "You already have {n} stickers on the way. Wait for one of them to arrive, "
-                            "then ask again.", cap), code="user_queue_full")
+        super().__init__(
+            _n(
+                "You already have {n} sticker on the way. Wait for it to arrive, then ask again.",
+                "You already have {n} stickers on the way. Wait for one of them to arrive, then ask again.",
+                cap,
+            ),
+            code="user_queue_full",
+        )
         self.cap = cap
 
 
 class SetrefRateLimitedError(UserError):
     def __init__(self, per_hour: int, retry_in_s: float) -> None:
         minutes = max(1, math.ceil(retry_in_s / 60))
-        super().__init__(_n("You have changed your character {n} time in the last hour. You can save a new "
-                            "one in {minutes} min.",
-                            "You have changed your character {n} times in the last hour. You can save a new "
-                            "one in {minutes} min.", per_hour, minutes=minutes), code="setref_rate_limited")
+        super().__init__(
+            _n(
+                "You have changed your character {n} time in the last hour. You can save a new one in {minutes} min.",
+                "You have changed your character {n} times in the last hour. You can save a new one in {minutes} min.",
+                per_hour,
+                minutes=minutes,
+            ),
+            code="setref_rate_limited",
+        )
         self.retry_in_s = retry_in_s
 
 
@@ -96,7 +121,9 @@ class Admission:
 
 
 class RequestPolicy:
-    def __init__(self, db: sqlite_utils.Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, db: sqlite_utils.Database, settings: Settings, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.db = db
         self.limits = settings.limits
         self.clock = clock

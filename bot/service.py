@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 
 import sqlite_utils
 
@@ -27,6 +26,8 @@ from bot.schema.prompt_parser import PromptError, parse_prompt
 from bot.schema.sticker_request import StickerRequest
 from bot.schema.vocabulary import ALL_VOCABULARIES, Attribute
 from bot.settings import Settings
+from bot.sticker_job import StickerJob
+from bot.sticker_library import Sticker, StickerLibrary
 from seal_runtime.api.config import ADAPTATION_PROFILES
 from storage import embeddings, jobs, pack_orders, references, usage, users
 from storage.forget import forget_user
@@ -51,12 +52,13 @@ def help_text(setref_how: str = SETREF_HOW) -> str:
     says how a picture reaches /setref there. The words listed are the language's own."""
     lines = [
         _("I make stickers of your own character."),
-        _("1. /setref — send one picture of your character ({how}). A plain background works best.",
-          how=_(setref_how)),
+        _("1. /setref — send one picture of your character ({how}). A plain background works best.", how=_(setref_how)),
         _("2. /mysticker <words> — e.g. /mysticker happy waving beach"),
         _("   /again — another take of your last sticker"),
-        _("   /makepack [N] [words] — a whole pack of N stickers (12 by default), every emotion, "
-          "e.g. /makepack cozy winter"),
+        _(
+            "   /makepack [N] [words] — a whole pack of N stickers (12 by default), every emotion, "
+            "e.g. /makepack cozy winter"
+        ),
         _("   /export whatsapp | signal | png — your pack as a file for WhatsApp or Signal"),
         _("   /status — where your sticker is in the queue"),
         _("   /cancel — take back your newest sticker in the queue (/cancel all: every one)"),
@@ -68,33 +70,27 @@ def help_text(setref_how: str = SETREF_HOW) -> str:
     for vocabulary in ALL_VOCABULARIES:
         words = labels(vocabulary.attribute, i18n.current())
         lines.append(f"• {_(ATTRIBUTE_NAMES[vocabulary.attribute])}: {', '.join(words)}")
-    lines.append(_("Examples: /mysticker sad sitting rain · /mysticker love close up night sky · "
-                   "/mysticker angry thumbs up city flat"))
+    lines.append(
+        _(
+            "Examples: /mysticker sad sitting rain · /mysticker love close up night sky · "
+            "/mysticker angry thumbs up city flat"
+        )
+    )
     return "\n".join(lines)
 
 
 def prompt_error_message(exc: PromptError) -> str:
     """The parser's refusal in the user's language."""
     if exc.code == "prompt_too_long":
-        return _("That prompt is {length} characters long; the limit is {limit}. "
-                 "Try a few words, e.g. /mysticker happy waving beach", **exc.params)
-    return _("Tell me what the sticker should show, e.g. /mysticker happy waving beach "
-             "(send /help for all the words I know).")
-
-
-def sticker_payload(request: StickerRequest, text: str, reference, seed: int | None = None) -> dict:
-    """What a sticker job stores: the user's text, its tags, the model prompt, a seed and the
-    character (`reference`: the active `storage.records.Reference`)."""
-    return {
-        "text": text,
-        "tags": request.as_tags(),
-        "free_text": list(request.free_text),
-        "prompt": build_prompt(request),
-        "description": request.describe(),  # English, for logs and the operator
-        "seed": seed if seed is not None else random.randrange(2**31),
-        "reference_id": reference.id,
-        "reference_sha256": reference.sha256,
-    }
+        return _(
+            "That prompt is {length} characters long; the limit is {limit}. "
+            "Try a few words, e.g. /mysticker happy waving beach",
+            **exc.params,
+        )
+    return _(
+        "Tell me what the sticker should show, e.g. /mysticker happy waving beach "
+        "(send /help for all the words I know)."
+    )
 
 
 class StickerService:
@@ -104,11 +100,13 @@ class StickerService:
         self._blocklist = Blocklist(settings.limits.blocklist)
         self.policy = RequestPolicy(db, settings)
         self.images = ImageWork(settings.limits.image_threads)
+        self.stickers = StickerLibrary(db)
 
     # -- users -------------------------------------------------------------------------------
     def user_id(self, user: UserRef) -> int:
-        record = users.get_or_create_user(self.db, user.platform, user.platform_user_id, user.display_name,
-                                          platform_language=user.language)
+        record = users.get_or_create_user(
+            self.db, user.platform, user.platform_user_id, user.display_name, platform_language=user.language
+        )
         if record.banned:
             raise UserError(_("Sorry, you can't use this bot."), code="banned")
         return record.id
@@ -119,10 +117,10 @@ class StickerService:
         reports (recorded for the replies the worker sends later), else `general.language`."""
         record = users.find_user(self.db, user.platform, user.platform_user_id)
         if record is not None and user.language and user.language != record.platform_language:
-            record = users.get_or_create_user(self.db, user.platform, user.platform_user_id,
-                                              platform_language=user.language)
-        return i18n.pick_language(record.language if record else None, user.language,
-                                  self.settings.general.language)
+            record = users.get_or_create_user(
+                self.db, user.platform, user.platform_user_id, platform_language=user.language
+            )
+        return i18n.pick_language(record.language if record else None, user.language, self.settings.general.language)
 
     def set_language(self, user: UserRef, choice: str) -> str:
         """/language CODE: the user's own choice ("auto": the platform's again). Returns the
@@ -132,11 +130,17 @@ class StickerService:
             code = None
         else:
             code = i18n.match_language(word) or next(
-                (c for c, name in i18n.LANGUAGES.items() if name.lower() == word), None)
+                (c for c, name in i18n.LANGUAGES.items() if name.lower() == word), None
+            )
             if code is None:
-                raise UserError(_("I speak {languages}. Choose one, e.g. /language es (or /language auto: "
-                                  "the language of your app).", languages=i18n.language_list()),
-                                code="language")
+                raise UserError(
+                    _(
+                        "I speak {languages}. Choose one, e.g. /language es (or /language auto: "
+                        "the language of your app).",
+                        languages=i18n.language_list(),
+                    ),
+                    code="language",
+                )
         users.set_language(self.db, self.user_id(user), code)
         return self.language(user)
 
@@ -172,8 +176,7 @@ class StickerService:
         user_id = self.user_id(user)
         current = references.active_reference(self.db, user_id)
         png = image.png_bytes()
-        saved = references.save_reference(self.db, user_id, png, None, None, width=image.size[0],
-                                          height=image.size[1])
+        saved = references.save_reference(self.db, user_id, png, None, None, width=image.size[0], height=image.size[1])
         self.policy.count_reference(user_id)
         # Old pictures no queued job needs go now, so repeated /setref does not fill the disk.
         references.delete_unneeded_references(self.db, user_id)
@@ -204,10 +207,11 @@ class StickerService:
         if reference is None:
             raise NoReferenceError()
         admission = self.policy.admit(user_id)  # queue cap, rate limit, daily quota (bot/policy.py)
-        payload = sticker_payload(request, text, reference, seed)
+        payload = StickerJob.new(request, text, reference, seed).to_json()
         try:
-            job = jobs.create_job(self.db, user_id, "sticker", payload, chat=chat,
-                                  max_attempts=self.settings.limits.job_attempts)
+            job = jobs.create_job(
+                self.db, user_id, "sticker", payload, chat=chat, max_attempts=self.settings.limits.job_attempts
+            )
         except BaseException:
             self.policy.refund(admission)
             raise
@@ -220,16 +224,27 @@ class StickerService:
         last = jobs.last_job(self.db, user_id, kind="sticker")
         if last is None:
             raise UserError(_("There is no sticker to redo yet. Try /mysticker happy waving first."), code="no_last")
-        return self.request_sticker(user, last.request["text"], chat)
+        return self.request_sticker(user, StickerJob.from_json(last.request).text, chat)
+
+    def words_of(self, user_id: int, sticker: Sticker) -> str:
+        """The words a sticker was asked for with (the "Again" button under it makes another
+        take of them); a friendly refusal when its job is gone."""
+        job = jobs.get_job(self.db, sticker.job_id, user_id=user_id) if sticker.job_id else None
+        if job is None:
+            raise UserError(_("I no longer know how this sticker was made. Try /mysticker."), code="no_job")
+        return StickerJob.from_json(job.request).text
 
     def has_cached_embedding(self, reference_sha256: str) -> bool:
         model_id = embeddings.last_model_id(self.db)
         if model_id is None:
             return False
         # The model's adaptation profile is the runtime's to say; either one's key may be cached.
-        return any(embeddings.exists(self.db, reference_sha256, model_id,
-                                     self.settings.adaptation.settings_hash(model_id, profile))
-                   for profile in ADAPTATION_PROFILES)
+        return any(
+            embeddings.exists(
+                self.db, reference_sha256, model_id, self.settings.adaptation.settings_hash(model_id, profile)
+            )
+            for profile in ADAPTATION_PROFILES
+        )
 
     # -- /status, /forget --------------------------------------------------------------------
     def status(self, user: UserRef) -> str:
@@ -244,8 +259,13 @@ class StickerService:
         for job in active:
             what = job_description(job.request)
             if job.state == "queued":
-                lines.append(_("• {what}: queued at position {position}", what=what,
-                               position=jobs.queue_position(self.db, job.id)))
+                lines.append(
+                    _(
+                        "• {what}: queued at position {position}",
+                        what=what,
+                        position=jobs.queue_position(self.db, job.id),
+                    )
+                )
             elif job.state == "adapting":
                 lines.append(_("• {what}: learning your character", what=what))
             else:
@@ -253,8 +273,9 @@ class StickerService:
         return _("Your stickers in progress:") + "\n" + "\n".join(lines)
 
     # -- /cancel -----------------------------------------------------------------------------
-    def cancel(self, user: UserRef, *, everything: bool = False, request_id: str | None = None
-               ) -> list[CancelledRequest]:
+    def cancel(
+        self, user: UserRef, *, everything: bool = False, request_id: str | None = None
+    ) -> list[CancelledRequest]:
         """Take back the user's newest request still queued or running (a whole /makepack
         counts as one), all of them (`everything`), or the one a Cancel button names
         (`request_id`: a job or pack order id; only ever the user's own). A running job stops
@@ -266,7 +287,7 @@ class StickerService:
             return []
         groups: dict[str, list[Job]] = {}  # request id (job, or pack order) -> its active jobs
         for job in reversed(jobs.active_jobs_for_user(self.db, record.id)):  # newest first
-            groups.setdefault(job.request.get("pack_order") or job.id, []).append(job)
+            groups.setdefault(StickerJob.from_json(job.request).pack_order or job.id, []).append(job)
         if request_id is not None:
             chosen = [(request_id, groups[request_id])] if request_id in groups else []
         else:
@@ -283,11 +304,19 @@ class StickerService:
             pack = group_id != stopped[0].id
             if pack:
                 pack_orders.close_cancelled(self.db, group_id, record.id)
-            outcome.append(CancelledRequest(
-                group_id, job_description(stopped[0].request) if not pack else "", len(stopped),
-                running=any(j.running for j in stopped), pack=pack))
-            log.info("request cancelled", extra={"user_id": record.id, "request_id": group_id,
-                                                 "jobs": len(stopped), "refunded": len(today)})
+            outcome.append(
+                CancelledRequest(
+                    group_id,
+                    job_description(stopped[0].request) if not pack else "",
+                    len(stopped),
+                    running=any(j.running for j in stopped),
+                    pack=pack,
+                )
+            )
+            log.info(
+                "request cancelled",
+                extra={"user_id": record.id, "request_id": group_id, "jobs": len(stopped), "refunded": len(today)},
+            )
         return outcome
 
     def forget(self, user: UserRef) -> dict[str, int]:
@@ -298,4 +327,3 @@ class StickerService:
         counts = forget_user(self.db, record.id, now=now, counted_since=now - LONGEST_WINDOW_S)
         log.info("user forgotten", extra={"user_id": record.id, "counts": json.dumps(counts)})
         return counts
-

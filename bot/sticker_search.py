@@ -51,8 +51,11 @@ def _wanted(text: str) -> _Wanted:
     except PromptError:  # empty (or too long to be a search): no words to match
         return _Wanted({}, frozenset(), frozenset())
     tags = request.as_tags()
-    return _Wanted({a.value: tags[a.value] for a in request.explicit if a is not Attribute.APPEARANCE},
-                   frozenset(request.appearance), frozenset(request.free_text))
+    return _Wanted(
+        {a.value: tags[a.value] for a in request.explicit if a is not Attribute.APPEARANCE},
+        frozenset(request.appearance),
+        frozenset(request.free_text),
+    )
 
 
 def score(wanted: _Wanted, sticker: FiledSticker) -> int:
@@ -74,6 +77,6 @@ def find_stickers(db: sqlite_utils.Database, user: UserRef, text: str, offset: s
         scored = [(score(wanted, s), s) for s in filed]
         ranked = [s for points, s in sorted(scored, key=lambda pair: -pair[0]) if points > 0]  # stable: newest first
     start = int(offset) if offset.isdigit() else 0
-    page = ranked[start:start + PAGE]
+    page = ranked[start : start + PAGE]
     more = start + PAGE < len(ranked)
     return StickerPage(tuple(page), str(start + PAGE) if more else "", bool(ranked), bool(filed))

@@ -6,15 +6,15 @@ import asyncio
 import pytest
 
 from benchmarks.bench_reliability import RecordingSink, bench_settings, character_png
+from benchmarks.fakes.reliability_stub import CrashingStub
+from benchmarks.fakes.stub_runtime import running_stub_runtime
 from bot.job_worker import JobWorker
 from bot.messages import UserRef
 from bot.service import StickerService
 from seal_runtime.api.client import RuntimeClient
 from seal_runtime.api.protocol import RuntimeJobError
-from storage import jobs, stickers
+from storage import deliveries, jobs, stickers
 from storage.database import open_database
-from benchmarks.fakes.reliability_stub import CrashingStub
-from benchmarks.fakes.stub_runtime import running_stub_runtime
 
 ANN = UserRef("console", "ann", "Ann")
 BOB = UserRef("console", "bob", "Bob")
@@ -219,11 +219,11 @@ async def test_a_sender_that_died_mid_send_is_replaced_after_its_claim_expires(b
     # w2 ran the job and claimed the delivery, then died before sending.
     stickers.save_sticker(bed.db, job.user_id, job_id, character_png(0), "😀", {}, position=0)
     assert jobs.finish_job(bed.db, job_id, {}, worker_id="w2")
-    assert jobs.claim_delivery(bed.db, job_id, "w2", 300)
+    assert deliveries.claim_delivery(bed.db, job_id, "w2", 300)
     assert await bed.worker.deliver_pending() == 0  # w2's claim is still live
     bed.db.execute("UPDATE jobs SET delivery_expires_at = 0 WHERE id = ?", [job_id])
     assert await bed.worker.deliver_pending() == 1
-    assert not jobs.confirm_delivery(bed.db, job_id, "w2")  # the dead sender cannot confirm any more
+    assert not deliveries.confirm_delivery(bed.db, job_id, "w2")  # the dead sender cannot confirm any more
     assert bed.sink.deliveries[job_id] == 1
 
 

@@ -26,7 +26,6 @@ from bot.i18n import N_, _
 from bot.messages import cancel_message, language_changed, language_menu
 from bot.schema.prompt_parser import suggest_prompts
 from bot.service import help_text
-from storage import stickers
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ async def again(interaction: discord.Interaction) -> None:
 async def sticker_add(interaction: discord.Interaction, name: app_commands.Range[str, 2, 30]) -> None:
     d = deps(interaction)
     user_id = d.service.user_id(user_ref(interaction))
-    newest = stickers.use_sticker(d.db, user_id)
+    newest = d.service.stickers.use(user_id)
     if newest is None:
         raise UserError(_("You have no sticker yet. Make one with /mysticker first."), code="no_sticker")
     await add_server_sticker(interaction, user_id, newest, name)

@@ -47,16 +47,20 @@ class ExportFile:
     def user_message(self) -> str:
         what = {
             "whatsapp": _("Open it with a WhatsApp sticker-maker app (e.g. “Sticker Maker”) to add the pack."),
-            "signal": _("Unzip it, then in Signal Desktop choose File → Create/upload sticker pack and drop "
-                        "in the numbered pictures (README.txt inside lists each one's emoji and the cover)."),
+            "signal": _(
+                "Unzip it, then in Signal Desktop choose File → Create/upload sticker pack and drop "
+                "in the numbered pictures (README.txt inside lists each one's emoji and the cover)."
+            ),
             "png-zip": _("The PNG pictures of your stickers, with their emoji in manifest.json."),
         }[self.format]
         if self.source == LATEST_PACK:
-            text = _n("{n} sticker from your latest /makepack.", "{n} stickers from your latest /makepack.",
-                      self.count)
+            text = _n("{n} sticker from your latest /makepack.", "{n} stickers from your latest /makepack.", self.count)
         else:
             text = _n("{n} sticker from your newest stickers.", "{n} stickers from your newest stickers.", self.count)
         if self.left_out:
-            text += " " + _n("({n} more did not fit this format's limit.)",
-                             "({n} more did not fit this format's limit.)", self.left_out)
+            text += " " + _n(
+                "({n} more did not fit this format's limit.)",
+                "({n} more did not fit this format's limit.)",
+                self.left_out,
+            )
         return f"{text} {what}"

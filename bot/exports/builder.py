@@ -24,8 +24,9 @@ ALIASES = {"wa": "whatsapp", "wastickers": "whatsapp", "png": "png-zip", "zip": 
 def normalise_format(text: str) -> str:
     name = ALIASES.get(text.strip().lower(), text.strip().lower())
     if name not in FORMATS:
-        raise UserError(_("I can export as {formats}: e.g. /export whatsapp.", formats=", ".join(FORMATS)),
-                        code="export_format")
+        raise UserError(
+            _("I can export as {formats}: e.g. /export whatsapp.", formats=", ".join(FORMATS)), code="export_format"
+        )
     return name
 
 

@@ -40,11 +40,18 @@ def signal_zip(items: list[ExportSticker], title: str, author: str) -> bytes:
     }
     readme = "\n".join(
         [
-            _n("{title} by {author}: {n} sticker for Signal.", "{title} by {author}: {n} stickers for Signal.",
-               len(files), title=manifest["title"], author=manifest["author"]),
+            _n(
+                "{title} by {author}: {n} sticker for Signal.",
+                "{title} by {author}: {n} stickers for Signal.",
+                len(files),
+                title=manifest["title"],
+                author=manifest["author"],
+            ),
             "",
-            _("In Signal Desktop: File > Create/upload sticker pack. Drop in the numbered pictures, give each the "
-              "emoji below, choose cover.png as the cover, then type the title and author above."),
+            _(
+                "In Signal Desktop: File > Create/upload sticker pack. Drop in the numbered pictures, give each the "
+                "emoji below, choose cover.png as the cover, then type the title and author above."
+            ),
             "",
             *(f"{name}  {item.emoji}" for name, item in zip(files, items, strict=True)),
             "",

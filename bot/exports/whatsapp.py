@@ -32,11 +32,14 @@ def wastickers(items: list[ExportSticker], title: str, author: str, identifier: 
     rules = WHATSAPP_PACK
     if len(items) < rules.min_stickers:
         raise UserError(
-            _n("A WhatsApp pack needs at least {minimum} stickers and you have {n}. "
-               "Make a few more (or a whole pack with /makepack), then export again.",
-               "A WhatsApp pack needs at least {minimum} stickers and you have {n}. "
-               "Make a few more (or a whole pack with /makepack), then export again.",
-               len(items), minimum=rules.min_stickers),
+            _n(
+                "A WhatsApp pack needs at least {minimum} stickers and you have {n}. "
+                "Make a few more (or a whole pack with /makepack), then export again.",
+                "A WhatsApp pack needs at least {minimum} stickers and you have {n}. "
+                "Make a few more (or a whole pack with /makepack), then export again.",
+                len(items),
+                minimum=rules.min_stickers,
+            ),
             code="export_too_few",
         )
     items = items[: rules.max_stickers]

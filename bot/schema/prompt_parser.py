@@ -85,7 +85,7 @@ def parse_prompt(text: str, *, max_chars: int = 200) -> StickerRequest:
     i = 0
     while i < len(words):
         for size in range(min(MAX_PHRASE_WORDS, len(words) - i), 0, -1):
-            match = _PHRASES.get(tuple(words[i:i + size]))
+            match = _PHRASES.get(tuple(words[i : i + size]))
             if match is None:
                 continue
             attribute, key = match
@@ -95,7 +95,7 @@ def parse_prompt(text: str, *, max_chars: int = 200) -> StickerRequest:
             elif attribute not in slots:
                 slots[attribute] = key
             else:
-                free.extend(words[i:i + size])
+                free.extend(words[i : i + size])
             i += size
             break
         else:
@@ -117,8 +117,9 @@ def parse_prompt(text: str, *, max_chars: int = 200) -> StickerRequest:
 
 
 # Glue words that carry no attribute ("waving *on the* beach", "en la playa") are not free text.
-_FILLER_WORDS = frozenset(word for words in FILLER_WORDS.values() for spelling in words
-                          for word in normalise_words(spelling))
+_FILLER_WORDS = frozenset(
+    word for words in FILLER_WORDS.values() for spelling in words for word in normalise_words(spelling)
+)
 
 
 def words_for_help() -> dict[str, list[str]]:

@@ -48,7 +48,10 @@ class StickerRequest:
     def describe(self, language: str = "en") -> str:
         """Short human summary for progress messages, in `language`: 'happy, waving, beach',
         'feliz, saludando, playa'. Free text stays as typed."""
-        parts = [label(Attribute.EMOTION, self.emotion, language), label(Attribute.ACTION, self.action, language),
-                 label(Attribute.BACKGROUND, self.background, language) if self.background != "plain" else ""]
+        parts = [
+            label(Attribute.EMOTION, self.emotion, language),
+            label(Attribute.ACTION, self.action, language),
+            label(Attribute.BACKGROUND, self.background, language) if self.background != "plain" else "",
+        ]
         parts += [label(Attribute.APPEARANCE, key, language) for key in self.appearance] + list(self.free_text)
         return ", ".join(p for p in parts if p)

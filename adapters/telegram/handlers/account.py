@@ -9,9 +9,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from adapters.telegram.handlers.common import PLATFORM, deps, reply, user_ref
+from adapters.telegram.handlers.common import deps, reply, user_ref
 from bot.i18n import _
-from storage import packs, users
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +52,7 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     d = deps(context)
     user = user_ref(update)
-    record = users.find_user(d.db, PLATFORM, user.platform_user_id)
-    had_pack = record is not None and bool(packs.packs_for_user(d.db, record.id, PLATFORM))
+    had_pack = d.packs.records.has_any(user.platform_user_id)
     counts = d.service.forget(user)
     await query.answer(_("Deleted."))
     text = (

@@ -12,7 +12,6 @@ from adapters.telegram.handlers.common import chat_context, deps, pressed_by_own
 from adapters.telegram.sink import ADD_TO_PACK, AGAIN, DELETE
 from bot.errors import UserError
 from bot.i18n import _
-from storage import jobs, stickers
 
 log = logging.getLogger(__name__)
 
@@ -28,22 +27,17 @@ async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     message = query.message
     try:
         user_id = d.service.user_id(user)  # refuses banned users
-        sticker = stickers.use_sticker(d.db, user_id, int(raw_id))  # only ever the presser's own
-        if sticker is None:
-            raise UserError(_("That sticker is gone (deleted, or /forget was used)."), code="no_sticker")
+        sticker = d.service.stickers.own(user_id, int(raw_id))  # only ever the presser's own
         if action == ADD_TO_PACK:
             outcome = await d.packs.add(context.bot, user, user_id, sticker.id)
             await query.answer(_("Added.") if outcome.status in ("added", "created") else None)
             await message.reply_text(outcome.user_message(), do_quote=True)
         elif action == AGAIN:
-            job = jobs.get_job(d.db, sticker.job_id, user_id=user_id) if sticker.job_id else None
-            if job is None:
-                raise UserError(_("I no longer know how this sticker was made. Try /mysticker."), code="no_job")
-            queued = d.service.request_sticker(user, job.request["text"], chat_context(message))
+            queued = d.service.request_sticker(user, d.service.words_of(user_id, sticker), chat_context(message))
             await query.answer(_("Making another one…"))
             await queue_reply(context, queued, message, query.from_user.id, do_quote=True)
         elif action == DELETE:
-            stickers.delete_sticker(d.db, user_id, sticker.id)
+            d.service.stickers.delete(user_id, sticker.id)
             await query.answer(_("Deleted."))
             try:
                 await message.delete()
