@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # imports of the runtime.
 TYPED := bot storage seal_runtime/api
 
-.PHONY: demo test lint install clean bench lock redis-server
+.PHONY: demo test lint install clean bench lock redis-server catalogs
 
 # Installs exactly what requirements.lock names (resolved once with pip-compile), so a new
 # release upstream cannot break a fresh clone; torch is pinned there to the CPU 2.13.0 build.
@@ -50,6 +50,16 @@ lock: $(STAMP)
 	$(BIN)/pip install --quiet pip-tools
 	$(BIN)/pip-compile --quiet --extra test --extra rembg --strip-extras --no-emit-index-url --no-emit-find-links \
 		-o requirements.lock pyproject.toml
+
+# The translations (bot/i18n.py): extract the marked texts into the template, merge it into every
+# language's .po (new texts come in untranslated, changed ones fuzzy: the catalog test fails until
+# they are translated), and compile the .mo files that ship. Babel is in the test extra.
+CATALOG_KEYWORDS := -k _n:1,2 -k _p:1c,2 -k N_
+catalogs: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg $(CATALOG_KEYWORDS) --no-location --sort-output --omit-header \
+		-c TRANSLATORS: -o bot/locales/messages.pot .
+	$(BIN)/pybabel update -i bot/locales/messages.pot -d bot/locales -D messages -w 120 --ignore-pot-creation-date
+	$(BIN)/pybabel compile -d bot/locales -D messages --statistics
 
 bench: $(STAMP)
 	$(BIN)/stickerbot bench perf --json bench/perf.json

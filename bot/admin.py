@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from bot.errors import UserError
+from bot.i18n import _
 from bot.settings import Settings
 from storage import users
 
@@ -32,12 +33,16 @@ class BotStats:
     jobs_last_24h: int
 
     def lines(self) -> list[str]:
-        states = ", ".join(f"{state} {count}" for state, count in sorted(self.jobs_by_state.items())) or "none"
+        states = ", ".join(f"{state} {count}" for state, count in sorted(self.jobs_by_state.items())) or _("none")
         return [
-            f"Users: {self.users} ({self.banned} banned)",
-            f"Characters saved: {self.references}, learned embeddings cached: {self.embeddings}",
-            f"Stickers stored: {self.stickers}, packs: {self.packs}",
-            f"Jobs: {states}; created in the last 24 h: {self.jobs_last_24h}",
+            _("Users: {users} ({banned} banned)", users=self.users, banned=self.banned),
+            _(
+                "Characters saved: {references}, learned embeddings cached: {embeddings}",
+                references=self.references,
+                embeddings=self.embeddings,
+            ),
+            _("Stickers stored: {stickers}, packs: {packs}", stickers=self.stickers, packs=self.packs),
+            _("Jobs: {states}; created in the last 24 h: {recent}", states=states, recent=self.jobs_last_24h),
         ]
 
 
@@ -52,12 +57,21 @@ class UserSummary:
     jobs_last_24h: int
 
     def line(self) -> str:
-        quota = f"{self.daily_quota}/day" + (" (set by an admin)" if self.quota_overridden else " (default)")
+        quota = (
+            _("{quota}/day (set by an admin)", quota=self.daily_quota)
+            if self.quota_overridden
+            else _("{quota}/day (default)", quota=self.daily_quota)
+        )
         name = f" {self.display_name}" if self.display_name else ""
-        state = "banned" if self.banned else "active"
-        return (
-            f"{self.platform} user {self.platform_user_id}{name}: {state}, quota {quota}, "
-            f"{self.jobs_last_24h} stickers asked in the last 24 h"
+        state = _("banned") if self.banned else _("active")
+        return _(
+            "{platform} user {id}{name}: {state}, quota {quota}, {recent} stickers asked in the last 24 h",
+            platform=self.platform,
+            id=self.platform_user_id,
+            name=name,
+            state=state,
+            quota=quota,
+            recent=self.jobs_last_24h,
         )
 
 
@@ -105,7 +119,7 @@ class AdminService:
         """`quota` stickers per day for this user; None goes back to the configured default."""
         if quota is not None and not 0 <= quota <= 100_000:
             raise UserError(
-                "The quota must be a number of stickers per day from 0 to 100000, or 'default'.", code="bad_quota"
+                _("The quota must be a number of stickers per day from 0 to 100000, or 'default'."), code="bad_quota"
             )
         record = users.get_or_create_user(self.db, platform, _checked_id(platform_user_id))
         users.set_daily_quota(self.db, record.id, quota)
@@ -130,12 +144,16 @@ class AdminService:
     def _existing(self, platform: str, platform_user_id: str | int):
         record = users.find_user(self.db, platform, _checked_id(platform_user_id))
         if record is None:
-            raise UserError(f"I don't know {platform} user {platform_user_id}.", code="unknown_user")
+            raise UserError(
+                _("I don't know {platform} user {id}.", platform=platform, id=platform_user_id), code="unknown_user"
+            )
         return record
 
 
 def _checked_id(platform_user_id: str | int) -> str:
     text = str(platform_user_id).strip()
     if not text or len(text) > 64 or not text.isdigit():
-        raise UserError(f"{text[:20]!r} is not a user id: give the numeric id of the user.", code="bad_user_id")
+        raise UserError(
+            _("{text} is not a user id: give the numeric id of the user.", text=repr(text[:20])), code="bad_user_id"
+        )
     return text

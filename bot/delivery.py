@@ -13,7 +13,9 @@ from typing import Protocol
 
 import sqlite_utils
 
-from bot.messages import JobView, ProgressEvent, StickerOut, UserRef
+from bot import i18n
+from bot.i18n import _, _n
+from bot.messages import JobView, ProgressEvent, StickerOut, UserRef, job_description
 from bot.sticker_job import StickerJob
 from storage import deliveries, jobs, stickers, users
 from storage.records import Job, Sticker
@@ -66,7 +68,8 @@ class JobDelivery:
     """Hands a finished job's result to the sink under the job's delivery claim: stickers for
     a done job, `failure_message` for a failed one. A send that raises is retried later with
     a backoff, `max_attempts` sends at most; the claim is confirmed only after the sink
-    returned. `counters` (the worker's) counts "delivered" and "delivery_errors"."""
+    returned. `counters` (the worker's) counts "delivered" and "delivery_errors". What it
+    sends is written in the language of the job's user (`default_language` when they have none)."""
 
     def __init__(
         self,
@@ -80,6 +83,7 @@ class JobDelivery:
         max_attempts: int,
         counters: dict[str, int],
         platforms: tuple[str, ...] | None = None,
+        default_language: str = i18n.SOURCE_LANGUAGE,
     ) -> None:
         self.db = db
         self.sink = sink
@@ -90,15 +94,19 @@ class JobDelivery:
         self.max_attempts = max_attempts
         self.counters = counters
         self.platforms = platforms
+        self.default_language = default_language
 
     async def deliver_pending(self) -> int:
         """Finished jobs whose result was not handed out yet (the process died, a send
         failed and its backoff is over) go out now. Returns how many were sent."""
         sent = 0
         for job in deliveries.undelivered_finished_jobs(self.db, platforms=self.platforms):
-            view = job_view(self.db, job)
-            if view is not None and await self.deliver(view, job):
-                sent += 1
+            view = job_view(self.db, job, self.default_language)
+            if view is None:
+                continue
+            with i18n.language(view.language):
+                if await self.deliver(view, job):
+                    sent += 1
         return sent
 
     async def deliver(self, view: JobView, job: Job, out: list[StickerOut] | None = None) -> bool:
@@ -134,38 +142,58 @@ class JobDelivery:
         return True
 
 
-def job_view(db: sqlite_utils.Database, job: Job) -> JobView | None:
-    """What the adapter is told about a job; None when its user was forgotten."""
+def job_view(db: sqlite_utils.Database, job: Job, default_language: str = i18n.SOURCE_LANGUAGE) -> JobView | None:
+    """What the adapter is told about a job, with the language its user reads; None when its
+    user was forgotten."""
     user = users.get_user(db, job.user_id)
     if user is None:
         return None
     return JobView(
-        job.id, UserRef(user.platform, user.platform_user_id, user.display_name or ""), job.user_id, job.chat or {}
+        job.id,
+        UserRef(user.platform, user.platform_user_id, user.display_name or "", user.platform_language or ""),
+        job.user_id,
+        job.chat or {},
+        language=i18n.pick_language(user.language, user.platform_language, default_language),
     )
 
 
 def sticker_out(record: Sticker, request: dict) -> StickerOut:
-    """A stored sticker as the sink gets it; `request` is its job's payload (a StickerJob)."""
-    payload = StickerJob.from_json(request)
+    """A stored sticker as the sink gets it; `request` is its job's payload (a StickerJob),
+    its words in the current language."""
     return StickerOut(
-        record.id, record.job_id or "", record.image, record.emoji or "", payload.description, payload.tags
+        record.id,
+        record.job_id or "",
+        record.image,
+        record.emoji or "",
+        job_description(request),
+        StickerJob.from_json(request).tags,
     )
 
 
 def failure_message(job: Job) -> str:
-    """What the user reads when a job ends without a sticker: what happened, what to do."""
-    what = StickerJob.from_json(job.request).description or "your sticker"
+    """What the user reads when a job ends without a sticker, in the current language: what
+    happened, what to do."""
+    what = job_description(job.request)
     if job.error_code == REFERENCE_DELETED_CODE:
-        return (
-            f"I could not make “{what}”: your character was deleted before I got to it. "
-            "Send /setref with a picture, then ask again."
+        return _(
+            "I could not make “{what}”: your character was deleted before I got to it. "
+            "Send /setref with a picture, then ask again.",
+            what=what,
         )
     if job.error_code == jobs.TIMED_OUT:
-        return (
-            f"Sorry, “{what}” took too long {job.attempts} times, so I stopped trying. "
-            "Please try again later, maybe with fewer words."
+        return _n(
+            "Sorry, “{what}” took too long {n} time, so I stopped trying. "
+            "Please try again later, maybe with fewer words.",
+            "Sorry, “{what}” took too long {n} times, so I stopped trying. "
+            "Please try again later, maybe with fewer words.",
+            job.attempts,
+            what=what,
         )
-    return (
-        f"Sorry, I could not make “{what}” after {job.attempts} tries. Something about this request "
-        "keeps failing on my side; please try other words, or another picture with /setref."
+    return _n(
+        "Sorry, I could not make “{what}” after {n} try. Something about this request "
+        "keeps failing on my side; please try other words, or another picture with /setref.",
+        "Sorry, I could not make “{what}” after {n} tries. Something about this request "
+        "keeps failing on my side; please try other words, or another picture with /setref.",
+        job.attempts,
+        what=what,
     )

@@ -1,4 +1,7 @@
-"""Errors a user can cause. Adapters show `user_message` verbatim and change nothing."""
+"""Errors a user can cause. Adapters show `user_message` verbatim and change nothing: it
+is written in the user's language when the error is raised (bot/i18n.py)."""
+
+from bot.i18n import _
 
 
 class UserError(Exception):
@@ -13,15 +16,17 @@ class UserError(Exception):
 class NoReferenceError(UserError):
     def __init__(self) -> None:
         super().__init__(
-            "You have not saved a character yet. Send /setref with a picture of your character first "
-            "(one clear picture, ideally on a plain background).",
+            _(
+                "You have not saved a character yet. Send /setref with a picture of your character first "
+                "(one clear picture, ideally on a plain background)."
+            ),
             code="no_reference",
         )
 
 
 class BusyError(UserError):
-    def __init__(self, message: str = "The sticker oven is busy right now, please try again in a minute.") -> None:
-        super().__init__(message, code="busy")
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or _("The sticker oven is busy right now, please try again in a minute."), code="busy")
 
 
 class RuntimeUnavailableError(Exception):

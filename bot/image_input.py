@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from bot.errors import UserError
+from bot.i18n import N_, _
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ MAX_ASPECT = 10.0
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")  # JPEG also opens MPO
 ANIMATED_FORMATS = {"GIF", "WEBP", "PNG"}
 
-NOT_AN_IMAGE = "That doesn't look like a picture. Please send a PNG, JPEG, WebP or GIF image."
-DAMAGED = "That picture seems damaged or incomplete. Please send it again, or try another file."
+NOT_AN_IMAGE = N_("That doesn't look like a picture. Please send a PNG, JPEG, WebP or GIF image.")
+DAMAGED = N_("That picture seems damaged or incomplete. Please send it again, or try another file.")
 
 
 @dataclass
@@ -65,10 +66,14 @@ def load_reference_image(
 ) -> ReferenceImage:
     """Decode an upload into a `ReferenceImage`, or raise `UserError` saying what is wrong."""
     if not data:
-        raise UserError("That file is empty. Please send a picture of your character.", code="empty_image")
+        raise UserError(_("That file is empty. Please send a picture of your character."), code="empty_image")
     if len(data) > max_bytes:
         raise UserError(
-            f"That file is too big ({_mb(len(data))}). Please send a picture under {_mb(max_bytes)}.",
+            _(
+                "That file is too big ({size} MB). Please send a picture under {limit} MB.",
+                size=_mb(len(data)),
+                limit=_mb(max_bytes),
+            ),
             code="image_too_big",
         )
     with warnings.catch_warnings():
@@ -81,10 +86,10 @@ def load_reference_image(
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise UserError(_too_many_pixels_message(max_pixels), code="image_too_large") from None
         except Image.UnidentifiedImageError:
-            raise UserError(NOT_AN_IMAGE, code="not_an_image") from None
+            raise UserError(_(NOT_AN_IMAGE), code="not_an_image") from None
         except (Exception, MemoryError) as exc:  # noqa: BLE001 - any decoder failure is a bad upload
             log.info("reference image rejected", extra={"error": f"{type(exc).__name__}: {exc}"[:200]})
-            raise UserError(DAMAGED, code="damaged_image") from None
+            raise UserError(_(DAMAGED), code="damaged_image") from None
 
 
 def _load(data: bytes, *, max_pixels: int, min_side: int) -> ReferenceImage:
@@ -95,13 +100,22 @@ def _load(data: bytes, *, max_pixels: int, min_side: int) -> ReferenceImage:
         raise UserError(_too_many_pixels_message(max_pixels, (width, height)), code="image_too_large")
     if min(width, height) < min_side:
         raise UserError(
-            f"That picture is too small ({width}×{height} px). Please send one at least {min_side} px on each side.",
+            _(
+                "That picture is too small ({width}×{height} px). Please send one at least {min_side} px on each side.",
+                width=width,
+                height=height,
+                min_side=min_side,
+            ),
             code="image_too_small",
         )
     if max(width, height) / min(width, height) > MAX_ASPECT:
         raise UserError(
-            f"That picture is very long and thin ({width}×{height} px). Please send one closer "
-            "to square, with your character filling most of it.",
+            _(
+                "That picture is very long and thin ({width}×{height} px). Please send one closer "
+                "to square, with your character filling most of it.",
+                width=width,
+                height=height,
+            ),
             code="image_aspect",
         )
 
@@ -109,7 +123,7 @@ def _load(data: bytes, *, max_pixels: int, min_side: int) -> ReferenceImage:
     # `is_animated` peeks at one more frame only; n_frames would walk them all.
     if original_format in ANIMATED_FORMATS and getattr(image, "is_animated", False):
         image.seek(0)
-        notes.append("Your picture is animated: I used its first frame.")
+        notes.append(_("Your picture is animated: I used its first frame."))
     if original_format in ("JPEG", "MPO") and max(width, height) > 2 * MAX_SIDE:
         image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode a JPEG at a reduced scale: much faster
     image.load()
@@ -130,7 +144,7 @@ def _load(data: bytes, *, max_pixels: int, min_side: int) -> ReferenceImage:
     alpha = np.asarray(rgba.getchannel("A"))
     if alpha.max() == 0:
         raise UserError(
-            "That picture is completely transparent. Please send one where your character is visible.",
+            _("That picture is completely transparent. Please send one where your character is visible."),
             code="image_transparent",
         )
     return ReferenceImage(rgba, notes, (width, height), original_format)
@@ -190,12 +204,19 @@ def _icc_to_srgb(image: Image.Image) -> Image.Image | None:
 
 
 def _too_many_pixels_message(max_pixels: int, size: tuple[int, int] | None = None) -> str:
-    dims = f" ({size[0]}×{size[1]} px)" if size else ""
-    return (
-        f"That picture is too large{dims}. Please send one under {max_pixels / 1e6:.0f} megapixels "
-        "(a normal photo is fine)."
+    limit = f"{max_pixels / 1e6:.0f}"
+    if size:
+        return _(
+            "That picture is too large ({width}×{height} px). Please send one under {limit} megapixels "
+            "(a normal photo is fine).",
+            width=size[0],
+            height=size[1],
+            limit=limit,
+        )
+    return _(
+        "That picture is too large. Please send one under {limit} megapixels (a normal photo is fine).", limit=limit
     )
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1_000_000:.1f} MB"
+    return f"{n / 1_000_000:.1f}"

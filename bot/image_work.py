@@ -12,6 +12,7 @@ connection belongs to the loop's thread.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,9 @@ class ImageWork:
                 with self._lock:
                     self.busy -= 1
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, counted)
+        # The caller's context goes along (its reply language: a refusal is written in the thread).
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, context.run, counted)
 
     def close(self) -> None:
         if self._executor is not None:

@@ -21,6 +21,12 @@ What survives what:
   lease lost to someone else (the timeout sweep, /forget) stops the attempt too.
 - **SIGTERM**: `run_forever` returns after the job in hand finishes; if the caller
   cancels it first, the job goes back to the queue without costing an attempt.
+- **/cancel** (bot/service.py): the job row becomes "cancelled" and loses its lease. The
+  worker checks its job every `CANCEL_POLL_S` while it runs and, seeing that, drops the
+  attempt: its request to the runtime is closed, and the runtime stops the job at its
+  next step (seal_runtime/job_control.py), which frees the GPU. Nothing is delivered.
+
+Every reply the worker sends is written in the job's user's language (`JobView.language`).
 
 Delivery — "exactly once", precisely: the result is sent by whoever holds the job's
 delivery claim (its own lease) and recorded as delivered only after the adapter's send
@@ -44,8 +50,9 @@ from typing import TYPE_CHECKING
 
 import sqlite_utils
 
+from bot import i18n
 from bot.delivery import REFERENCE_DELETED_CODE, DeliverySink, JobDelivery, job_view
-from bot.messages import JobView, StickerOut
+from bot.messages import JobView, StickerOut, job_description
 from bot.pack_delivery import PackAssembler
 from bot.schema.vocabulary import emoji_for_emotion
 from bot.settings import Settings
@@ -69,6 +76,8 @@ log = logging.getLogger(__name__)
 
 REFERENCE_DELETED = "the character of this request was deleted"
 RUNTIME_DOWN_PAUSE_S = 2.0
+# How often a running job's row is read: a /cancel reaches the runtime within this.
+CANCEL_POLL_S = 0.5
 
 
 class JobRefused(RuntimeJobError):
@@ -112,7 +121,15 @@ class JobWorker:
         self.identity: WorkerIdentity | None = None
         self._told_id_lost = False
         self.last_timings: dict = {}
-        self.counters = {"done": 0, "retried": 0, "failed": 0, "released": 0, "delivered": 0, "delivery_errors": 0}
+        self.counters = {
+            "done": 0,
+            "retried": 0,
+            "failed": 0,
+            "released": 0,
+            "delivered": 0,
+            "delivery_errors": 0,
+            "cancelled": 0,
+        }
         # A pack's jobs reach the adapter as one finished pack (bot/pack_delivery.py).
         assembler = PackAssembler(db, sink, worker_id=self.worker_id, lease_s=self.delivery_lease_s)
         self.delivery = JobDelivery(
@@ -125,6 +142,7 @@ class JobWorker:
             max_attempts=self.delivery_attempts,
             counters=self.counters,
             platforms=platforms,
+            default_language=settings.general.language,
         )
 
     @property
@@ -202,12 +220,18 @@ class JobWorker:
         view = self._view(job)
         if view is None:  # the user was forgotten between the claim and now
             return
+        with i18n.language(view.language):  # progress, the sticker's words, a failure: in the user's language
+            await self._process(job, view)
+
+    async def _process(self, job: Job, view: JobView) -> None:
         started = time.perf_counter()
         accepted = asyncio.Event()  # the runtime sent its first event: it has the job
         work = asyncio.create_task(self._run_on_runtime(job, view, accepted))
-        watch = asyncio.create_task(self._keep_lease(job.id))
+        watch = asyncio.create_task(self._watch(job.id))
         try:
-            done, _ = await asyncio.wait({work, watch}, timeout=self.job_timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            done, _pending = await asyncio.wait(
+                {work, watch}, timeout=self.job_timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
         except asyncio.CancelledError:
             # Shutdown (or the caller gave up): the job goes back, this attempt not counted.
             work.cancel()
@@ -222,6 +246,11 @@ class JobWorker:
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
             if watch in done:
+                now = jobs.get_job(self.db, job.id)
+                if now is not None and now.state == "cancelled":
+                    self.counters["cancelled"] += 1
+                    log.info("job cancelled by its user; stopped on the runtime", extra={"job_id": job.id})
+                    return
                 log.warning("lease lost; dropping this attempt", extra={"job_id": job.id, "worker": self.worker_id})
                 return
             await self._attempt_failed(
@@ -360,14 +389,21 @@ class JobWorker:
 
     # -- helpers -----------------------------------------------------------------------------
     def _view(self, job: Job) -> JobView | None:
-        return job_view(self.db, job)
+        return job_view(self.db, job, self.settings.general.language)
 
-    async def _keep_lease(self, job_id: str) -> None:
-        """Renew the lease; returns when it was lost (taken over, timed out, forgotten)."""
+    async def _watch(self, job_id: str) -> None:
+        """Renew the lease, and look at the job every CANCEL_POLL_S; returns when it is no
+        longer ours to run (cancelled, forgotten, taken over, timed out)."""
+        renew_every = max(1, round(self.lease_s / 3 / CANCEL_POLL_S))
+        polls = 0
         while True:
-            await asyncio.sleep(self.lease_s / 3)
+            await asyncio.sleep(min(CANCEL_POLL_S, self.lease_s / 3))
+            polls += 1
             try:
-                if not jobs.heartbeat(self.db, job_id, self.worker_id, self.lease_s):
+                if polls % renew_every == 0:
+                    if not jobs.heartbeat(self.db, job_id, self.worker_id, self.lease_s):
+                        return
+                elif not jobs.holds(self.db, job_id, self.worker_id):
                     return
             except sqlite3.OperationalError as exc:  # locked for longer than the busy timeout: try again
                 log.warning("heartbeat not written", extra={"job_id": job_id, "error": str(exc)})
@@ -436,13 +472,18 @@ class JobWorker:
         for position, png in enumerate(result.images_png):
             # Keyed by (job, position): a job that runs twice replaces, never duplicates.
             record = stickers.save_sticker(self.db, job.user_id, job.id, png, emoji, payload.tags, position=position)
-            out.append(StickerOut(record.id, job.id, png, emoji, payload.description, payload.tags))
+            out.append(StickerOut(record.id, job.id, png, emoji, job_description(job.request), payload.tags))
         finished = jobs.finish_job(
             self.db,
             job.id,
             {"sticker_ids": [s.sticker_id for s in out], "adapted": result.adapted, "timings": result.timings},
             worker_id=self.worker_id,
         )
+        if not finished:
+            now = jobs.get_job(self.db, job.id)
+            if now is not None and now.state == "cancelled":  # /cancel won the race: keep nothing of it
+                stickers.delete_for_job(self.db, job.user_id, job.id)
+                self.counters["cancelled"] += 1
         return out, finished
 
 

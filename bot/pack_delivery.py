@@ -23,6 +23,7 @@ import logging
 import sqlite_utils
 
 from bot.delivery import DeliverySink, sticker_out
+from bot.i18n import N_, _
 from bot.messages import JobView, PackInfo, ProgressEvent, StickerOut
 from storage import pack_orders, stickers
 from storage.records import PackOrder
@@ -30,7 +31,7 @@ from storage.records import PackOrder
 log = logging.getLogger(__name__)
 
 KIND_MEMORY = 4096
-NOTHING_MADE = (
+NOTHING_MADE = N_(
     "Sorry, I could not make any sticker of your pack. Please try again later, or with other words "
     "or another picture (/setref)."
 )
@@ -95,7 +96,7 @@ class PackAssembler:
             if out:
                 await self.inner.deliver(view, out)
             else:
-                await self.inner.failed(view, NOTHING_MADE)
+                await self.inner.failed(view, _(NOTHING_MADE))
         except BaseException:
             pack_orders.release_delivery(self.db, order.id, self.worker_id)
             raise
@@ -125,4 +126,5 @@ class PackAssembler:
             order.user_id,
             order.chat or job.chat,
             pack=PackInfo(order.id, order.size, made, order.words),
+            language=job.language,
         )

@@ -15,6 +15,7 @@ import logging
 import sqlite_utils
 
 from bot.errors import NoReferenceError, UserError
+from bot.i18n import _
 from bot.messages import QueuedPack, UserRef
 from bot.pack_plan import plan_pack
 from bot.service import StickerService
@@ -38,20 +39,27 @@ class PackService:
     def parse_command(self, text: str) -> tuple[int, str]:
         """`[N] [words]` -> (size, words). The size is the first word when it is a number."""
         packs = self.settings.packs
-        first, _, rest = text.strip().partition(" ")
+        first, _space, rest = text.strip().partition(" ")
         if first.isdigit():
             size, words = int(first), rest.strip()
         else:
             size, words = packs.default_size, text.strip()
         if not 1 <= size <= packs.max_size:
             raise UserError(
-                f"A pack has 1 to {packs.max_size} stickers, e.g. /makepack {packs.default_size} cozy winter.",
+                _(
+                    "A pack has 1 to {maximum} stickers, e.g. /makepack {size} cozy winter.",
+                    maximum=packs.max_size,
+                    size=packs.default_size,
+                ),
                 code="pack_size",
             )
         room = self.settings.limits.max_prompt_chars - PLAN_WORDS_CHARS
         if len(words) > room:
             raise UserError(
-                f"That is a lot of words for a whole pack: at most {room} characters, e.g. /makepack cozy winter.",
+                _(
+                    "That is a lot of words for a whole pack: at most {limit} characters, e.g. /makepack cozy winter.",
+                    limit=room,
+                ),
                 code="prompt_too_long",
             )
         return size, words

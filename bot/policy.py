@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from bot.errors import BusyError, UserError
+from bot.i18n import _, _n
 from bot.settings import Settings
 from storage import jobs, pack_orders, usage, users
 
@@ -38,16 +39,23 @@ LONGEST_WINDOW_S = max(WINDOW_S, SETREF_WINDOW_S)
 class RateLimitedError(UserError):
     def __init__(self, retry_in_s: float) -> None:
         seconds = max(1, math.ceil(retry_in_s))
-        super().__init__(f"Slow down a little: you can ask for another sticker in {seconds} s.", code="rate_limited")
+        super().__init__(
+            _("Slow down a little: you can ask for another sticker in {seconds} s.", seconds=seconds),
+            code="rate_limited",
+        )
         self.retry_in_s = seconds
 
 
 class QuotaExceededError(UserError):
     def __init__(self, quota: int) -> None:
         message = (
-            f"You have had your {quota} stickers for today. The counter resets at midnight (UTC)."
+            _n(
+                "You have had your {n} sticker for today. The counter resets at midnight (UTC).",
+                "You have had your {n} stickers for today. The counter resets at midnight (UTC).",
+                quota,
+            )
             if quota > 0
-            else "Making stickers is switched off for your account. Ask the bot's admin."
+            else _("Making stickers is switched off for your account. Ask the bot's admin.")
         )
         super().__init__(message, code="quota")
         self.quota = quota
@@ -56,11 +64,18 @@ class QuotaExceededError(UserError):
 class PackQuotaError(UserError):
     def __init__(self, size: int, left: int) -> None:
         super().__init__(
-            f"A pack of {size} stickers counts {size} against your daily quota, and you have {left} "
-            f"left today. Ask for a smaller pack (e.g. /makepack {left}) or try again after midnight "
-            "(UTC)."
+            _n(
+                "A pack of {size} stickers counts {size} against your daily quota, and you have {n} "
+                "left today. Ask for a smaller pack (e.g. /makepack {n}) or try again after midnight "
+                "(UTC).",
+                "A pack of {size} stickers counts {size} against your daily quota, and you have {n} "
+                "left today. Ask for a smaller pack (e.g. /makepack {n}) or try again after midnight "
+                "(UTC).",
+                left,
+                size=size,
+            )
             if left
-            else "You have had all your stickers for today. The counter resets at midnight (UTC).",
+            else _("You have had all your stickers for today. The counter resets at midnight (UTC)."),
             code="quota",
         )
         self.size, self.left = size, left
@@ -69,7 +84,11 @@ class PackQuotaError(UserError):
 class UserQueueFullError(UserError):
     def __init__(self, cap: int) -> None:
         super().__init__(
-            f"You already have {cap} stickers on the way. Wait for one of them to arrive, then ask again.",
+            _n(
+                "You already have {n} sticker on the way. Wait for it to arrive, then ask again.",
+                "You already have {n} stickers on the way. Wait for one of them to arrive, then ask again.",
+                cap,
+            ),
             code="user_queue_full",
         )
         self.cap = cap
@@ -79,8 +98,12 @@ class SetrefRateLimitedError(UserError):
     def __init__(self, per_hour: int, retry_in_s: float) -> None:
         minutes = max(1, math.ceil(retry_in_s / 60))
         super().__init__(
-            f"You have changed your character {per_hour} times in the last hour. You can save a new "
-            f"one in {minutes} min.",
+            _n(
+                "You have changed your character {n} time in the last hour. You can save a new one in {minutes} min.",
+                "You have changed your character {n} times in the last hour. You can save a new one in {minutes} min.",
+                per_hour,
+                minutes=minutes,
+            ),
             code="setref_rate_limited",
         )
         self.retry_in_s = retry_in_s

@@ -46,6 +46,8 @@ class GeneralSettings:
     redis_ca_file: str | None = None  # the CA that signed Redis's TLS certificate (rediss://)
     # Jobs the bot keeps on the GPU workers at once; 0: one per slot of the live GPU workers.
     gpu_jobs: int = 0
+    # The language of users whose app reports none the bot speaks (bot/i18n.py: en, es, ru).
+    language: str = "en"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ class StickerJob:
     text: str  # the user's words, as typed (/again asks for them again)
     tags: dict[str, str] = field(default_factory=dict)  # the six attributes, StickerRequest.as_tags()
     prompt: str = ""  # the model prompt built from them
-    description: str = ""  # how the bot names the sticker to the user
+    description: str = ""  # how the bot names the sticker, in English (logs, the operator)
     seed: int = 0
     reference_id: int | None = None  # the character (storage.records.Reference) it was asked for
     reference_sha256: str = ""
@@ -29,6 +29,8 @@ class StickerJob:
     pack_order: str | None = None
     pack_position: int | None = None
     pack_size: int | None = None
+    # The words that were no tags; None for a job stored before they were kept.
+    free_text: tuple[str, ...] | None = None
 
     @classmethod
     def new(cls, request: StickerRequest, text: str, reference: Any, seed: int | None = None) -> StickerJob:
@@ -41,7 +43,15 @@ class StickerJob:
             seed=seed if seed is not None else random.randrange(2**31),
             reference_id=reference.id,
             reference_sha256=reference.sha256,
+            free_text=request.free_text,
         )
+
+    def words(self, language: str) -> str:
+        """How a reply in `language` names the sticker ("feliz, saludando, playa"), from its
+        tags; a job stored before its free text was kept says its English description."""
+        if self.free_text is None or not self.tags:
+            return self.description
+        return StickerRequest.from_tags(self.tags, self.free_text).describe(language)
 
     def to_json(self) -> dict:
         data: dict[str, Any] = {
@@ -55,6 +65,8 @@ class StickerJob:
         }
         if self.pack_order is not None:
             data.update(pack_order=self.pack_order, pack_position=self.pack_position, pack_size=self.pack_size)
+        if self.free_text is not None:
+            data["free_text"] = list(self.free_text)
         return data
 
     @classmethod
@@ -71,4 +83,5 @@ class StickerJob:
             pack_order=data.get("pack_order"),
             pack_position=data.get("pack_position"),
             pack_size=data.get("pack_size"),
+            free_text=tuple(data["free_text"]) if data.get("free_text") is not None else None,
         )

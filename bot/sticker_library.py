@@ -10,6 +10,7 @@ from collections.abc import Iterable
 import sqlite_utils
 
 from bot.errors import UserError
+from bot.i18n import _
 from storage import stickers as sticker_rows
 from storage import users
 from storage.records import Sticker
@@ -30,7 +31,7 @@ class StickerLibrary:
         """`use`, for a button under a sticker: a friendly refusal when it is gone."""
         sticker = self.use(user_id, sticker_id)
         if sticker is None:
-            raise UserError("That sticker is gone (deleted, or /forget was used).", code="no_sticker")
+            raise UserError(_("That sticker is gone (deleted, or /forget was used)."), code="no_sticker")
         return sticker
 
     def get_many(self, user_id: int, sticker_ids: Iterable[int]) -> list[Sticker]:

@@ -55,7 +55,11 @@ def forget_user(
             {"id": user_id, "today": utc_day(at), "since": counted_since if counted_since is not None else 0.0},
         ).fetchone()
         if keep:
-            db.execute("UPDATE users SET display_name = NULL, forgotten_at = ? WHERE id = ?", [at, user_id])
+            db.execute(
+                "UPDATE users SET display_name = NULL, platform_language = NULL, language = NULL, "
+                "forgotten_at = ? WHERE id = ?",
+                [at, user_id],
+            )
             counts["users"] = 0
         else:
             db.execute("DELETE FROM usage_events WHERE user_id = ?", [user_id])

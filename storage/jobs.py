@@ -237,15 +237,35 @@ def fail_job(
         return True
 
 
-def cancel_job(db: sqlite_utils.Database, user_id: int, job_id: str, *, now: float | None = None) -> bool:
-    """A user cancels their own queued job. Running jobs are not interrupted."""
+def cancel_jobs(db: sqlite_utils.Database, user_id: int, job_ids: list[str], *, now: float | None = None) -> list[Job]:
+    """A user takes back their own queued or running jobs (others' ids are ignored). Each
+    becomes "cancelled" at once and loses its lease: the worker running one sees that at its
+    next check (`holds`) and stops it on the runtime, and nothing it writes afterwards lands
+    (every write of a worker requires its lease on a running job). Returns the jobs that were
+    cancelled, as they were just before (`running` tells which were on the runtime)."""
     at = _at(now)
-    cursor = db.execute(
-        "UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ? "
-        "WHERE id = ? AND user_id = ? AND state = 'queued'",
-        [at, at, job_id, user_id],
-    )
-    return cursor.rowcount == 1
+    marks = ",".join("?" * len(job_ids)) or "NULL"
+    with immediate_transaction(db):
+        rows = list(
+            db.query(
+                f"SELECT * FROM jobs WHERE user_id = ? AND id IN ({marks}) "
+                f"AND state IN ('queued', 'adapting', 'generating') ORDER BY created_at, rowid",
+                [user_id, *job_ids],
+            )
+        )
+        db.execute(
+            f"UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ?, lease_owner = NULL, "
+            f"lease_expires_at = NULL WHERE id IN ({','.join('?' * len(rows)) or 'NULL'})",
+            [at, at, *(row["id"] for row in rows)],
+        )
+    return [Job.from_row(row) for row in rows]
+
+
+def holds(db: sqlite_utils.Database, job_id: str, worker_id: str) -> bool:
+    """Whether `worker_id` still holds the running job: False once it was cancelled,
+    forgotten, finished or taken over. The worker asks every half second while it runs."""
+    query = f"SELECT 1 FROM jobs WHERE id = ? AND lease_owner = ? AND state IN {_RUNNING}"
+    return db.execute(query, [job_id, worker_id]).fetchone() is not None
 
 
 def requeue_running(db: sqlite_utils.Database, worker_id: str, *, now: float | None = None) -> int:

@@ -281,6 +281,14 @@ def _m011_attempt_error_codes(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m012_user_languages(db: sqlite_utils.Database) -> None:
+    """The language a user reads: the one their platform reports (Telegram's language_code,
+    Discord's locale, kept so that replies sent later by the worker use it too) and the one
+    they chose with /language, which wins. /forget clears both."""
+    db.table("users").add_column("platform_language", str)
+    db.table("users").add_column("language", str)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core", _m001_core),
     Migration(2, "stickers_and_packs", _m002_stickers_and_packs),
@@ -293,6 +301,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "workers", _m009_workers),
     Migration(10, "pack_orders", _m010_pack_orders),
     Migration(11, "attempt_error_codes", _m011_attempt_error_codes),
+    Migration(12, "user_languages", _m012_user_languages),
 )
 
 

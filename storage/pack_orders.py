@@ -131,6 +131,16 @@ def confirm_delivery(
     return cursor.rowcount == 1
 
 
+def close_cancelled(db: sqlite_utils.Database, order_id: str, user_id: int, *, now: float | None = None) -> bool:
+    """/cancel took the pack back: it is never handed out, not even the stickers made so far."""
+    cursor = db.execute(
+        "UPDATE pack_orders SET delivered_at = ?, delivery_owner = NULL, delivery_expires_at = NULL, result = ? "
+        "WHERE id = ? AND user_id = ? AND delivered_at IS NULL",
+        [_at(now), json.dumps({"cancelled": True}), order_id, user_id],
+    )
+    return cursor.rowcount == 1
+
+
 def release_delivery(db: sqlite_utils.Database, order_id: str, worker_id: str) -> bool:
     """A send failed: give the claim back so the next try (the job's delivery retry) may send."""
     cursor = db.execute(

@@ -25,6 +25,8 @@ class User:
     banned: bool
     daily_quota: int | None  # None: the configured default applies
     forgotten_at: float | None = None  # /forget left this row as a tombstone (no personal data)
+    platform_language: str | None = None  # what their platform last reported ("es", "pt-BR")
+    language: str | None = None  # what they chose with /language (wins over the platform's)
 
     @classmethod
     def from_row(cls, row: dict) -> User:
@@ -37,6 +39,8 @@ class User:
             bool(row["banned"]),
             row["daily_quota"],
             row.get("forgotten_at"),
+            row.get("platform_language"),
+            row.get("language"),
         )
 
 
@@ -184,6 +188,18 @@ class Sticker:
             row["last_used_at"],
             _json(row["platform_file_ids"], {}),
         )
+
+
+@dataclass(frozen=True)
+class FiledSticker:
+    """A sticker as a platform already holds it (its file id there), without the image:
+    what an inline answer needs. `free_text`: the words of its request that were no tags."""
+
+    id: int
+    file_id: str
+    tags: dict
+    free_text: tuple[str, ...]
+    created_at: float
 
 
 @dataclass(frozen=True)

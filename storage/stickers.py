@@ -10,7 +10,7 @@ import json
 
 import sqlite_utils
 
-from storage.records import Sticker
+from storage.records import FiledSticker, Sticker
 from storage.transactions import now as _now
 
 
@@ -75,6 +75,22 @@ def stickers_for_user(db: sqlite_utils.Database, user_id: int, *, limit: int = 5
         for r in db.query(
             "SELECT * FROM stickers WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?", [user_id, limit]
         )
+    ]
+
+
+def filed_on(db: sqlite_utils.Database, user_id: int, platform: str, *, limit: int = 1000) -> list[FiledSticker]:
+    """The user's stickers the platform holds a file of (sent there once), newest first,
+    without their images."""
+    rows = db.execute(
+        "SELECT s.id, json_extract(s.platform_file_ids, '$.' || ?) AS file_id, s.request, s.created_at, "
+        "json_extract(j.request, '$.free_text') FROM stickers s "
+        "LEFT JOIN jobs j ON j.id = s.job_id AND j.user_id = s.user_id "
+        "WHERE s.user_id = ? AND file_id IS NOT NULL ORDER BY s.created_at DESC, s.id DESC LIMIT ?",
+        [platform, user_id, limit],
+    ).fetchall()
+    return [
+        FiledSticker(row[0], row[1], json.loads(row[2] or "{}"), tuple(json.loads(row[4] or "[]")), row[3])
+        for row in rows
     ]
 
 
@@ -148,6 +164,16 @@ def delete_sticker(db: sqlite_utils.Database, user_id: int, sticker_id: int) -> 
         db.execute("DELETE FROM pack_stickers WHERE sticker_id = ?", [sticker_id])
         db.execute("DELETE FROM stickers WHERE id = ? AND user_id = ?", [sticker_id, user_id])
     return True
+
+
+def delete_for_job(db: sqlite_utils.Database, user_id: int, job_id: str) -> int:
+    """A job's stickers, when the job was cancelled while they were being stored."""
+    with db.atomic():
+        db.execute(
+            "DELETE FROM pack_stickers WHERE sticker_id IN (SELECT id FROM stickers WHERE user_id = ? AND job_id = ?)",
+            [user_id, job_id],
+        )
+        return db.execute("DELETE FROM stickers WHERE user_id = ? AND job_id = ?", [user_id, job_id]).rowcount
 
 
 def delete_unused_since(db: sqlite_utils.Database, cutoff: float) -> int:

@@ -23,9 +23,14 @@ def get_user(db: sqlite_utils.Database, user_id: int) -> User | None:
 
 
 def get_or_create_user(
-    db: sqlite_utils.Database, platform: str, platform_user_id: str, display_name: str | None = None
+    db: sqlite_utils.Database,
+    platform: str,
+    platform_user_id: str,
+    display_name: str | None = None,
+    platform_language: str | None = None,
 ) -> User:
-    """The user's row, created on first contact; a changed display name is updated."""
+    """The user's row, created on first contact; a changed display name or platform language
+    is updated."""
     platform_user_id = str(platform_user_id)
     user = find_user(db, platform, platform_user_id)
     if user is None:
@@ -39,8 +44,7 @@ def get_or_create_user(
             pass  # another connection created it first: use theirs
         user = find_user(db, platform, platform_user_id)
         assert user is not None
-        return user
-    if user.forgotten_at is not None or (display_name and display_name != user.display_name):
+    elif user.forgotten_at is not None or (display_name and display_name != user.display_name):
         # A forgotten user who comes back is the same user again (their limits still apply).
         db.execute(
             "UPDATE users SET display_name = COALESCE(?, display_name), forgotten_at = NULL WHERE id = ?",
@@ -48,7 +52,16 @@ def get_or_create_user(
         )
         user = get_user(db, user.id)
         assert user is not None
+    if platform_language and platform_language != user.platform_language:
+        db.execute("UPDATE users SET platform_language = ? WHERE id = ?", [platform_language, user.id])
+        user = get_user(db, user.id)
+        assert user is not None
     return user
+
+
+def set_language(db: sqlite_utils.Database, user_id: int, language: str | None) -> bool:
+    """The user's own choice of language (/language); None goes back to the platform's."""
+    return db.execute("UPDATE users SET language = ? WHERE id = ?", [language, user_id]).rowcount == 1
 
 
 def set_banned(db: sqlite_utils.Database, user_id: int, banned: bool = True) -> bool:

@@ -196,9 +196,11 @@ def test_users_cannot_reach_each_others_data(tmp_path):
     assert not stickers.delete_sticker(service.db, bob_id, sticker.id)
     assert not stickers.set_platform_file_id(service.db, bob_id, sticker.id, "telegram", "x")
     assert jobs.get_job(service.db, ann_job, user_id=bob_id) is None
-    assert not jobs.cancel_job(service.db, bob_id, ann_job)
-    # Through the service: Bob's status, /again and /forget see only Bob.
+    assert jobs.cancel_jobs(service.db, bob_id, [ann_job]) == []
+    # Through the service: Bob's status, /cancel, /again and /forget see only Bob.
     assert "Nothing in the queue" in service.status(BOB)
+    assert service.cancel(BOB, everything=True) == []
+    assert jobs.get_job(service.db, ann_job).state == "queued"
     with pytest.raises(UserError) as no_last:
         service.again(BOB, {})
     assert no_last.value.code == "no_last"

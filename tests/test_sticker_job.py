@@ -22,8 +22,10 @@ def test_a_sticker_job_survives_its_json_unchanged():
     assert job.tags["emotion"] == "happy" and job.tags["background"] == "beach"
     assert job.reference_id == 7 and job.seed == 5 and job.prompt
     assert StickerJob.from_json(job.to_json()) == job
-    # No pack keys on a lone sticker: the stored dict has the keys it always had.
-    assert set(job.to_json()) == {"text", "tags", "prompt", "description", "seed", "reference_id", "reference_sha256"}
+    # No pack keys on a lone sticker: the stored dict has the keys it always had, and its free words.
+    assert set(job.to_json()) == {"text", "tags", "prompt", "description", "seed", "reference_id", "reference_sha256",
+                                  "free_text"}
+    assert job.words("es") == "feliz, saludando, playa"
 
 
 def test_a_payload_stored_as_an_old_dict_reads_back():
@@ -35,6 +37,7 @@ def test_a_payload_stored_as_an_old_dict_reads_back():
     assert job.to_json()["pack_size"] == 12
     sparse = StickerJob.from_json({"text": "hi"})  # an early row: no tags, no description
     assert sparse.tags == {} and sparse.description == "" and sparse.reference_id is None
+    assert job.free_text is None and job.words("es") == "sad, sitting"  # stored before free words: its description
 
 
 def _failed_job(db, error, code):
@@ -54,7 +57,7 @@ def test_the_failure_message_follows_the_attempt_error_code_not_its_text(tmp_pat
     assert "your character was deleted" in failure_message(gone)
     # Text that merely mentions a timeout, without the code, is the generic failure.
     other = _failed_job(db, "the GPU timed out once", None)
-    assert "after 1 tries" in failure_message(other)
+    assert "after 1 try." in failure_message(other)
 
 
 def test_attempts_failed_before_codes_existed_get_the_code_of_their_text(tmp_path):

@@ -198,8 +198,9 @@ def test_count_active_and_user_views(db):
     assert [j.id for j in jobs.active_jobs_for_user(db, ann)] == [a1, a2]
     assert jobs.last_job(db, ann, kind="sticker").id == a2
     assert jobs.get_job(db, a1, user_id=bob) is None
-    assert jobs.cancel_job(db, bob, a1) is False  # not bob's
-    assert jobs.cancel_job(db, ann, a1) is True
+    assert jobs.cancel_jobs(db, bob, [a1]) == []  # not bob's
+    assert [j.id for j in jobs.cancel_jobs(db, ann, [a1])] == [a1]
+    assert jobs.cancel_jobs(db, ann, [a1]) == []  # once
     assert jobs.count_active(db) == 2
     assert jobs.jobs_created_since(db, ann, 0.0) == 2
 

@@ -219,18 +219,21 @@ async def _run_until_settled(worker, db, job_id: str):
 
 
 def cmd_chat(args) -> int:
-    from adapters.console import ConsoleSession, ConsoleSink
+    from adapters.console import ConsoleSession, ConsoleSink, terminal_language
+    from bot import i18n
     from bot.messages import UserRef
-    from bot.service import help_text
 
     settings = _settings(args)
     out_dir = Path(args.out or settings.general.out_dir)
     sink = ConsoleSink(out_dir)
 
     async def body(service, client, make_worker):
-        session = ConsoleSession(service, UserRef("console", args.user, args.user), sink.out_dir)
+        user = UserRef("console", args.user, args.user, language=args.language or terminal_language())
+        session = ConsoleSession(service, user, sink.out_dir, sink=sink)
         worker = make_worker(sink)
-        print(help_text().splitlines()[0] + " Type /help for commands, Ctrl-D to quit.")
+        with i18n.language(service.language(user)):
+            print(i18n._("I make stickers of your own character.") + " "
+                  + i18n._("Type /help for commands, Ctrl-D to quit."))
         loop = asyncio.get_running_loop()
         while True:
             line = await loop.run_in_executor(None, _read_line)
@@ -398,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("chat", help="interactive console speaking the chat commands")
     p.add_argument("--user", default="me")
+    p.add_argument("--language", help="the language to speak (en, es, ru); default: the terminal's ($LANG)")
     p.add_argument("--verbose", action="store_true", help="show the bot's and the runtime's logs")
     p.add_argument("--out")
     p.set_defaults(func=cmd_chat)

@@ -15,6 +15,7 @@ from discord import app_commands
 
 from adapters.discord.context import PLATFORM, Refused, deps, send_ephemeral
 from bot.guild_rules import GuildSettings
+from bot.i18n import N_, _
 
 
 def is_bot_admin(interaction: discord.Interaction) -> bool:
@@ -29,50 +30,51 @@ def is_bot_admin(interaction: discord.Interaction) -> bool:
 
 def _admins_only(interaction: discord.Interaction) -> bool:
     if not is_bot_admin(interaction):
-        raise Refused("These commands are for the bot's admins (and, in a server, its admin role).")
+        raise Refused(_("These commands are for the bot's admins (and, in a server, its admin role)."))
     return True
 
 
-admin_group = app_commands.Group(name="stickeradmin", description="Bot admin: stats, bans and quotas",
+admin_group = app_commands.Group(name="stickeradmin", description=N_("Bot admin: stats, bans and quotas"),
                                  allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True))
 
 
-@admin_group.command(name="stats", description="How many users, characters, stickers and jobs")
+@admin_group.command(name="stats", description=N_("How many users, characters, stickers and jobs"))
 @app_commands.check(_admins_only)
 async def stats(interaction: discord.Interaction) -> None:
     await send_ephemeral(interaction, "\n".join(deps(interaction).admin.stats().lines()))
 
 
-@admin_group.command(name="ban", description="Stop a member from using the bot")
+@admin_group.command(name="ban", description=N_("Stop a member from using the bot"))
 @app_commands.check(_admins_only)
 async def ban(interaction: discord.Interaction, member: discord.User) -> None:
-    await send_ephemeral(interaction, "Banned. " + deps(interaction).admin.ban(PLATFORM, member.id).line())
+    await send_ephemeral(interaction, _("Banned.") + " " + deps(interaction).admin.ban(PLATFORM, member.id).line())
 
 
-@admin_group.command(name="unban", description="Let a banned member use the bot again")
+@admin_group.command(name="unban", description=N_("Let a banned member use the bot again"))
 @app_commands.check(_admins_only)
 async def unban(interaction: discord.Interaction, member: discord.User) -> None:
-    await send_ephemeral(interaction, "Unbanned. " + deps(interaction).admin.unban(PLATFORM, member.id).line())
+    await send_ephemeral(interaction,
+                         _("Unbanned.") + " " + deps(interaction).admin.unban(PLATFORM, member.id).line())
 
 
-@admin_group.command(name="quota", description="Show or set a member's stickers per day")
-@app_commands.describe(per_day="Stickers per day (leave out to show the current quota)",
-                       reset="Go back to the configured default quota")
+@admin_group.command(name="quota", description=N_("Show or set a member's stickers per day"))
+@app_commands.describe(per_day=N_("Stickers per day (leave out to show the current quota)"),
+                       reset=N_("Go back to the configured default quota"))
 @app_commands.check(_admins_only)
 async def quota(interaction: discord.Interaction, member: discord.User,
                 per_day: app_commands.Range[int, 0, 100_000] | None = None, reset: bool = False) -> None:
     admin = deps(interaction).admin
     if reset:
-        summary, prefix = admin.set_quota(PLATFORM, member.id, None), "Quota reset. "
+        summary, prefix = admin.set_quota(PLATFORM, member.id, None), _("Quota reset.") + " "
     elif per_day is not None:
-        summary, prefix = admin.set_quota(PLATFORM, member.id, per_day), "Quota set. "
+        summary, prefix = admin.set_quota(PLATFORM, member.id, per_day), _("Quota set.") + " "
     else:
         summary, prefix = admin.user_summary(PLATFORM, member.id), ""
     await send_ephemeral(interaction, prefix + summary.line())
 
 
 # -- per-server settings -----------------------------------------------------------------------
-config_group = app_commands.Group(name="stickerconfig", description="Where the sticker bot answers in this server",
+config_group = app_commands.Group(name="stickerconfig", description=N_("Where the sticker bot answers in this server"),
                                   guild_only=True, default_permissions=discord.Permissions(manage_guild=True))
 
 
@@ -80,17 +82,17 @@ def _managers_only(interaction: discord.Interaction) -> bool:
     # Discord hides the group from others (default_permissions), but server admins can
     # override that per channel or role; the bot checks the permission itself as well.
     if not interaction.permissions.manage_guild:
-        raise Refused("Only members who can manage this server can change my settings here.")
+        raise Refused(_("Only members who can manage this server can change my settings here."))
     return True
 
 
 def _describe(settings: GuildSettings) -> str:
-    channels = ", ".join(f"<#{c}>" for c in settings.allowed_channels) or "every channel"
-    role = f"<@&{settings.admin_role_id}>" if settings.admin_role_id else "none (only the bot's admins)"
-    return f"Sticker commands work in: {channels}.\nAdmin role: {role}."
+    channels = ", ".join(f"<#{c}>" for c in settings.allowed_channels) or _("every channel")
+    role = f"<@&{settings.admin_role_id}>" if settings.admin_role_id else _("none (only the bot's admins)")
+    return _("Sticker commands work in: {channels}.", channels=channels) + "\n" + _("Admin role: {role}.", role=role)
 
 
-@config_group.command(name="show", description="Show this server's settings")
+@config_group.command(name="show", description=N_("Show this server's settings"))
 @app_commands.check(_managers_only)
 async def show(interaction: discord.Interaction) -> None:
     current = deps(interaction).guilds.get(interaction.guild_id)
@@ -102,19 +104,19 @@ async def _set_channel(interaction: discord.Interaction, channel: discord.TextCh
     await send_ephemeral(interaction, _describe(updated))
 
 
-@config_group.command(name="allow-channel", description="Make stickers in this channel (and the others allowed)")
+@config_group.command(name="allow-channel", description=N_("Make stickers in this channel (and the others allowed)"))
 @app_commands.check(_managers_only)
 async def allow_channel(interaction: discord.Interaction, channel: discord.TextChannel) -> None:
     await _set_channel(interaction, channel, True)
 
 
-@config_group.command(name="disallow-channel", description="Stop making stickers in this channel")
+@config_group.command(name="disallow-channel", description=N_("Stop making stickers in this channel"))
 @app_commands.check(_managers_only)
 async def disallow_channel(interaction: discord.Interaction, channel: discord.TextChannel) -> None:
     await _set_channel(interaction, channel, False)
 
 
-@config_group.command(name="admin-role", description="The role that may use /stickeradmin here (leave out to clear)")
+@config_group.command(name="admin-role", description=N_("The role that may use /stickeradmin here (leave out to clear)"))
 @app_commands.check(_managers_only)
 async def admin_role(interaction: discord.Interaction, role: discord.Role | None = None) -> None:
     updated = deps(interaction).guilds.set_admin_role(interaction.guild_id, role.id if role else None)

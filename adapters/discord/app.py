@@ -24,12 +24,14 @@ from discord import app_commands
 
 from adapters.chat_bot import ChatBotProcess
 from adapters.discord import admin_commands, commands
-from adapters.discord.buttons import ForgetButton, StickerButton
-from adapters.discord.context import DiscordDeps, Refused, send_ephemeral
+from adapters.discord.buttons import CancelButton, ForgetButton, StickerButton
+from adapters.discord.context import DiscordDeps, Refused, send_ephemeral, use_language
 from adapters.discord.gallery import PackSelect
 from adapters.discord.sink import DiscordSink
+from adapters.discord.translator import CatalogTranslator
 from bot.admin import AdminService
 from bot.errors import UserError
+from bot.i18n import _
 from bot.job_worker import JobWorker
 from bot.pack_service import PackService
 from bot.service import StickerService
@@ -40,21 +42,25 @@ log = logging.getLogger(__name__)
 
 
 class StickerCommandTree(app_commands.CommandTree):
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        use_language(interaction)  # the command's answers, errors included, in the member's language
+        return True
+
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
         original = getattr(error, "original", error)
         if isinstance(original, (UserError, Refused)):
             text = original.user_message
         elif isinstance(error, app_commands.NoPrivateMessage):
-            text = "That command works in a server, not in DMs."
+            text = _("That command works in a server, not in DMs.")
         elif isinstance(error, (app_commands.MissingPermissions, app_commands.BotMissingPermissions)):
-            text = f"Missing permission: {', '.join(error.missing_permissions)}."
+            text = _("Missing permission: {permissions}.", permissions=", ".join(error.missing_permissions))
         elif isinstance(error, app_commands.CheckFailure):
-            text = "You can't use that command here."
+            text = _("You can't use that command here.")
         else:
             command = interaction.command.qualified_name if interaction.command else "?"
             log.error("command failed", exc_info=original, extra={"command": command,
                                                                     "guild_id": interaction.guild_id})
-            text = "Sorry, something went wrong on my side. Please try again."
+            text = _("Sorry, something went wrong on my side. Please try again.")
         try:
             await send_ephemeral(interaction, text)
         except discord.HTTPException as exc:
@@ -73,7 +79,8 @@ class StickerClient(discord.Client):
         self.deps: DiscordDeps | None = None  # set by DiscordBot
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(StickerButton, ForgetButton, PackSelect)
+        self.add_dynamic_items(StickerButton, ForgetButton, CancelButton, PackSelect)
+        await self.tree.set_translator(CatalogTranslator())
         if self.settings.discord.sync_commands:
             await sync_commands(self.tree, self.settings.discord.dev_guild_id)
 

@@ -13,9 +13,11 @@ import discord
 import sqlite_utils
 from discord import app_commands
 
+from bot import i18n
 from bot.admin import AdminService
 from bot.errors import UserError
 from bot.guild_rules import GuildRules
+from bot.i18n import _
 from bot.messages import QueuedJob, QueuedPack, UserRef
 from bot.pack_service import PackService
 from bot.service import StickerService
@@ -53,7 +55,14 @@ def deps(interaction: discord.Interaction) -> DiscordDeps:
 
 def user_ref(interaction: discord.Interaction) -> UserRef:
     user = interaction.user
-    return UserRef(PLATFORM, str(user.id), user.display_name)
+    locale = interaction.locale.value if interaction.locale is not None else ""
+    return UserRef(PLATFORM, str(user.id), user.display_name, locale)
+
+
+def use_language(interaction: discord.Interaction) -> None:
+    """The rest of this interaction is answered in the member's language: their /language
+    choice, else their Discord client's (`interaction.locale`)."""
+    i18n.activate(deps(interaction).service.language(user_ref(interaction)))
 
 
 def chat_context(interaction: discord.Interaction) -> dict:
@@ -71,7 +80,8 @@ def check_channel(interaction: discord.Interaction) -> None:
     settings = deps(interaction).guilds.get(interaction.guild_id)
     if not settings.allows_channel(interaction.channel_id):
         places = ", ".join(f"<#{c}>" for c in settings.allowed_channels)
-        raise UserError(f"In this server I make stickers in {places}. You can also DM me.", code="channel")
+        raise UserError(_("In this server I make stickers in {places}. You can also DM me.", places=places),
+                        code="channel")
 
 
 async def send_ephemeral(interaction: discord.Interaction, text: str, **kwargs) -> None:
@@ -84,14 +94,17 @@ async def send_ephemeral(interaction: discord.Interaction, text: str, **kwargs) 
 
 async def queue_and_track(interaction: discord.Interaction, make_job: Callable[[dict], QueuedJob | QueuedPack]) -> None:
     """Queue a job (every check happens in `make_job`, before we answer, so a refusal is
-    private), answer in public with its queue position, and hand the answer to the sink,
-    which edits it with progress and finally with the sticker."""
+    private), answer in public with its queue position and a Cancel button for the member,
+    and hand the answer to the sink, which edits it with progress and finally with the sticker."""
+    from adapters.discord.buttons import cancel_view  # buttons imports this module
+
     check_channel(interaction)
     queued = make_job(chat_context(interaction))
     sink = deps(interaction).sink
     sink.track(queued.job_id, interaction)
     try:
-        await interaction.response.send_message(queued.user_message())
+        await interaction.response.send_message(queued.user_message(),
+                                                view=cancel_view(queued.job_id, interaction.user.id))
     except BaseException:
         sink.answered(queued.job_id, False)  # the job stays queued; its sticker goes to the channel
         raise

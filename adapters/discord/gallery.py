@@ -15,9 +15,10 @@ import io
 
 import discord
 
-from adapters.discord.context import deps, send_ephemeral
+from adapters.discord.context import deps, send_ephemeral, use_language
 from adapters.discord.server_stickers import add_server_stickers, check_can_add
 from bot.errors import UserError
+from bot.i18n import _, _n
 from bot.messages import PackInfo, StickerOut
 from bot.sticker_spec import DISCORD_FILES_PER_MESSAGE
 
@@ -33,12 +34,18 @@ def gallery_pages(out: list[StickerOut]) -> list[list[StickerOut]]:
 def gallery_text(owner_id: int, pack: PackInfo, page: int, pages: int, in_guild: bool) -> str:
     if page > 0:
         return f"({page + 1}/{pages})"
-    missing = f" ({pack.failed} could not be made)" if pack.failed else ""
-    words = f" “{pack.words}”" if pack.words else ""
-    text = f"🎉 <@{owner_id}>, your pack{words} is ready: {pack.made} stickers{missing}."
+    missing = " " + _("({n} could not be made)", n=pack.failed) if pack.failed else ""
+    if pack.words:
+        text = _n("🎉 <@{owner}>, your pack “{words}” is ready: {n} sticker{missing}.",
+                  "🎉 <@{owner}>, your pack “{words}” is ready: {n} stickers{missing}.", pack.made, owner=owner_id,
+                  words=pack.words, missing=missing)
+    else:
+        text = _n("🎉 <@{owner}>, your pack is ready: {n} sticker{missing}.",
+                  "🎉 <@{owner}>, your pack is ready: {n} stickers{missing}.", pack.made, owner=owner_id,
+                  missing=missing)
     if in_guild:
-        text += " Members who can manage this server's stickers can add some with the menu under each gallery."
-    return text + " /export whatsapp or /export signal takes it to those apps."
+        text += " " + _("Members who can manage this server's stickers can add some with the menu under each gallery.")
+    return text + " " + _("/export whatsapp or /export signal takes it to those apps.")
 
 
 def files_of(webps: list[bytes]) -> list[discord.File]:
@@ -66,7 +73,7 @@ class PackSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"pks:(?P<o
             ]
             item = discord.ui.Select(
                 custom_id=f"pks:{owner_id}",
-                placeholder="Add to this server's stickers…",
+                placeholder=_("Add to this server's stickers…"),
                 min_values=1,
                 max_values=max(1, len(options)),
                 options=options,
@@ -78,6 +85,10 @@ class PackSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"pks:(?P<o
     async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Select, match):
         return cls(int(match["owner"]), item=item)
 
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        use_language(interaction)
+        return True
+
     async def callback(self, interaction: discord.Interaction) -> None:
         try:
             check_can_add(interaction)
@@ -87,7 +98,7 @@ class PackSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"pks:(?P<o
             )
             if not chosen:
                 raise UserError(
-                    "Those stickers are gone (their owner deleted them, or used /forget).", code="no_sticker"
+                    _("Those stickers are gone (their owner deleted them, or used /forget)."), code="no_sticker"
                 )
         except UserError as exc:
             await send_ephemeral(interaction, exc.user_message)
@@ -96,4 +107,4 @@ class PackSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"pks:(?P<o
 
 
 def _label(number: int, sticker: StickerOut) -> str:
-    return f"{number}. {sticker.description or 'sticker'}"[:OPTION_LABEL_MAX]
+    return f"{number}. {sticker.description or _('sticker')}"[:OPTION_LABEL_MAX]

@@ -18,6 +18,7 @@ import discord
 
 from adapters.discord.context import deps, send_ephemeral
 from bot.errors import UserError
+from bot.i18n import _, _n
 from bot.schema.vocabulary import emoji_for_emotion
 from bot.sticker_spec import DISCORD_STICKER_DESCRIPTION_MAX, discord_sticker_name, to_discord_server_sticker
 
@@ -66,7 +67,8 @@ async def add_server_stickers(interaction: discord.Interaction, user_id: int, ch
         await send_ephemeral(interaction, exc.user_message)
         return
     except discord.Forbidden:
-        await send_ephemeral(interaction, "Discord refused: I may be missing the Manage Expressions permission here.")
+        await send_ephemeral(interaction, _("Discord refused: I may be missing the Manage Expressions permission "
+                                            "here."))
         return
     except discord.HTTPException as exc:
         full = exc.code == MAX_STICKERS_REACHED
@@ -75,33 +77,36 @@ async def add_server_stickers(interaction: discord.Interaction, user_id: int, ch
                                                                 "code": exc.code, "error": exc.text})
         if not added:
             await send_ephemeral(interaction, _full_message() if full else
-                                 "Discord did not take the sticker right now. Please try again later.")
+                                 _("Discord did not take the sticker right now. Please try again later."))
             return
         # some went in before Discord stopped taking them: say which below
     log.info("server stickers added", extra={"guild_id": interaction.guild_id, "count": len(added)})
     left = len(chosen) - len(added)
     if len(chosen) == 1 and added:
-        text = (f"Added “{added[0].name}” to this server's stickers ({used + 1}/{limit} slots used). "
-                "Everyone here can send it now.")
+        text = _("Added “{name}” to this server's stickers ({used}/{limit} slots used). Everyone here can send it "
+                 "now.", name=added[0].name, used=used + 1, limit=limit)
     else:
-        text = (f"Added {len(added)} stickers to this server's stickers ({used + len(added)}/{limit} slots used). "
-                "Everyone here can send them now.")
+        text = _n("Added {n} sticker to this server's stickers ({used}/{limit} slots used). Everyone here can send "
+                  "it now.",
+                  "Added {n} stickers to this server's stickers ({used}/{limit} slots used). Everyone here can send "
+                  "them now.", len(added), used=used + len(added), limit=limit)
     if left:
-        text += f" {left} did not fit: {_full_message(used + len(added), limit)}"
+        text += " " + _n("{n} did not fit: {why}", "{n} did not fit: {why}", left,
+                         why=_full_message(used + len(added), limit))
     await send_ephemeral(interaction, text)
 
 
 def check_can_add(interaction: discord.Interaction) -> None:
     """Server stickers need a server, and Manage (or Create) Expressions for both the member and the bot."""
     if interaction.guild_id is None:
-        raise UserError("Server stickers live in servers: use this in a server channel, not in DMs.",
+        raise UserError(_("Server stickers live in servers: use this in a server channel, not in DMs."),
                         code="not_in_guild")
     if not can_add_stickers(interaction.permissions):
-        raise UserError("Adding server stickers needs the Manage Expressions permission, and you don't have it "
-                        "here. Ask a server admin.", code="member_permission")
+        raise UserError(_("Adding server stickers needs the Manage Expressions permission, and you don't have it "
+                          "here. Ask a server admin."), code="member_permission")
     if not can_add_stickers(interaction.app_permissions):
-        raise UserError("I need the Manage Expressions permission in this server to add stickers. A server admin "
-                        "can give it to my role.", code="bot_permission")
+        raise UserError(_("I need the Manage Expressions permission in this server to add stickers. A server admin "
+                          "can give it to my role."), code="bot_permission")
 
 
 def can_add_stickers(permissions: discord.Permissions) -> bool:
@@ -116,9 +121,11 @@ def emoji_tag(sticker) -> str:
 
 
 def _full_message(used: int | None = None, limit: int | None = None) -> str:
-    count = f" ({used}/{limit} used)" if limit is not None else ""
-    return (f"This server has no free sticker slots{count}. Remove a server sticker first, or boost the server "
-            "for more slots (5, 15, 30 or 60 by boost level).")
+    if limit is not None:
+        return _("This server has no free sticker slots ({used}/{limit} used). Remove a server sticker first, or "
+                 "boost the server for more slots (5, 15, 30 or 60 by boost level).", used=used, limit=limit)
+    return _("This server has no free sticker slots. Remove a server sticker first, or boost the server for more "
+             "slots (5, 15, 30 or 60 by boost level).")
 
 
 def _default_name(sticker) -> str:

@@ -5,7 +5,8 @@ with progress and finally replaced by the sticker itself, a WebP attachment that
 shows inline, with the buttons under it. The interaction that made the response is kept
 in memory (`track`); its token is valid for 15 minutes. When it is gone (a restart) or
 expired (a long queue), the sticker is posted to the channel instead, mentioning the
-member; the job's `chat` dict names the channel.
+member; the job's `chat` dict names the channel. The response carries a Cancel button
+(adapters/discord/buttons.py) until the sticker, a failure or "Cancelled." replaces it.
 
 Progress edits are paced per job (`progress_interval_s`, and Discord allows a webhook token
 about five requests in five seconds) and never raise. `deliver` and `failed` raise on
@@ -16,6 +17,7 @@ bot may not write to is given up at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import time
@@ -26,6 +28,7 @@ import sqlite_utils
 
 from adapters.discord.buttons import sticker_view
 from adapters.discord.gallery import files_of, gallery_pages, gallery_text, pack_view
+from bot.i18n import _
 from bot.messages import JobView, ProgressEvent, StickerOut, progress_text
 from bot.sticker_library import StickerLibrary
 from bot.sticker_spec import to_discord_message
@@ -44,6 +47,7 @@ class _Live:
     last_edit: float = -1e9
     flush: asyncio.Task | None = field(default=None, repr=False)
     gone: bool = False  # the response was deleted or the token expired: stop editing
+    cancelled: bool = False  # /cancel: no more progress edits
     # Set once the command's response exists: a fast job may finish before it does.
     answered: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -93,7 +97,7 @@ class DiscordSink:
     async def _flush(self, live: _Live, wait: float) -> None:
         if wait > 0:
             await asyncio.sleep(wait)
-        if not await live.usable():
+        if not await live.usable() or live.cancelled:
             return
         text, live.text = live.text, None
         if text is None:
@@ -107,6 +111,29 @@ class DiscordSink:
                 live.gone = True  # dismissed, deleted or expired: the sticker still comes
             else:
                 log.warning("progress edit failed", extra={"status": exc.status, "error": exc.text})
+
+    async def forget_progress(self, request_id: str) -> _Live | None:
+        """The request was cancelled: no more progress for it, and a progress edit already on
+        its way lands before this returns (so "Cancelled." is the last word, not overwritten)."""
+        live = self._live.pop(request_id, None)
+        if live is None:
+            return None
+        live.cancelled = True
+        if live.flush is not None and not live.flush.done():
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(live.flush), ANSWER_WAIT_S)
+        self._recent[request_id] = live
+        return live
+
+    async def cancelled(self, request_id: str) -> None:
+        """/cancel took the request back: its response says "Cancelled.", without the button."""
+        live = await self.forget_progress(request_id)
+        if live is None or not await live.usable():
+            return
+        try:
+            await live.interaction.edit_original_response(content=_("Cancelled."), view=None)
+        except discord.HTTPException as exc:
+            log.info("cancelled response not edited", extra={"status": exc.status, "error": exc.text})
 
     def _finish(self, job_id: str) -> _Live | None:
         live = self._live.pop(job_id, None)
@@ -160,7 +187,8 @@ class DiscordSink:
         for index, page in enumerate(pages):
             webps = [await asyncio.to_thread(to_discord_message, s.png) for s in page]
             content = gallery_text(owner, job.pack, index, len(pages), in_guild)
-            view = pack_view(owner, page, number) if in_guild else discord.utils.MISSING
+            # In DMs no menu; the first page replaces the response, and its Cancel button with it.
+            view = pack_view(owner, page, number) if in_guild else (None if index == 0 else discord.utils.MISSING)
             number += len(page)
             if index == 0 and live is not None and await live.usable():
                 try:
@@ -170,14 +198,15 @@ class DiscordSink:
                 except discord.HTTPException as exc:
                     if not _answer_gone(exc):
                         raise
-            await self._post(job, chat, content, files=files_of(webps), view=view)
+            await self._post(job, chat, content, files=files_of(webps),
+                             view=discord.utils.MISSING if view is None else view)
 
     async def failed(self, job: JobView, message: str) -> None:
         chat = _checked_chat(job)
         live = self._finish(job.job_id)
         if live is not None and await live.usable():
             try:
-                await live.interaction.edit_original_response(content=message)
+                await live.interaction.edit_original_response(content=message, view=None)
                 return
             except discord.HTTPException as exc:
                 if not _answer_gone(exc):

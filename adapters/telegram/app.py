@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 if importlib.util.find_spec("sniffio") is None:
     sys.modules.setdefault("sniffio", None)
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 
 
 def build_application(settings: Settings, token: str, db: sqlite_utils.Database) -> Application:

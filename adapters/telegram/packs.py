@@ -20,6 +20,7 @@ from telegram.constants import StickerFormat
 from telegram.error import BadRequest, Forbidden
 
 from bot.errors import UserError
+from bot.i18n import _, _n
 from bot.messages import UserRef
 from bot.platform_packs import Pack, PlatformPacks
 from bot.settings import Settings
@@ -75,27 +76,39 @@ class PackOutcome:
 
     def user_message(self) -> str:
         if self.status == "created":
-            return f"Made your own sticker pack and added the sticker. Add the pack here: {self.link}"
+            return _("Made your own sticker pack and added the sticker. Add the pack here: {link}", link=self.link)
         if self.status == "added":
-            return f"Added to your pack ({self.count}/{MAX_STATIC_STICKERS}): {self.link}"
+            return _("Added to your pack ({count}/{limit}): {link}", count=self.count, limit=MAX_STATIC_STICKERS,
+                     link=self.link)
         if self.status == "already":
-            return f"That sticker is already in your pack: {self.link}"
-        return (f"Your pack is full ({MAX_STATIC_STICKERS} stickers, Telegram's limit). Remove some in @Stickers "
-                f"and try again: {self.link}")
+            return _("That sticker is already in your pack: {link}", link=self.link)
+        return _("Your pack is full ({limit} stickers, Telegram's limit). Remove some in @Stickers and try again: "
+                 "{link}", limit=MAX_STATIC_STICKERS, link=self.link)
 
     def pack_message(self, made: int, size: int) -> str:
         """What a finished /makepack says: where the new stickers went, what did not fit."""
-        missing = f" ({size - made} of the {size} could not be made.)" if made < size else ""
-        full = (f"Your sticker set is full ({MAX_STATIC_STICKERS} stickers, Telegram's limit), so "
-                f"{self.left_out} new sticker{'s' if self.left_out != 1 else ''} did not fit. Remove some in "
-                "@Stickers and press ➕ under the ones you want, or take them elsewhere with /export whatsapp.")
+        missing = " " + _("({missing} of the {size} could not be made.)", missing=size - made,
+                          size=size) if made < size else ""
+        full = _n("Your sticker set is full ({limit} stickers, Telegram's limit), so {n} new sticker did not fit. "
+                  "Remove some in @Stickers and press ➕ under the ones you want, or take them elsewhere with "
+                  "/export whatsapp.",
+                  "Your sticker set is full ({limit} stickers, Telegram's limit), so {n} new stickers did not fit. "
+                  "Remove some in @Stickers and press ➕ under the ones you want, or take them elsewhere with "
+                  "/export whatsapp.", self.left_out, limit=MAX_STATIC_STICKERS)
         if self.status == "full":
             return full + f" {self.link}{missing}"
-        where = {"created": "Your new sticker pack is ready",
-                 "already": "Your pack already has them"}.get(self.status,
-                                                                 f"Added to your pack ({self.count}/{MAX_STATIC_STICKERS})")
-        text = f"{where}: {self.added} new stickers. Add it here: {self.link}{missing}"
-        return text + (" " + full if self.left_out else "")
+        if self.status == "created":
+            text = _n("Your new sticker pack is ready: {n} new sticker. Add it here: {link}",
+                      "Your new sticker pack is ready: {n} new stickers. Add it here: {link}", self.added,
+                      link=self.link)
+        elif self.status == "already":
+            text = _n("Your pack already has them: {n} new sticker. Add it here: {link}",
+                      "Your pack already has them: {n} new stickers. Add it here: {link}", self.added, link=self.link)
+        else:
+            text = _n("Added to your pack ({count}/{limit}): {n} new sticker. Add it here: {link}",
+                      "Added to your pack ({count}/{limit}): {n} new stickers. Add it here: {link}", self.added,
+                      count=self.count, limit=MAX_STATIC_STICKERS, link=self.link)
+        return text + missing + (" " + full if self.left_out else "")
 
 
 class TelegramPacks:
@@ -166,7 +179,7 @@ class TelegramPacks:
     async def _add_many(self, bot: Bot, user: UserRef, user_id: int, sticker_ids: list[int]) -> PackOutcome:
         chosen = self.stickers.get_many(user_id, sticker_ids)
         if not chosen:
-            raise UserError("Those stickers are gone (deleted, or /forget was used).", code="no_sticker")
+            raise UserError(_("Those stickers are gone (deleted, or /forget was used)."), code="no_sticker")
         owner = int(user.platform_user_id)
         pack = self.current_pack(user_id)
         count = 0
@@ -225,10 +238,10 @@ class TelegramPacks:
     def _sticker(self, user_id: int, sticker_id: int | None) -> Sticker:
         sticker = self.stickers.use(user_id, sticker_id)
         if sticker is None and sticker_id is None:
-            raise UserError("You have no sticker to add yet. Make one with /mysticker happy waving first.",
+            raise UserError(_("You have no sticker to add yet. Make one with /mysticker happy waving first."),
                             code="no_sticker")
         if sticker is None:
-            raise UserError("That sticker is gone (deleted, or /forget was used).", code="no_sticker")
+            raise UserError(_("That sticker is gone (deleted, or /forget was used)."), code="no_sticker")
         return sticker
 
     async def _remote_count(self, bot: Bot, pack: Pack) -> int | None:
@@ -269,7 +282,7 @@ class TelegramPacks:
             pack = self.records.create(user_id, name, title)
             self.records.set_count(user_id, pack.id, len(input_stickers))
             return pack
-        raise UserError("I could not find a free name for your sticker pack. Please tell the bot's admin.",
+        raise UserError(_("I could not find a free name for your sticker pack. Please tell the bot's admin."),
                         code="pack_name")
 
 
@@ -288,7 +301,7 @@ def telegram_webp(png: bytes) -> bytes:
 def _telegram_refused(exc: Exception) -> UserError:
     text = getattr(exc, "message", str(exc))
     if "peer_id_invalid" in text.lower() or "user_id_invalid" in text.lower() or isinstance(exc, Forbidden):
-        return UserError("Telegram won't let me make a sticker pack for you yet: open a private chat with me, "
-                         "press Start, then try /pack again.", code="pack_refused")
-    return UserError(f"Telegram refused the sticker pack change ({text}). Please try again later.",
+        return UserError(_("Telegram won't let me make a sticker pack for you yet: open a private chat with me, "
+                           "press Start, then try /pack again."), code="pack_refused")
+    return UserError(_("Telegram refused the sticker pack change ({error}). Please try again later.", error=text),
                      code="pack_refused")

@@ -5,7 +5,9 @@ command's `message_id` (the sticker replies to it, so in a group the right perso
 it) and the forum `thread_id`. The "Queued…" reply that becomes the progress message is
 sent after the job exists, so its id is handed over with `track()` and kept in memory:
 after a restart the progress message is simply no longer edited, the sticker still
-arrives.
+arrives. The progress message carries a Cancel button (`cancel_keyboard`) that only the
+job's owner may press; every edit sends it again (an edit without it would remove it), and
+`cancelled()` turns the message into "Cancelled."
 
 Errors: progress edits never raise. `deliver` and `failed` raise on transient failures
 (PTB's rate limiter has already waited out and retried 429s by then), so the JobWorker
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlite_utils
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, ReplyParameters
@@ -27,6 +29,7 @@ from telegram.ext import ContextTypes, JobQueue
 
 from adapters.telegram.packs import TelegramPacks, telegram_webp
 from bot.errors import UserError
+from bot.i18n import _
 from bot.messages import JobView, ProgressEvent, StickerOut, progress_text
 from bot.sticker_library import StickerLibrary
 
@@ -34,16 +37,22 @@ log = logging.getLogger(__name__)
 
 # callback_data prefixes of the buttons under a sticker (callback_data is at most 64 bytes)
 ADD_TO_PACK, AGAIN, DELETE = "pk", "ag", "rm"
+CANCEL = "cx"  # under a progress message: "cx:<job or pack order id>:<owner>" (at most 58 bytes)
 FINISHED_MEMORY = 4096
 
 
 def sticker_keyboard(sticker_id: int, owner: str | int) -> InlineKeyboardMarkup:
     """The buttons under a sticker; `owner` (their Telegram user id) is the only one they obey."""
     return InlineKeyboardMarkup([[
-        InlineKeyboardButton("➕ Add to pack", callback_data=f"{ADD_TO_PACK}:{sticker_id}:{owner}"),
-        InlineKeyboardButton("🔁 Again", callback_data=f"{AGAIN}:{sticker_id}:{owner}"),
-        InlineKeyboardButton("🗑 Delete", callback_data=f"{DELETE}:{sticker_id}:{owner}"),
+        InlineKeyboardButton(_("➕ Add to pack"), callback_data=f"{ADD_TO_PACK}:{sticker_id}:{owner}"),
+        InlineKeyboardButton(_("🔁 Again"), callback_data=f"{AGAIN}:{sticker_id}:{owner}"),
+        InlineKeyboardButton(_("🗑 Delete"), callback_data=f"{DELETE}:{sticker_id}:{owner}"),
     ]])
+
+
+def cancel_keyboard(request_id: str, owner: str | int) -> InlineKeyboardMarkup:
+    """The Cancel button under a progress message; it obeys `owner` only."""
+    return InlineKeyboardMarkup([[InlineKeyboardButton(_("✖ Cancel"), callback_data=f"{CANCEL}:{request_id}:{owner}")]])
 
 
 @dataclass
@@ -52,6 +61,8 @@ class _Progress:
     message_id: int | None = None
     text: str | None = None  # the latest text not yet shown
     shown: str | None = None
+    keyboard: InlineKeyboardMarkup | None = None  # the Cancel button, sent again with every edit
+    editing: asyncio.Event = field(default_factory=asyncio.Event)  # set while an edit is on its way
 
 
 class TelegramSink:
@@ -68,15 +79,33 @@ class TelegramSink:
         self._finished: dict[str, None] = {}  # ordered set of recently finished job ids
 
     # -- the progress message ----------------------------------------------------------------
-    def track(self, job_id: str, chat_id: int, message_id: int) -> None:
-        """The handler's "Queued…" reply for `job_id` becomes its progress message."""
+    def track(self, job_id: str, chat_id: int, message_id: int,
+              keyboard: InlineKeyboardMarkup | None = None) -> None:
+        """The handler's "Queued…" reply for `job_id` becomes its progress message (with
+        `keyboard`, the Cancel button it was sent with, kept through the edits)."""
         if job_id in self._finished:
             asyncio.get_running_loop().create_task(self._delete(chat_id, message_id))
             return
         entry = self._progress.setdefault(job_id, _Progress(chat_id))
         entry.message_id = message_id
+        entry.keyboard = keyboard
         if entry.text is not None:
             self._request_edit(chat_id)
+
+    async def cancelled(self, request_id: str) -> None:
+        """/cancel took the request back: its progress message says "Cancelled." (without the
+        button), and nothing more is shown for it."""
+        entry = self._finish(request_id)
+        if entry is None or entry.message_id is None:
+            return
+        for _wait in range(100):  # a progress edit already on its way lands first, not after "Cancelled."
+            if not entry.editing.is_set():
+                break
+            await asyncio.sleep(0.05)
+        try:
+            await self.bot.edit_message_text(_("Cancelled."), chat_id=entry.chat_id, message_id=entry.message_id)
+        except TelegramError as exc:  # deleted by the user meanwhile: nothing to change
+            log.info("cancelled message not edited", extra={"chat_id": entry.chat_id, "error": str(exc)})
 
     async def progress(self, job: JobView, update: ProgressEvent) -> None:
         if not _ours(job) or job.job_id in self._finished:
@@ -120,8 +149,10 @@ class TelegramSink:
         entry = waiting[0]
         text, entry.text = entry.text, None
         self._last_edit[chat_id] = time.monotonic()
+        entry.editing.set()
         try:
-            await self.bot.edit_message_text(text, chat_id=chat_id, message_id=entry.message_id)
+            await self.bot.edit_message_text(text, chat_id=chat_id, message_id=entry.message_id,
+                                             reply_markup=entry.keyboard)
             entry.shown = text
         except BadRequest as exc:
             if "not found" in exc.message.lower():
@@ -130,6 +161,8 @@ class TelegramSink:
                 log.info("progress edit refused", extra={"chat_id": chat_id, "error": exc.message})
         except TelegramError as exc:
             log.warning("progress edit failed", extra={"chat_id": chat_id, "error": str(exc)})
+        finally:
+            entry.editing.clear()
         if len(waiting) > 1:
             self._request_edit(chat_id)
 

@@ -24,7 +24,7 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -35,6 +35,7 @@ BOT_USERNAME = "seal_test_bot"
 # The Bot API's documented limits (https://core.telegram.org/bots/api), written here on their
 # own so that the fake checks the bot's code instead of trusting its constants.
 STICKER_MAX_BYTES = 512 * 1024
+INLINE_MAX_RESULTS = 50  # answerInlineQuery: "No more than 50 results per query are allowed"
 SET_MAX_STATIC = 120
 CREATE_MAX_STICKERS = 50  # createNewStickerSet: "A JSON-serialized list of 1-50 initial stickers"
 MAX_EMOJI = 20  # InputSticker.emoji_list: "List of 1-20 emoji"
@@ -52,11 +53,14 @@ class TgUser:
     id: int
     first_name: str
     username: str | None = None
+    language_code: str | None = None  # the user's Telegram app language (IETF tag), sent with each update
 
     def as_dict(self) -> dict:
         data = {"id": self.id, "is_bot": False, "first_name": self.first_name}
         if self.username:
             data["username"] = self.username
+        if self.language_code:
+            data["language_code"] = self.language_code
         return data
 
 
@@ -134,7 +138,7 @@ class FakeBotAPI:
         self.token = token
         self.bot = {"id": bot_id, "is_bot": True, "first_name": "SEAL Stickers", "username": bot_username,
                     "can_join_groups": True, "can_read_all_group_messages": False,
-                    "supports_inline_queries": False}
+                    "supports_inline_queries": True}  # BotFather's /setinline was done
         self.bot_username = bot_username
         self.calls: list[Call] = []
         self.updates: list[dict] = []
@@ -153,6 +157,9 @@ class FakeBotAPI:
         self._message_ids: dict[int, itertools.count] = {}
         self._file_ids = itertools.count(1)
         self._callback_ids = itertools.count(1)
+        self._inline_ids = itertools.count(1)
+        self.inline_queries: dict[str, dict] = {}  # id -> the query, until answered
+        self.inline_answers: dict[str, Call] = {}  # id -> the bot's answerInlineQuery
         self._new_update = asyncio.Event()
         self._waiters: list[_Waiter] = []
         self.on_call: list = []  # callables run with each successful Call (cheap hooks for benchmarks)
@@ -361,6 +368,19 @@ class FakeBotAPI:
         self._push(callback_query=query)
         return query
 
+    def inline_query(self, user: TgUser, query: str, offset: str = "", chat_type: str = "sender") -> dict:
+        """`user` types "@bot `query`" in some chat (`offset`: the next page they scrolled to)."""
+        self.users[user.id] = user
+        inline = {"id": f"iq{next(self._inline_ids)}", "from": user.as_dict(), "query": query, "offset": offset,
+                  "chat_type": chat_type}
+        self.inline_queries[inline["id"]] = inline
+        self._push(inline_query=inline)
+        return inline
+
+    async def inline_answer(self, query: dict, *, timeout: float = 10.0) -> Call:
+        return await self.wait_for("answerInlineQuery", lambda c: c["inline_query_id"] == query["id"],
+                                   timeout=timeout)
+
     def flood(self, seconds: float) -> None:
         """Answer 429 (with retry_after) to every chat call for `seconds`."""
         self.flood_until = time.monotonic() + seconds
@@ -393,6 +413,9 @@ class FakeBotAPI:
         limit = call.get("limit", 100) or 100
         timeout = float(call.get("timeout", 0) or 0)
         self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        allowed = call.get("allowed_updates")
+        if allowed:  # Telegram drops the kinds a bot did not ask for (an inline query, unless asked)
+            self.updates = [u for u in self.updates if any(kind in u for kind in allowed)]
         deadline = time.monotonic() + timeout
         while not self.updates and not self._closing and time.monotonic() < deadline:
             self._new_update.clear()
@@ -460,6 +483,33 @@ class FakeBotAPI:
     async def api_answerCallbackQuery(self, call: Call) -> bool:
         if not call.get("callback_query_id"):
             raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        return True
+
+    async def api_answerInlineQuery(self, call: Call) -> bool:
+        """The Bot API's rules: an open query, at most 50 results with unique ids of 1-64 bytes, a
+        cached sticker only by a file id Telegram gave out, next_offset ≤ 64 bytes, a button
+        with text and a start_parameter of 1-64 characters A-Z, a-z, 0-9, _ and -."""
+        query = self.inline_queries.pop(call.get("inline_query_id"), None)
+        if query is None:
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+        results = call.get("results") or []
+        if not isinstance(results, list) or len(results) > INLINE_MAX_RESULTS:
+            raise ApiError(400, "Bad Request: RESULTS_TOO_MUCH")
+        ids = [str(r.get("id", "")) for r in results]
+        if len(set(ids)) != len(ids) or not all(0 < len(i.encode()) <= 64 for i in ids):
+            raise ApiError(400, "Bad Request: RESULT_ID_DUPLICATE" if len(set(ids)) != len(ids) else
+                           "Bad Request: RESULT_ID_INVALID")
+        for result in results:
+            if result.get("type") != "sticker" or result.get("sticker_file_id") not in self.files:
+                raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        if len(str(call.get("next_offset") or "").encode()) > 64:
+            raise ApiError(400, "Bad Request: NEXT_OFFSET_INVALID")
+        button = call.get("button")
+        if button is not None:
+            start = button.get("start_parameter") or ""
+            if not button.get("text") or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", start):
+                raise ApiError(400, "Bad Request: BUTTON_INVALID")
+        self.inline_answers[query["id"]] = call
         return True
 
     def _sticker_bytes(self, call: Call, value) -> tuple[bytes, str | None]:

@@ -51,6 +51,7 @@ BOT_DEFAULT = SEND_MESSAGES | ATTACH_FILES | MANAGE_EXPRESSIONS
 class DcUser:
     id: int
     name: str
+    locale: str = "en-US"  # the member's Discord client language, sent with each interaction
 
     def as_dict(self) -> dict:
         return {"id": str(self.id), "username": self.name.lower(), "discriminator": "0", "global_name": self.name,
@@ -273,11 +274,14 @@ class FakeDiscord:
                         "content_type": upload.content_type})
         return out
 
-    def _apply_edit(self, message: dict, call: Call) -> dict:
+    def _apply_edit(self, message: dict, call: Call, fields: dict | None = None) -> dict:
+        """An edit of `message`: the call's body (a webhook PATCH), or `fields` (an interaction
+        callback's `data`, when it updates the message a component is on)."""
+        fields = call.json if fields is None else fields
         for key in ("content", "components", "embeds", "flags"):
-            if key in call.json:
-                message[key] = call.json[key] if call.json[key] is not None else ([] if key != "content" else "")
-        if "attachments" in call.json or call.files:
+            if key in fields:
+                message[key] = fields[key] if fields[key] is not None else ([] if key != "content" else "")
+        if "attachments" in fields or call.files:
             message["attachments"] = self._attachments_from(call)
         message["edited_timestamp"] = datetime.datetime.now(datetime.UTC).isoformat()
         return message
@@ -313,6 +317,9 @@ class FakeDiscord:
 
     async def _sync(self, request):
         commands = request[CALL].json
+        problems = [p for c in commands for p in localisation_problems(c)]
+        if problems:
+            return self._error(400, 50035, "Invalid Form Body: " + "; ".join(problems))
         return _json([{"description": "", **c, "id": str(self.next_id()), "application_id": str(APP_ID), "version": "1"}
                                   for c in commands])
 
@@ -333,7 +340,7 @@ class FakeDiscord:
             self.originals[token] = int(message["id"])
         elif kind == 7:  # update the message the button is on
             target = self.messages[self._component_message[token]]
-            self._apply_edit(target, call)
+            self._apply_edit(target, call, data)
             self.originals[token] = int(target["id"])
             message = target
         elif kind == 6:
@@ -427,7 +434,7 @@ class FakeDiscord:
         token = f"itoken-{self.next_id()}"
         self._channels[token] = channel_id
         payload = {"id": str(self.next_id()), "application_id": str(APP_ID), "type": kind, "token": token,
-                   "version": 1, "data": data, "locale": "en-US", "attachment_size_limit": 10 * 1024 * 1024,
+                   "version": 1, "data": data, "locale": user.locale, "attachment_size_limit": 10 * 1024 * 1024,
                    "app_permissions": str(app_permissions), "entitlements": []}
         if guild_id is not None:
             payload["guild_id"] = str(guild_id)
@@ -482,6 +489,34 @@ class FakeDiscord:
         return self._interaction(3, user, data, guild_id=guild_id, channel_id=int(message["channel_id"]),
                                  permissions=permissions, roles=(), app_permissions=app_permissions,
                                  message=message)
+
+
+# Discord's locales (https://discord.com/developers/docs/reference#locales).
+LOCALES = {"id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl", "no", "pl",
+           "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi", "th", "zh-CN", "ja",
+           "zh-TW", "ko"}
+
+
+def _valid_chat_input_name(name: str) -> bool:
+    """1-32 letters, digits, - _ ' of any script, lower case where the script has case."""
+    return 1 <= len(name) <= 32 and all(ch.isalnum() or ch in "-_'" for ch in name) and name == name.lower()
+
+
+def localisation_problems(command: dict, *, chat_input: bool | None = None) -> list[str]:
+    """What Discord refuses in a command's (or option's) localisations; the whole sync fails then."""
+    chat_input = command.get("type", 1) == 1 if chat_input is None else chat_input
+    problems = []
+    for locale, name in (command.get("name_localizations") or {}).items():
+        if locale not in LOCALES:
+            problems.append(f"{command['name']}: unknown locale {locale!r}")
+        elif (chat_input and not _valid_chat_input_name(name)) or not 1 <= len(name) <= 32:
+            problems.append(f"{command['name']}: invalid name {name!r} for {locale}")
+    for locale, text in (command.get("description_localizations") or {}).items():
+        if locale not in LOCALES or not 1 <= len(text) <= 100:
+            problems.append(f"{command['name']}: invalid description for {locale}")
+    for option in command.get("options") or []:
+        problems += localisation_problems(option, chat_input=True)
+    return problems
 
 
 def buttons_of(message: dict) -> list[str]:

@@ -64,6 +64,7 @@ class StubRuntime:
     png: bytes = field(default_factory=sticker_png)
     url: str = ""
     jobs: list[JobRequest] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)  # jobs whose client went away before the end
 
     def create_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -98,13 +99,17 @@ class StubRuntime:
         adapted = job.embedding is None
         settings_hash = AdaptationSettings.from_dict(job.adaptation).settings_hash(MODEL_ID)
         stages = ([("adapting", self.adapt_steps)] if adapted else []) + [("generating", self.generate_steps)]
-        for stage, total in stages:
-            for step in range(1, total + 1):
-                if self.step_delay_s:
-                    await asyncio.sleep(self.step_delay_s)
-                await send(ProgressEvent(job.job_id, stage, step, total).to_frame())
-            if stage == "adapting":
-                await send(LearnedConcept(job.job_id, MODEL_ID, settings_hash, STUB_EMBEDDING).to_frame())
+        try:
+            for stage, total in stages:
+                for step in range(1, total + 1):
+                    if self.step_delay_s:
+                        await asyncio.sleep(self.step_delay_s)
+                    await send(ProgressEvent(job.job_id, stage, step, total).to_frame())
+                if stage == "adapting":
+                    await send(LearnedConcept(job.job_id, MODEL_ID, settings_hash, STUB_EMBEDDING).to_frame())
+        except (ConnectionError, asyncio.CancelledError):  # the client went away: stop, like the runtime
+            self.stopped.append(job.job_id)
+            raise
         embedding = STUB_EMBEDDING if adapted else job.embedding
         await send(JobResult(job.job_id, MODEL_ID, settings_hash, embedding, tuple(self.png for _ in job.prompts),
                              adapted=adapted, timings={"adapt_s": 0.0, "generate_s": 0.0}).to_frame())

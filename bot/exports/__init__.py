@@ -15,6 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.i18n import _, _n
+
+# Which stickers an export took (bot.exports.selection); the message says it in the user's language.
+LATEST_PACK = "your latest /makepack"
+NEWEST = "your newest stickers"
+
 
 @dataclass(frozen=True)
 class ExportSticker:
@@ -40,10 +46,21 @@ class ExportFile:
 
     def user_message(self) -> str:
         what = {
-            "whatsapp": "Open it with a WhatsApp sticker-maker app (e.g. “Sticker Maker”) to add the pack.",
-            "signal": "Unzip it, then in Signal Desktop choose File → Create/upload sticker pack and drop "
-            "in the numbered pictures (README.txt inside lists each one's emoji and the cover).",
-            "png-zip": "The PNG pictures of your stickers, with their emoji in manifest.json.",
+            "whatsapp": _("Open it with a WhatsApp sticker-maker app (e.g. “Sticker Maker”) to add the pack."),
+            "signal": _(
+                "Unzip it, then in Signal Desktop choose File → Create/upload sticker pack and drop "
+                "in the numbered pictures (README.txt inside lists each one's emoji and the cover)."
+            ),
+            "png-zip": _("The PNG pictures of your stickers, with their emoji in manifest.json."),
         }[self.format]
-        extra = f" ({self.left_out} more did not fit this format's limit.)" if self.left_out else ""
-        return f"{self.count} stickers from {self.source}.{extra} {what}"
+        if self.source == LATEST_PACK:
+            text = _n("{n} sticker from your latest /makepack.", "{n} stickers from your latest /makepack.", self.count)
+        else:
+            text = _n("{n} sticker from your newest stickers.", "{n} stickers from your newest stickers.", self.count)
+        if self.left_out:
+            text += " " + _n(
+                "({n} more did not fit this format's limit.)",
+                "({n} more did not fit this format's limit.)",
+                self.left_out,
+            )
+        return f"{text} {what}"

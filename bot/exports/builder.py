@@ -13,6 +13,7 @@ from bot.exports.png_zip import png_zip
 from bot.exports.selection import pack_stickers
 from bot.exports.signal import signal_zip
 from bot.exports.whatsapp import wastickers
+from bot.i18n import _
 from bot.settings import Settings
 from bot.sticker_spec import SIGNAL_PACK, WHATSAPP_PACK
 
@@ -23,7 +24,9 @@ ALIASES = {"wa": "whatsapp", "wastickers": "whatsapp", "png": "png-zip", "zip": 
 def normalise_format(text: str) -> str:
     name = ALIASES.get(text.strip().lower(), text.strip().lower())
     if name not in FORMATS:
-        raise UserError(f"I can export as {', '.join(FORMATS)}: e.g. /export whatsapp.", code="export_format")
+        raise UserError(
+            _("I can export as {formats}: e.g. /export whatsapp.", formats=", ".join(FORMATS)), code="export_format"
+        )
     return name
 
 

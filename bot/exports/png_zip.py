@@ -8,6 +8,7 @@ import zipfile
 
 from bot.errors import UserError
 from bot.exports import ExportSticker
+from bot.i18n import _
 
 MAX_STICKERS = 200  # the biggest pack any supported platform takes (Signal)
 
@@ -15,7 +16,7 @@ MAX_STICKERS = 200  # the biggest pack any supported platform takes (Signal)
 def png_zip(items: list[ExportSticker], title: str, author: str) -> bytes:
     if not items:
         raise UserError(
-            "You have no sticker to export yet. Make some with /mysticker or /makepack first.", code="export_too_few"
+            _("You have no sticker to export yet. Make some with /mysticker or /makepack first."), code="export_too_few"
         )
     names = [f"{n:03d}.png" for n in range(1, len(items) + 1)]
     manifest = {

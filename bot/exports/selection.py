@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from bot.exports import ExportSticker
+from bot.exports import LATEST_PACK, NEWEST, ExportSticker
 from bot.schema.vocabulary import emoji_for_emotion
 from storage import pack_orders, stickers
 from storage.records import Sticker
-
-LATEST_PACK = "your latest /makepack"
-NEWEST = "your newest stickers"
 
 
 def pack_stickers(db: sqlite_utils.Database, user_id: int, limit: int) -> tuple[list[ExportSticker], int, str]:

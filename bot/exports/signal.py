@@ -15,6 +15,7 @@ import zipfile
 
 from bot.errors import UserError
 from bot.exports import ExportSticker
+from bot.i18n import _, _n
 from bot.sticker_spec import SIGNAL_PACK, SIGNAL_STICKER, to_signal, validate_sticker
 
 COVER_FILE = "cover.png"
@@ -24,7 +25,7 @@ def signal_zip(items: list[ExportSticker], title: str, author: str) -> bytes:
     rules = SIGNAL_PACK
     if len(items) < rules.min_stickers:
         raise UserError(
-            "You have no sticker to export yet. Make some with /mysticker or /makepack first.", code="export_too_few"
+            _("You have no sticker to export yet. Make some with /mysticker or /makepack first."), code="export_too_few"
         )
     items = items[: rules.max_stickers]
     files = {
@@ -39,10 +40,18 @@ def signal_zip(items: list[ExportSticker], title: str, author: str) -> bytes:
     }
     readme = "\n".join(
         [
-            f"{manifest['title']} by {manifest['author']}: {len(files)} stickers for Signal.",
+            _n(
+                "{title} by {author}: {n} sticker for Signal.",
+                "{title} by {author}: {n} stickers for Signal.",
+                len(files),
+                title=manifest["title"],
+                author=manifest["author"],
+            ),
             "",
-            "In Signal Desktop: File > Create/upload sticker pack. Drop in the numbered pictures, give each the",
-            "emoji below, choose cover.png as the cover, then type the title and author above.",
+            _(
+                "In Signal Desktop: File > Create/upload sticker pack. Drop in the numbered pictures, give each the "
+                "emoji below, choose cover.png as the cover, then type the title and author above."
+            ),
             "",
             *(f"{name}  {item.emoji}" for name, item in zip(files, items, strict=True)),
             "",

@@ -16,6 +16,7 @@ import zipfile
 
 from bot.errors import UserError
 from bot.exports import ExportSticker
+from bot.i18n import _n
 from bot.sticker_spec import (
     WHATSAPP_PACK,
     WHATSAPP_TRAY,
@@ -31,8 +32,14 @@ def wastickers(items: list[ExportSticker], title: str, author: str, identifier: 
     rules = WHATSAPP_PACK
     if len(items) < rules.min_stickers:
         raise UserError(
-            f"A WhatsApp pack needs at least {rules.min_stickers} stickers and you have {len(items)}. "
-            "Make a few more (or a whole pack with /makepack), then export again.",
+            _n(
+                "A WhatsApp pack needs at least {minimum} stickers and you have {n}. "
+                "Make a few more (or a whole pack with /makepack), then export again.",
+                "A WhatsApp pack needs at least {minimum} stickers and you have {n}. "
+                "Make a few more (or a whole pack with /makepack), then export again.",
+                len(items),
+                minimum=rules.min_stickers,
+            ),
             code="export_too_few",
         )
     items = items[: rules.max_stickers]

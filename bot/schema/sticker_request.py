@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.schema.attribute_words import label
 from bot.schema.vocabulary import ACTION, BACKGROUND, COMPOSITION, EMOTION, STYLE, Attribute
 
 
@@ -31,8 +32,26 @@ class StickerRequest:
             "background": self.background,
         }
 
-    def describe(self) -> str:
-        """Short human summary for progress messages: 'happy, waving, beach'."""
-        parts = [self.emotion, self.action, self.background if self.background != "plain" else ""]
-        parts += list(self.appearance) + list(self.free_text)
+    @classmethod
+    def from_tags(cls, tags: dict, free_text: tuple[str, ...] | list[str] = ()) -> StickerRequest:
+        """The request back from what a job stores (`as_tags` and its free text)."""
+        return cls(
+            emotion=tags.get("emotion") or cls.emotion,
+            action=tags.get("action") or cls.action,
+            composition=tags.get("composition") or cls.composition,
+            style=tags.get("style") or cls.style,
+            background=tags.get("background") or cls.background,
+            appearance=tuple((tags.get("appearance") or "").split()),
+            free_text=tuple(free_text),
+        )
+
+    def describe(self, language: str = "en") -> str:
+        """Short human summary for progress messages, in `language`: 'happy, waving, beach',
+        'feliz, saludando, playa'. Free text stays as typed."""
+        parts = [
+            label(Attribute.EMOTION, self.emotion, language),
+            label(Attribute.ACTION, self.action, language),
+            label(Attribute.BACKGROUND, self.background, language) if self.background != "plain" else "",
+        ]
+        parts += [label(Attribute.APPEARANCE, key, language) for key in self.appearance] + list(self.free_text)
         return ", ".join(p for p in parts if p)

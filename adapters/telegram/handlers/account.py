@@ -10,6 +10,7 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from adapters.telegram.handlers.common import deps, reply, user_ref
+from bot.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -23,42 +24,44 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     keyboard = InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton("Yes, delete everything", callback_data=f"{FORGET}:yes:{owner}:{issued}"),
-                InlineKeyboardButton("Cancel", callback_data=f"{FORGET}:no:{owner}:{issued}"),
+                InlineKeyboardButton(_("Yes, delete everything"), callback_data=f"{FORGET}:yes:{owner}:{issued}"),
+                InlineKeyboardButton(_("Cancel"), callback_data=f"{FORGET}:no:{owner}:{issued}"),
             ]
         ]
     )
     await reply(
         update,
-        "Delete your character, its learned version, your queued jobs and every sticker I "
-        "stored for you? This cannot be undone.",
+        _("Delete your character, its learned version, your queued jobs and every sticker I "
+          "stored for you? This cannot be undone."),
         reply_markup=keyboard,
     )
 
 
 async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
-    _, answer, owner, issued = query.data.split(":")
+    _prefix, answer, owner, issued = query.data.split(":")
     if query.from_user.id != int(owner):
-        await query.answer("Only the person who sent /forget can confirm it.", show_alert=True)
+        await query.answer(_("Only the person who sent /forget can confirm it."), show_alert=True)
         return
     if answer == "no":
-        await query.answer("Cancelled.")
-        await _edit_or_ignore(query.message, "OK, nothing was deleted.")
+        await query.answer(_("Cancelled."))
+        await _edit_or_ignore(query.message, _("OK, nothing was deleted."))
         return
     if time.time() - int(issued) > FORGET_VALID_S:
-        await query.answer("This confirmation expired: send /forget again.", show_alert=True)
+        await query.answer(_("This confirmation expired: send /forget again."), show_alert=True)
         return
     d = deps(context)
     user = user_ref(update)
     had_pack = d.packs.records.has_any(user.platform_user_id)
     counts = d.service.forget(user)
-    await query.answer("Deleted.")
+    await query.answer(_("Deleted."))
     text = (
-        "Done: I deleted your character and everything I stored for you." if counts else "I had nothing stored for you."
+        _("Done: I deleted your character and everything I stored for you.")
+        if counts
+        else _("I had nothing stored for you.")
     )
     if had_pack:
-        text += " Your Telegram sticker pack belongs to you and stays; delete it in @Stickers if you want."
+        text += " " + _("Your Telegram sticker pack belongs to you and stays; delete it in @Stickers if you want.")
     await _edit_or_ignore(query.message, text)
 
 

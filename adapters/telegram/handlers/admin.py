@@ -9,13 +9,14 @@ from telegram.ext import ContextTypes
 
 from adapters.telegram.handlers.common import PLATFORM, deps, reply
 from bot.errors import UserError
+from bot.i18n import _
 
 
 def admin_only(handler):
     @functools.wraps(handler)
     async def wrapper(update: Update, context: ContextTypes.DEFAULT_TYPE):
         if not deps(context).admin.is_admin(PLATFORM, update.effective_user.id):
-            await reply(update, "That command is for the bot's admins.")
+            await reply(update, _("That command is for the bot's admins."))
             return
         try:
             await handler(update, context)
@@ -32,7 +33,7 @@ def _target(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
     replied = update.effective_message.reply_to_message
     if replied is not None and replied.from_user is not None and not replied.from_user.is_bot:
         return str(replied.from_user.id)
-    raise UserError("Whom? Give a Telegram user id (e.g. /ban 123456789) or reply to one of their messages.")
+    raise UserError(_("Whom? Give a Telegram user id (e.g. /ban 123456789) or reply to one of their messages."))
 
 
 @admin_only
@@ -42,12 +43,12 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 @admin_only
 async def ban(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await reply(update, "Banned. " + deps(context).admin.ban(PLATFORM, _target(update, context)).line())
+    await reply(update, _("Banned.") + " " + deps(context).admin.ban(PLATFORM, _target(update, context)).line())
 
 
 @admin_only
 async def unban(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await reply(update, "Unbanned. " + deps(context).admin.unban(PLATFORM, _target(update, context)).line())
+    await reply(update, _("Unbanned.") + " " + deps(context).admin.unban(PLATFORM, _target(update, context)).line())
 
 
 @admin_only
@@ -58,7 +59,7 @@ async def quota(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if len(args) == 1 and replied is not None and replied.from_user is not None:
         args.insert(0, str(replied.from_user.id))
     if not args:
-        raise UserError("Usage: /quota <user id> [<stickers per day> | default]")
+        raise UserError(_("Usage: /quota <user id> [<stickers per day> | default]"))
     admin = deps(context).admin
     if len(args) == 1:
         await reply(update, admin.user_summary(PLATFORM, args[0]).line())
@@ -69,5 +70,5 @@ async def quota(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif value.isdigit():
         amount = int(value)
     else:
-        raise UserError("The quota is a number of stickers per day, or 'default'.")
-    await reply(update, "Quota set. " + admin.set_quota(PLATFORM, args[0], amount).line())
+        raise UserError(_("The quota is a number of stickers per day, or 'default'."))
+    await reply(update, _("Quota set.") + " " + admin.set_quota(PLATFORM, args[0], amount).line())

@@ -13,9 +13,11 @@ from telegram import Message, Update
 from telegram.ext import ContextTypes, ConversationHandler
 
 from adapters.telegram.packs import TelegramPacks
-from adapters.telegram.sink import TelegramSink
+from adapters.telegram.sink import TelegramSink, cancel_keyboard
+from bot import i18n
 from bot.admin import AdminService
 from bot.errors import UserError
+from bot.i18n import _
 from bot.messages import UserRef
 from bot.pack_service import PackService
 from bot.service import StickerService
@@ -42,7 +44,14 @@ def deps(context: ContextTypes.DEFAULT_TYPE) -> TelegramDeps:
 
 def user_ref(update: Update) -> UserRef:
     user = update.effective_user
-    return UserRef(PLATFORM, str(user.id), user.full_name)
+    return UserRef(PLATFORM, str(user.id), user.full_name, user.language_code or "")
+
+
+async def use_language(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """First for every update (group -1): the rest of its handling answers in the user's
+    language (their /language choice, else their Telegram app's `language_code`)."""
+    if isinstance(update, Update) and update.effective_user is not None:
+        i18n.activate(deps(context).service.language(user_ref(update)))
 
 
 def chat_context(message: Message) -> dict:
@@ -81,7 +90,20 @@ def user_errors_as_replies(handler):
     return wrapper
 
 
-async def queue_reply(context: ContextTypes.DEFAULT_TYPE, queued, reply_to: Message) -> None:
-    """The "Queued…" reply, which the sink then edits with the job's progress."""
-    sent = await reply_to.reply_text(queued.user_message())
-    deps(context).sink.track(queued.job_id, sent.chat_id, sent.message_id)
+async def pressed_by_owner(update: Update) -> tuple[str, ...] | None:
+    """A button's callback data "<kind>:<fields…>:<owner id>" split into its fields, when the
+    person pressing it is its owner; for anyone else, None, after a private refusal."""
+    query = update.callback_query
+    *fields, owner = query.data.split(":")[1:]
+    if str(query.from_user.id) == owner:
+        return tuple(fields)
+    await query.answer(_("Only the person who asked for this can use this button."), show_alert=True)
+    return None
+
+
+async def queue_reply(context: ContextTypes.DEFAULT_TYPE, queued, reply_to: Message, owner: int, **kwargs) -> None:
+    """The "Queued…" reply with its Cancel button (for `owner` only), which the sink then
+    edits with the job's progress."""
+    keyboard = cancel_keyboard(queued.job_id, owner)
+    sent = await reply_to.reply_text(queued.user_message(), reply_markup=keyboard, **kwargs)
+    deps(context).sink.track(queued.job_id, sent.chat_id, sent.message_id, keyboard)

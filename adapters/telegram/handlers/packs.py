@@ -18,6 +18,7 @@ from adapters.telegram.handlers.common import (
 )
 from adapters.telegram.packs import set_link
 from bot.exports.builder import encode_export, select_export
+from bot.i18n import _
 
 
 @user_errors_as_replies
@@ -33,9 +34,9 @@ async def mypack(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps(context)
     current = d.packs.current_pack(d.service.user_id(user_ref(update)))
     if current is None:
-        await reply(update, "You have no sticker pack yet. Make a sticker with /mysticker, then send /pack.")
+        await reply(update, _("You have no sticker pack yet. Make a sticker with /mysticker, then send /pack."))
         return
-    await reply(update, f'Your pack "{current.title}": {set_link(current.name)}')
+    await reply(update, _('Your pack "{title}": {link}', title=current.title, link=set_link(current.name)))
 
 
 # -- /makepack /export ----------------------------------------------------------------------
@@ -44,7 +45,7 @@ async def makepack(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/makepack [N] [words]: N stickers into the user's set at once (the sink delivers it)."""
     message = update.effective_message
     queued = deps(context).pack_service.make_pack(user_ref(update), command_text(message), chat_context(message))
-    await queue_reply(context, queued, message)
+    await queue_reply(context, queued, message, update.effective_user.id)
 
 
 @user_errors_as_replies

@@ -9,6 +9,7 @@ from telegram.ext import CommandHandler, ContextTypes, ConversationHandler, Mess
 
 from adapters.telegram.handlers.common import deps, reply, user_ref
 from bot.errors import UserError
+from bot.i18n import _
 
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the Bot API's getFile limit
 SETREF_TIMEOUT_S = 300
@@ -35,20 +36,21 @@ def picture_in(message: Message | None) -> PictureSource | None:
     if message.document is not None:
         document = message.document
         if not (document.mime_type or "").startswith("image/"):
-            kind = document.mime_type or "unknown type"
+            kind = document.mime_type or _("unknown type")
             raise UserError(
-                f"That file ({document.file_name or kind}) is not a picture. Send a PNG, JPEG or "
-                "WebP image, a photo, or a static sticker.",
+                _("That file ({name}) is not a picture. Send a PNG, JPEG or WebP image, a photo, or a static "
+                  "sticker.", name=document.file_name or kind),
                 code="not_image",
             )
         return PictureSource(document.file_id, document.file_size, "document")
     if message.sticker is not None:
         sticker = message.sticker
         if sticker.is_animated or sticker.is_video:
-            which = "an animated" if sticker.is_animated else "a video"
             raise UserError(
-                f"That is {which} sticker: I can't use animated or video stickers as a character. "
-                "Send a static sticker, a photo or an image file instead.",
+                _("That is an animated sticker: I can't use animated or video stickers as a character. "
+                  "Send a static sticker, a photo or an image file instead.") if sticker.is_animated else
+                _("That is a video sticker: I can't use animated or video stickers as a character. "
+                  "Send a static sticker, a photo or an image file instead."),
                 code="animated_sticker",
             )
         return PictureSource(sticker.file_id, sticker.file_size, "sticker")
@@ -62,8 +64,8 @@ def replied_picture(update: Update, replied: Message | None) -> PictureSource | 
     source = picture_in(replied)
     if source is not None and (replied.from_user is None or replied.from_user.id != update.effective_user.id):
         raise UserError(
-            "Only pictures you sent yourself can become your character. Send your picture with "
-            "/setref as its caption, or reply /setref to your own picture.",
+            _("Only pictures you sent yourself can become your character. Send your picture with "
+              "/setref as its caption, or reply /setref to your own picture."),
             code="not_author",
         )
     return source
@@ -72,7 +74,8 @@ def replied_picture(update: Update, replied: Message | None) -> PictureSource | 
 async def download_picture(context: ContextTypes.DEFAULT_TYPE, source: PictureSource) -> bytes:
     limit = min(deps(context).settings.limits.max_upload_bytes, TELEGRAM_DOWNLOAD_LIMIT)
     too_big = UserError(
-        f"That file is too big: the limit is {limit / 1_000_000:.0f} MB. Send a smaller picture.", code="too_big"
+        _("That file is too big: the limit is {limit:.0f} MB. Send a smaller picture.", limit=limit / 1_000_000),
+        code="too_big",
     )
     if source.file_size is not None and source.file_size > limit:
         raise too_big  # refused before downloading anything
@@ -99,8 +102,8 @@ async def setref(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         if source is None:
             await reply(
                 update,
-                "Send me one picture of your character now: a photo, an image file or a static "
-                "sticker. A plain background works best. (/cancel to stop)",
+                _("Send me one picture of your character now: a photo, an image file or a static "
+                  "sticker. A plain background works best. (/cancel to stop)"),
             )
             return WAITING_PICTURE
         await save_reference(update, context, source)
@@ -113,7 +116,7 @@ async def setref_picture(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     try:
         await save_reference(update, context, picture_in(update.effective_message))
     except UserError as exc:
-        await reply(update, f"{exc.user_message}\nSend another picture, or /cancel.")
+        await reply(update, exc.user_message + "\n" + _("Send another picture, or /cancel."))
         return WAITING_PICTURE
     return ConversationHandler.END
 
@@ -121,14 +124,14 @@ async def setref_picture(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 async def setref_not_a_picture(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     await reply(
         update,
-        "I'm waiting for a picture of your character (a photo, an image file or a static "
-        "sticker). Send /cancel to stop.",
+        _("I'm waiting for a picture of your character (a photo, an image file or a static "
+          "sticker). Send /cancel to stop."),
     )
     return WAITING_PICTURE
 
 
 async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    await reply(update, "OK, I stopped waiting for a picture.")
+    await reply(update, _("OK, I stopped waiting for a picture."))
     return ConversationHandler.END
 
 
@@ -143,7 +146,7 @@ class CaptionCommand(filters.MessageFilter):
         entities = message.caption_entities
         if not message.caption or not entities or entities[0].type != "bot_command" or entities[0].offset != 0:
             return False
-        command, _, addressee = message.parse_caption_entity(entities[0])[1:].partition("@")
+        command, _at, addressee = message.parse_caption_entity(entities[0])[1:].partition("@")
         return command.lower() == self.command and (
             not addressee or addressee.lower() == (message.get_bot().username or "").lower()
         )

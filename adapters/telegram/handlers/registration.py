@@ -1,7 +1,9 @@
 """Every Telegram handler wired in one place, the command menu, and the error handler.
 
 In groups a command may be addressed as `/cmd@botname` (PTB's CommandHandler ignores commands
-for other bots), and replies quote the command, so the right person gets the answer.
+for other bots), and replies quote the command, so the right person gets the answer. Before any
+of them (group -1), `use_language` picks the language the update is answered in; the command
+menu is set in every shipped language (`set_my_commands(language_code=...)`).
 """
 
 from __future__ import annotations
@@ -10,32 +12,48 @@ import logging
 
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    InlineQueryHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from adapters.telegram.handlers.account import FORGET, forget, forget_button
 from adapters.telegram.handlers.admin import ban, quota, stats, unban
 from adapters.telegram.handlers.callbacks import sticker_button
+from adapters.telegram.handlers.cancel import cancel, cancel_button
+from adapters.telegram.handlers.common import use_language
 from adapters.telegram.handlers.info import loose_picture, start, status, unknown_command
+from adapters.telegram.handlers.inline import inline_query
+from adapters.telegram.handlers.language import LANGUAGE, language, language_button
 from adapters.telegram.handlers.packs import export, makepack, mypack, pack
 from adapters.telegram.handlers.references import setref_conversation
 from adapters.telegram.handlers.stickers import again, mysticker
-from adapters.telegram.sink import ADD_TO_PACK, AGAIN, DELETE
+from adapters.telegram.sink import ADD_TO_PACK, AGAIN, CANCEL, DELETE
+from bot import i18n
+from bot.i18n import N_, _
 
 log = logging.getLogger(__name__)
 
 COMMANDS = [
-    ("start", "what this bot does"),
-    ("help", "the words I understand, with examples"),
-    ("setref", "save your character (send or reply to a picture)"),
-    ("mysticker", "a new sticker, e.g. /mysticker happy waving beach"),
-    ("again", "another take of your last sticker"),
-    ("pack", "add your newest sticker to your own sticker pack"),
-    ("makepack", "a whole pack of your character, e.g. /makepack cozy winter"),
-    ("export", "your pack for WhatsApp or Signal: /export whatsapp"),
-    ("mypack", "the link to your sticker pack"),
-    ("status", "your place in the queue"),
-    ("forget", "delete your character and everything stored for you"),
-    ("cancel", "stop waiting for a picture"),
+    ("start", N_("what this bot does")),
+    ("help", N_("the words I understand, with examples")),
+    ("setref", N_("save your character (send or reply to a picture)")),
+    ("mysticker", N_("a new sticker, e.g. /mysticker happy waving beach")),
+    ("again", N_("another take of your last sticker")),
+    ("pack", N_("add your newest sticker to your own sticker pack")),
+    ("makepack", N_("a whole pack of your character, e.g. /makepack cozy winter")),
+    ("export", N_("your pack for WhatsApp or Signal: /export whatsapp")),
+    ("mypack", N_("the link to your sticker pack")),
+    ("status", N_("your place in the queue")),
+    ("cancel", N_("take back your newest sticker in the queue (/cancel all: every one)")),
+    ("language", N_("the language I speak with you")),
+    ("forget", N_("delete your character and everything stored for you")),
 ]
 
 
@@ -43,16 +61,21 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("handler failed", exc_info=context.error)
     if isinstance(update, Update) and update.effective_message is not None and update.callback_query is None:
         try:
-            await update.effective_message.reply_text("Sorry, something went wrong on my side. Please try again.")
+            await update.effective_message.reply_text(_("Sorry, something went wrong on my side. Please try again."))
         except TelegramError:
             pass
 
 
 async def set_commands(application: Application) -> None:
-    await application.bot.set_my_commands([BotCommand(name, text) for name, text in COMMANDS])
+    """The command menu: English for everyone, and each shipped language for its users."""
+    for code in i18n.LANGUAGES:
+        with i18n.language(code):
+            menu = [BotCommand(name, _(text)) for name, text in COMMANDS]
+        await application.bot.set_my_commands(menu, language_code=None if code == i18n.SOURCE_LANGUAGE else code)
 
 
 def register(application: Application) -> None:
+    application.add_handler(TypeHandler(Update, use_language), group=-1)
     application.add_handler(setref_conversation())
     application.add_handler(CommandHandler(["start", "help"], start))
     application.add_handler(CommandHandler("mysticker", mysticker))
@@ -62,7 +85,10 @@ def register(application: Application) -> None:
     application.add_handler(CommandHandler("makepack", makepack))
     application.add_handler(CommandHandler("export", export))
     application.add_handler(CommandHandler("status", status))
+    application.add_handler(CommandHandler("cancel", cancel))
+    application.add_handler(CommandHandler("language", language))
     application.add_handler(CommandHandler("forget", forget))
+    application.add_handler(InlineQueryHandler(inline_query))
     application.add_handler(CommandHandler("stats", stats))
     application.add_handler(CommandHandler("ban", ban))
     application.add_handler(CommandHandler("unban", unban))
@@ -71,6 +97,8 @@ def register(application: Application) -> None:
         CallbackQueryHandler(sticker_button, pattern=rf"^({ADD_TO_PACK}|{AGAIN}|{DELETE}):\d+:\d+$")
     )
     application.add_handler(CallbackQueryHandler(forget_button, pattern=rf"^{FORGET}:(yes|no):\d+:\d+$"))
+    application.add_handler(CallbackQueryHandler(cancel_button, pattern=rf"^{CANCEL}:[0-9a-f-]{{36}}:\d+$"))
+    application.add_handler(CallbackQueryHandler(language_button, pattern=rf"^{LANGUAGE}:[a-z]+:\d+$"))
     # Last: only what nothing above took. In groups the bot stays quiet about other messages.
     application.add_handler(MessageHandler(filters.ChatType.PRIVATE & filters.COMMAND, unknown_command))
     application.add_handler(

@@ -19,11 +19,11 @@ from adapters.telegram.handlers.common import (
 async def mysticker(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     queued = deps(context).service.request_sticker(user_ref(update), command_text(message), chat_context(message))
-    await queue_reply(context, queued, message)
+    await queue_reply(context, queued, message, update.effective_user.id)
 
 
 @user_errors_as_replies
 async def again(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     queued = deps(context).service.again(user_ref(update), chat_context(message))
-    await queue_reply(context, queued, message)
+    await queue_reply(context, queued, message, update.effective_user.id)
