@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bot.errors import UserError
-from bot.image_input import ReferenceImage, load_reference_image
+from bot.image_input import NOT_AN_IMAGE, ReferenceImage, load_reference_image
 
 
 def encode(image: Image.Image, fmt: str, **kw) -> bytes:
@@ -197,25 +197,41 @@ _SEEDS = [encode(character((48, 40)), "PNG"), encode(character((48, 40)), "JPEG"
           encode(character((48, 40)).convert("P"), "GIF"), encode(character((48, 40)), "WEBP")]
 
 
+# A damaged upload is refused for what is wrong with it: these are the only answers to bytes
+# that no longer make the picture they came from (never, say, "too small" for a 48 x 40 seed).
+DAMAGE_CODES = {"not_an_image", "damaged_image", "image_too_large", "image_aspect", "image_too_small",
+                "image_transparent"}
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.sampled_from(_SEEDS), cuts=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=8),
        truncate=st.integers(0, 4000))
-def test_fuzzed_uploads_never_raise_anything_but_user_error(seed, cuts, truncate):
+def test_fuzzed_uploads_load_or_are_refused_with_a_known_reason(seed, cuts, truncate):
     data = bytearray(seed)
     for position, value in cuts:
         data[position % len(data)] = value
     data = bytes(data[: max(1, len(data) - truncate % len(data))])
     try:
         ref = load_reference_image(data)
-    except UserError:
+    except UserError as exc:
+        assert exc.code in DAMAGE_CODES, exc.code
+        assert exc.user_message and "\n" not in exc.user_message
+        if data == seed:
+            raise AssertionError(f"the unchanged seed was refused: {exc.code}") from None
         return
-    assert ref.image.mode == "RGBA" and max(ref.size) <= 1024
+    assert ref.image.mode == "RGBA" and max(ref.size) <= 1024 and min(ref.size) >= 32
+
+
+def test_the_fuzz_seeds_themselves_load():
+    for seed in _SEEDS:
+        assert load_reference_image(seed).size == (48, 40)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.binary(max_size=2000))
-def test_random_bytes_never_crash(data):
-    try:
+def test_random_bytes_are_refused_as_not_a_picture(data):
+    with pytest.raises(UserError) as info:
         load_reference_image(data)
-    except UserError:
-        pass
+    # Random bytes make no picture header (the odds are nil): refused before any decoding.
+    assert info.value.code == ("empty_image" if not data else "not_an_image")
+    assert info.value.user_message in (NOT_AN_IMAGE, "That file is empty. Please send a picture of your character.")

@@ -1,0 +1,275 @@
+"""Mutation testing of the modules that guard data, secrets and the sticker path (`make mutation`).
+
+mutmut reads its configuration from the `pyproject.toml` of the folder it runs in and tests a
+mutant with every test of its selection that calls the mutated function. Run once over all the
+guarded modules, a mutant of the job queue would also be tested by the whole Telegram adapter
+suite. So each group of `[tool.stickerbot-mutation.<group>]` runs in its own folder
+(out/mutation/<group>: links to the project's folders and a pyproject.toml whose
+`[tool.mutmut]` names only that group's modules and tests), and the results are read back from
+mutmut's own records (mutants/**.meta).
+
+A surviving mutant that cannot be killed is listed in docs/mutation.md, under "Equivalent
+mutants", as a line  - `<mutant name>` `<the mutated line>`: <why no test can tell>
+The mutated line is checked against the mutant's diff, so an entry whose mutant changed number
+after an edit of the module stops counting (it is reported as stale).
+
+    python -m tests.mutation                  every group
+    python -m tests.mutation storage_jobs     some groups
+    python -m tests.mutation --changed BASE   the groups whose modules or tests changed since BASE
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "out" / "mutation"
+EQUIVALENTS = ROOT / "docs" / "mutation.md"
+TARGET = 90.0
+# Not linked into a group's folder: build outputs and earlier mutation runs.
+NOT_LINKED = {".git", ".venv", "out", "data", "mutants", ".pytest_cache", ".mypy_cache", ".ruff_cache", "bench-out"}
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
+          24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", 37: "type check", None: "not checked"}
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    modules: tuple[str, ...]
+    tests: tuple[str, ...]
+    functions: tuple[str, ...] = ()  # mutant-name globs: only these functions of the modules
+
+    def touched_by(self, paths: set[str]) -> bool:
+        return any(path in paths for path in self.modules + self.tests)
+
+
+@dataclass
+class ModuleScore:
+    module: str
+    status: dict[str, str] = field(default_factory=dict)  # mutant name -> status
+    equivalent: set[str] = field(default_factory=set)
+
+    def count(self, *states: str) -> int:
+        return sum(1 for name, state in self.status.items() if state in states and name not in self.equivalent)
+
+    @property
+    def killed(self) -> int:
+        return self.count("killed", "timeout", "type check")
+
+    @property
+    def judged(self) -> int:
+        return len(self.status) - len(self.equivalent)
+
+    @property
+    def score(self) -> float:
+        return 100.0 * self.killed / self.judged if self.judged else 100.0
+
+
+def load_groups(pyproject: Path = ROOT / "pyproject.toml") -> list[Group]:
+    table = tomllib.loads(pyproject.read_text())["tool"]["stickerbot-mutation"]
+    return [Group(name, tuple(spec["modules"]), tuple(spec["tests"]), tuple(spec.get("functions", ())))
+            for name, spec in table.items()]
+
+
+def load_equivalents(path: Path = EQUIVALENTS) -> dict[str, str]:
+    """mutant name -> the mutated line as docs/mutation.md quotes it."""
+    if not path.exists():
+        return {}
+    entry = re.compile(r"^\s*-\s+`(?P<name>[^`]+__mutmut_\d+)`\s+`(?P<line>[^`]*)`\s*:")
+    return {m["name"]: m["line"] for m in map(entry.match, path.read_text().splitlines()) if m}
+
+
+def mutmut_section(group: Group) -> str:
+    """The `[tool.mutmut]` table for one group (TOML arrays of plain strings read as JSON)."""
+    sources = sorted({module.split("/")[0] + "/" for module in group.modules})
+    copied = [p for p in ("bot/", "storage/", "seal_runtime/", "adapters/", "benchmarks/", "stickerworld/",
+                          "docs/", "deploy/") if p not in sources]
+    lines = {
+        "source_paths": sources,
+        "only_mutate": list(group.modules),
+        "also_copy": copied + ["README.md", "Makefile"],
+        "pytest_add_cli_args_test_selection": list(group.tests),
+        # Mutants are judged by the fast tests: a slow end-to-end test (marked slow) would be run
+        # for every mutant of every function it touches; the suite still runs it.
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-m", "not slow"],
+        # Forked straight from mutmut's process, which has run torch code, a worker can hang
+        # for good on a lock of torch's thread pool: fork from a server that only imported.
+        "process_isolation": "forkserver",
+    }
+    return "[tool.mutmut]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in lines.items())
+
+
+def group_pyproject(group: Group, text: str) -> str:
+    """The project's pyproject.toml with its [tool.mutmut] replaced by the group's and the
+    group tables dropped (pytest reads the rest: asyncio mode, markers, warnings)."""
+    kept, skipping = [], False
+    for line in text.splitlines():
+        header = re.match(r"^\[([^\]]+)\]\s*$", line)
+        if header:
+            skipping = header[1] == "tool.mutmut" or header[1].startswith("tool.stickerbot-mutation")
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept).rstrip() + "\n\n" + mutmut_section(group)
+
+
+def prepare(group: Group) -> Path:
+    folder = WORK / group.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for entry in ROOT.iterdir():
+        if entry.name in NOT_LINKED or entry.name == "pyproject.toml" or entry.name.endswith(".egg-info"):
+            continue
+        (folder / entry.name).symlink_to(entry)
+    (folder / "pyproject.toml").write_text(group_pyproject(group, (ROOT / "pyproject.toml").read_text()))
+    # It must exist before mutmut starts: it is on PYTHONPATH (see run_group), and Python skips
+    # for good a path entry that was not a folder when first looked at.
+    (folder / "mutants").mkdir()
+    return folder
+
+
+def mutmut_command() -> list[str]:
+    installed = Path(sys.executable).with_name("mutmut")
+    return [str(installed)] if installed.exists() else [sys.executable, "-m", "mutmut"]
+
+
+def run_group(group: Group, jobs: int) -> float:
+    folder = prepare(group)
+    env = dict(os.environ)
+    # A test that starts a Python child (the runtime, the CLI) must import the mutated code too;
+    # the child inherits MUTANT_UNDER_TEST from the worker.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder / "mutants"), env.get("PYTHONPATH")]))
+    env.setdefault("OMP_NUM_THREADS", "1")
+    command = mutmut_command() + ["run", "--max-children", str(jobs)]
+    started = time.monotonic()
+    with open(folder / "mutmut.log", "w") as log:
+        # Its own process group, so that an interrupted run leaves no mutmut worker behind.
+        child = subprocess.Popen(command + list(group.functions), cwd=folder, env=env, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            returncode = child.wait()
+        except BaseException:
+            os.killpg(child.pid, signal.SIGTERM)
+            child.wait()
+            raise
+    elapsed = time.monotonic() - started
+    if returncode != 0:
+        tail = (folder / "mutmut.log").read_text(errors="replace")[-3000:]
+        raise SystemExit(f"mutmut failed on group {group.name} (exit {returncode}):\n{tail}")
+    return elapsed
+
+
+def module_name(path: str) -> str:
+    return path.removesuffix(".py").replace("/", ".")
+
+
+def read_scores(group: Group, equivalents: dict[str, str]) -> tuple[list[ModuleScore], list[str]]:
+    folder = WORK / group.name
+    scores, stale = [], []
+    for module in group.modules:
+        meta = json.loads((folder / "mutants" / f"{module}.meta").read_text())
+        score = ModuleScore(module)
+        for name, code in meta["exit_code_by_key"].items():
+            if group.functions and not any(fnmatch.fnmatch(name, glob) for glob in group.functions):
+                continue
+            score.status[name] = STATUS.get(code, "suspicious")
+        for name, line in equivalents.items():
+            if not name.startswith(module_name(module) + "."):
+                continue
+            if score.status.get(name) != "survived":
+                stale.append(f"{name}: listed as equivalent but {score.status.get(name, 'no such mutant')}")
+            elif line.strip() not in diff(group, name):
+                stale.append(f"{name}: listed as equivalent for `{line}`, which its diff no longer shows")
+            else:
+                score.equivalent.add(name)
+        scores.append(score)
+    return scores, stale
+
+
+def diff(group: Group, name: str) -> str:
+    shown = subprocess.run(mutmut_command() + ["show", name], cwd=WORK / group.name, capture_output=True,
+                           text=True, check=False)
+    return shown.stdout
+
+
+def changed_paths(base: str) -> set[str]:
+    """Files that differ from `base`, committed or not."""
+    def names(*args: str) -> set[str]:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        return set(out.split())
+
+    return names("diff", "--name-only", f"{base}...HEAD") | names("diff", "--name-only", "HEAD") \
+        | names("ls-files", "--others", "--exclude-standard")
+
+
+def table(scores: list[ModuleScore]) -> str:
+    rows = ["| module | mutants | killed | survived | no tests | equivalent | score |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for s in scores:
+        rows.append(f"| `{s.module}` | {len(s.status)} | {s.killed} | {s.count('survived', 'suspicious')} | "
+                    f"{s.count('no tests', 'not checked')} | {len(s.equivalent)} | {s.score:.1f} % |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__.split("\n")[0])
+    parser.add_argument("groups", nargs="*", help="group names (default: all)")
+    parser.add_argument("--changed", metavar="BASE", help="only groups whose modules or tests differ from BASE")
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", "2")))
+    parser.add_argument("--report", action="store_true", help="read the last run's results, run nothing")
+    args = parser.parse_args(argv)
+
+    groups = load_groups()
+    unknown = set(args.groups) - {g.name for g in groups}
+    if unknown:
+        parser.error(f"unknown groups: {', '.join(sorted(unknown))}; known: {', '.join(g.name for g in groups)}")
+    if args.groups:
+        groups = [g for g in groups if g.name in args.groups]
+    if args.changed:
+        paths = changed_paths(args.changed)
+        groups = [g for g in groups if g.touched_by(paths)]
+        if not groups:
+            print(f"mutation: no guarded module or its tests changed since {args.changed}")
+            return 0
+    equivalents = load_equivalents()
+    all_scores, problems, timings = [], [], {}
+    for group in groups:
+        if not args.report:
+            print(f"mutation: {group.name}: {', '.join(group.modules)} against {len(group.tests)} test files",
+                  flush=True)
+            timings[group.name] = run_group(group, args.jobs)
+        scores, stale = read_scores(group, equivalents)
+        all_scores += scores
+        problems += stale
+        for s in scores:
+            for name, state in sorted(s.status.items()):
+                if state not in ("killed", "timeout", "type check") and name not in s.equivalent:
+                    problems.append(f"{state}: {name}\n{diff(group, name)}")
+        if group.name in timings:
+            print(f"mutation: {group.name} took {timings[group.name]:.0f} s", flush=True)
+    report = table(all_scores)
+    print(report)
+    (WORK / "report.md").parent.mkdir(parents=True, exist_ok=True)
+    (WORK / "report.md").write_text(report + "\n\n" + "\n\n".join(problems) + "\n")
+    if problems:
+        print(f"\n{len(problems)} surviving or stale: see {WORK / 'report.md'}")
+    low = [s.module for s in all_scores if s.score < TARGET]
+    if low:
+        print(f"mutation: below {TARGET:.0f} %: {', '.join(low)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
