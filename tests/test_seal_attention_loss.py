@@ -1,6 +1,8 @@
 """Semantic-guided spatial attention loss, with structure-aware layer restriction."""
 
+import functools
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -164,12 +166,16 @@ def test_fastcomposer_balance_is_mean_outside_minus_mean_inside_averaged_over_th
     # An empty or a full mask has nothing on one side: that side counts 0, never NaN.
     assert fastcomposer_balance(torch.tensor([[1.0, 0.5]]), torch.zeros(1, 2)).item() == pytest.approx(0.75)
     assert fastcomposer_balance(torch.tensor([[1.0, 0.5]]), torch.ones(1, 2)).item() == pytest.approx(-0.75)
+    # A soft mask (edge cells after area averaging) weighs each side by its share, however small.
+    soft = fastcomposer_balance(torch.tensor([[1.0, 0.5]]), torch.tensor([[0.75, 1.0]]))
+    inside, outside = (0.75 * 1.0 + 0.5) / 1.75, (0.25 * 1.0) / 0.25
+    assert soft.item() == pytest.approx(outside - inside)
 
 
 def test_inside_share_is_the_mass_inside_per_sample_and_zero_for_no_attention():
-    attention = torch.tensor([[3.0, 1.0], [0.0, 0.0]])
-    mask = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
-    torch.testing.assert_close(inside_share(attention, mask), torch.tensor([0.75, 0.0]))
+    attention = torch.tensor([[3.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    mask = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    torch.testing.assert_close(inside_share(attention, mask), torch.tensor([0.75, 0.5, 0.0]))
 
 
 class _RecordedMaps:
@@ -210,6 +216,9 @@ def test_the_loss_term_takes_any_form_function_and_is_zero_without_maps():
     assert term.name == "attention_break_a_scene_mse" and term.layer_selectors == ("mid_block",)
     anonymous = SpatialAttentionLoss(lambda attention, mask: attention.sum(), 1, ())
     assert anonymous.name == "attention_<lambda>" and isinstance(anonymous.weight, float)
+    assert SpatialAttentionLoss(functools.partial(break_a_scene_mse), 1, ()).name == "attention_custom"  # no __name__
+    # Before attach: no layers, no maps (what the benchmark's describe() and the tests read).
+    assert term.layers == [] and term.last_maps == {} and term.capture is None
     term.capture = _RecordedMaps({})
     loss = term(_step(torch.ones(1, 1, 4, 4)))
     assert loss.shape == () and loss.item() == 0.0 and term.last_maps == {}
@@ -227,3 +236,20 @@ def test_detach_releases_the_capture_once():
     term.capture = capture
     term.detach()
     assert capture.detached and term.capture is None
+
+
+def test_attach_watches_the_layers_at_the_size_the_backbone_denoises():
+    """The selection reads resolutions at the backbone's latent size, not the U-Net's configured
+    one: a model run at half its native size has its res:32 layers in down_blocks.0."""
+    from tests.test_seal_layers import sd15_shaped_model
+
+    model = sd15_shaped_model()
+    backbone = SimpleNamespace(unet=model.unet, text_encoder=model.text_encoder, latent_size=32)
+    term = SpatialAttentionLoss("fastcomposer", 1.0, ("res:32",))
+    term.attach(backbone, [7])
+    try:
+        assert {layer.block for layer in term.layers} == {"down_blocks.0", "up_blocks.3"}
+        assert term.capture is not None and term.capture.layers == term.layers
+    finally:
+        term.detach()
+    assert term.capture is None

@@ -139,6 +139,9 @@ def test_selectors_are_trimmed_unioned_in_forward_order_and_excluded():
     assert names(select_layers(BUILTIN, [" mid_block ", "down_blocks.1"])) == [
         "down_blocks.1.attentions.0", "mid_block.attentions.0"]
     assert names(select_layers(BUILTIN, ["res:8", "-up_blocks.1"])) == ["down_blocks.1.attentions.0"]
+    assert names(select_layers(BUILTIN, ["all", "-deep"])) == [
+        "down_blocks.0.attentions.0", "down_blocks.0.attentions.1", "up_blocks.2.attentions.0",
+        "up_blocks.2.attentions.1"]
     # Only removals: start from all.
     assert names(select_layers(BUILTIN, ["-res:16", "-mid_block"])) == [
         "down_blocks.1.attentions.0", "up_blocks.1.attentions.0"]
