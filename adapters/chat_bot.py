@@ -25,6 +25,7 @@ class ChatBotProcess:
         self._worker_task: asyncio.Task | None = None
 
     def start_worker(self) -> None:
+        self.worker.recover()  # raises WorkerIdClash here, at start, not inside the task
         self._worker_stop.clear()
         self._worker_task = asyncio.create_task(self.worker.run_forever(self._worker_stop), name="job-worker")
 

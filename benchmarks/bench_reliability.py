@@ -1,6 +1,6 @@
 """`stickerbot bench reliability --json PATH`: kills, restarts, fuzzing and a soak.
 
-Four scenarios, each checked for what must hold, with figures:
+Six scenarios, each checked for what must hold, with figures:
 
 - `runtime_kills`: the real runtime process (builtin model, few steps) is SIGKILLed while
   it adapts a character, `kills` times in a row, and restarted each time. Every user has
@@ -16,6 +16,10 @@ Four scenarios, each checked for what must hold, with figures:
   with injected runtime drops and a few poison requests, several workers on one SQLite file.
   Must hold: 0 lost, 0 duplicated; poison jobs end failed and their users are told once.
   Fairness: how evenly the wait (queued -> first sent to the runtime) is spread over users.
+- `setref_loop_lag` (benchmarks/setref_load.py): the event loop's longest lag while a large
+  /setref (16-bit PNG, float TIFF, RGB PNG, 40 MP JPEG) is decoded. Must hold: < 100 ms.
+- `backup_under_writes` (benchmarks/durability.py): `stickerbot backup` of a 120 MB database
+  while another connection writes every 20-50 ms. Must hold: it finishes, the copy is intact.
 
 The scenario functions are also what tests/test_reliability_kills.py runs, with small sizes.
 `python -m benchmarks.bench_reliability worker ...` is the child process of `bot_kills`.
@@ -135,7 +139,8 @@ def character_png(index: int, size: int = 96) -> bytes:
 def bench_settings(database: str, runtime_url: str, *, adapt_steps: int = 3, generate_steps: int = 2,
                    **limits) -> Settings:
     base = Settings()
-    values = {"requests_per_minute": 0, "daily_quota": 1_000_000, "queue_cap": 100_000, "job_lease_s": 10.0,
+    values = {"requests_per_minute": 0, "daily_quota": 1_000_000, "queue_cap": 100_000, "user_queue_cap": 0,
+              "setrefs_per_hour": 0, "job_lease_s": 10.0,
               "retry_base_s": 0.2, "retry_max_s": 2.0, **limits}
     return replace(
         base,
@@ -601,15 +606,21 @@ def run(args) -> int:
     figures: dict = {"quick": quick, "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
+        from benchmarks.durability import backup_under_writes
+        from benchmarks.setref_load import setref_loop_lag
+
         scenarios = (
             ("fuzz", lambda: fuzz(*((500, 300) if quick else (5000, 2000)))),
+            ("setref_loop_lag", lambda: asyncio.run(setref_loop_lag(tmp_path / "setref", runs=1 if quick else 3))),
+            ("backup_under_writes", lambda: backup_under_writes(tmp_path / "backup",
+                                                                **({"database_mb": 24} if quick else {}))),
             ("soak", lambda: asyncio.run(soak(tmp_path / "soak", **({"requests": 100, "users": 10}
                                                                     if quick else {})))),
             ("bot_kills", lambda: asyncio.run(bot_kills(tmp_path / "bot", kills=1 if quick else 3))),
             ("runtime_kills", lambda: asyncio.run(runtime_kills(tmp_path / "runtime",
                                                                 **({"kills": 1, "adapt_steps": 2} if quick else {})))),
         )
-        for folder in ("soak", "bot", "runtime"):
+        for folder in ("soak", "bot", "runtime", "setref", "backup"):
             (tmp_path / folder).mkdir()
         for name, scenario in scenarios:
             started = time.perf_counter()

@@ -223,7 +223,8 @@ async def sticker_path(fake, stub, ready, *, stickers: int, first_id: int) -> di
 
 # Simulated users send far more /mysticker than a person would: lift the per-user rate limit and
 # daily quota (the queue cap stays: once it is reached, /mysticker answers "busy").
-BENCH_LIMITS = {"requests_per_minute": 1_000_000, "daily_quota": 1_000_000}
+BENCH_LIMITS = {"requests_per_minute": 1_000_000, "daily_quota": 1_000_000, "user_queue_cap": 0,
+                "setrefs_per_hour": 0}
 SCENARIOS = {"offered_load": offered_load, "saturation": saturation, "sticker_path": sticker_path}
 # The stub answers a job in ~1 s (20 sampling steps of 50 ms, like SD-1.5 on a fast GPU); the worker does
 # per job what it does in production (stream, store, WebP encoding, sendSticker).

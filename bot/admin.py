@@ -78,7 +78,7 @@ class AdminService:
         jobs_by_state = {state: n for state, n in
                          self.db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()}
         return BotStats(
-            users=count("SELECT COUNT(*) FROM users"),
+            users=count("SELECT COUNT(*) FROM users WHERE forgotten_at IS NULL"),
             banned=count("SELECT COUNT(*) FROM users WHERE banned = 1"),
             references=count("SELECT COUNT(*) FROM reference_images WHERE active = 1"),
             stickers=count("SELECT COUNT(*) FROM stickers"),

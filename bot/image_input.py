@@ -85,7 +85,7 @@ def load_reference_image(data: bytes, *, max_bytes: int = 10_000_000, max_pixels
 
 
 def _load(data: bytes, *, max_pixels: int, min_side: int) -> ReferenceImage:
-    image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)  # reads the header only
+    image: Image.Image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)  # reads the header only
     original_format = image.format
     width, height = image.size
     if width * height > max_pixels:
@@ -108,6 +108,13 @@ def _load(data: bytes, *, max_pixels: int, min_side: int) -> ReferenceImage:
     if original_format in ANIMATED_FORMATS and notes:
         image = image.copy()  # detach frame 0 from the multi-frame file
     image = _exif_upright(image)
+    if _high_bit_depth(image) and max(image.size) > MAX_SIDE:
+        # Scale down in the picture's own 16/32-bit mode first: converting 40 MP to 8 bits at
+        # full size took about 1 GB and seconds; at 1024 px it is a few MB.
+        # (`thumbnail` would call `reduce`, which has no 16-bit mode: resize directly.)
+        scale = MAX_SIDE / max(image.size)
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.Resampling.LANCZOS)
     rgba = _to_rgba(image)
     if max(rgba.size) > MAX_SIDE:
         rgba.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
@@ -126,9 +133,13 @@ def _exif_upright(image: Image.Image) -> Image.Image:
         return image
 
 
+def _high_bit_depth(image: Image.Image) -> bool:
+    return image.mode.startswith("I;16") or image.mode in ("I", "F")
+
+
 def _to_rgba(image: Image.Image) -> Image.Image:
     mode = image.mode
-    if mode.startswith("I;16") or mode in ("I", "F"):
+    if _high_bit_depth(image):
         return _high_bit_depth_gray(image).convert("RGBA")
     if mode == "CMYK":
         # Print files: the embedded profile gives the real colours; the naive formula is a fallback.

@@ -46,6 +46,7 @@ import sqlite_utils
 from bot.delivery import DeliverySink
 from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
 from bot.settings import Settings
+from bot.worker_identity import WorkerIdentity, claim_worker_id
 from bot.schema.vocabulary import emoji_for_emotion
 from seal_runtime.api.client import RuntimeClient
 from seal_runtime.api.protocol import JobRequest, ProgressEvent, RuntimeJobError
@@ -89,13 +90,17 @@ class JobWorker:
         self._model_id: str | None = None
         self._runtime_ok = True
         self._recovered = False
+        self.identity: WorkerIdentity | None = None
+        self._told_id_lost = False
         self.last_timings: dict = {}
         self.counters = {"done": 0, "retried": 0, "failed": 0, "released": 0, "delivered": 0,
                          "delivery_errors": 0}
 
     # -- loop --------------------------------------------------------------------------------
     def recover(self) -> dict[str, int]:
-        """Once at start: expire what a previous life of this worker id still holds."""
+        """Once at start: claim this worker id (`WorkerIdClash` if another running process
+        uses it, bot/worker_identity.py), then expire what a previous life of it still holds."""
+        self.identity = claim_worker_id(self.db, self.worker_id, stale_after_s=self.lease_s)
         self._recovered = True
         held = jobs.expire_leases(self.db, self.worker_id)
         if any(held.values()):
@@ -121,11 +126,16 @@ class JobWorker:
                 await _sleep_unless(stop, 1.0)
             if not worked:
                 await _sleep_unless(stop, idle_sleep)
+        if self.identity is not None:  # a clean stop frees the id at once (a crash: see worker_identity)
+            self.identity.release()
 
     async def run_once(self) -> bool:
         """Deliver what is pending, then claim and run one job; False when none was ready."""
         if not self._recovered:
             self.recover()
+        if self.identity is not None and not self.identity.refresh() and not self._told_id_lost:
+            self._told_id_lost = True
+            log.error("another process took over this worker id", extra={"worker": self.worker_id})
         await self.deliver_pending()
         if not self._runtime_ok:
             await self.model_id()  # raises RuntimeJobError while it is down: claim nothing
@@ -209,9 +219,9 @@ class JobWorker:
             nonlocal last_stage
             accepted.set()
             if event.stage in ("adapting", "generating") and event.stage != last_stage:
-                jobs.set_state(self.db, job.id, event.stage)
+                jobs.set_state(self.db, job.id, event.stage, worker_id=self.worker_id)
                 last_stage = event.stage
-            jobs.set_progress(self.db, job.id, dataclasses.asdict(event))
+            jobs.set_progress(self.db, job.id, dataclasses.asdict(event), worker_id=self.worker_id)
             try:
                 await self.sink.progress(view, ProgressUpdate(job.id, event.stage, event.step, event.total))
             except Exception as exc:  # progress is cosmetic: never fail the job over it

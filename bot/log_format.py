@@ -1,8 +1,14 @@
 """Structured logs for operators: one JSON object per line, with the `extra=` fields,
-and every registered secret (bot tokens, the runtime secret) replaced by ***."""
+and every registered secret (bot tokens, the runtime secret) replaced by ***.
+
+Logs are not the only output: libraries put the token in exception messages (PTB's
+`InvalidToken` does), and an uncaught exception's traceback goes straight to stderr.
+`install_redacting_output()` (the CLI calls it first) routes stdout and stderr through the
+same redaction, so no output of any command carries a registered secret."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
@@ -15,12 +21,51 @@ _secrets: set[str] = set()
 def register_secret(value: str | None) -> None:
     if value and len(value) >= 6:
         _secrets.add(value)
+        _, _, tail = value.partition(":")  # a Telegram token is <bot id>:<secret>: the secret alone too
+        if len(tail) >= 6:
+            _secrets.add(tail)
 
 
 def redact(text: str) -> str:
-    for secret in _secrets:
+    for secret in sorted(_secrets, key=len, reverse=True):  # the whole token before its tail
         text = text.replace(secret, "***")
     return text
+
+
+class RedactingStream(io.TextIOBase):
+    """A text stream that writes to `stream` with every registered secret replaced by ***."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    @property
+    def encoding(self):  # type: ignore[override]
+        return getattr(self.stream, "encoding", "utf-8")
+
+    def writable(self) -> bool:
+        return True
+
+
+def install_redacting_output() -> None:
+    """Route sys.stdout and sys.stderr (prints, tracebacks of uncaught exceptions in any
+    thread, warnings, the logging fallback) through `redact`."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, RedactingStream):
+            setattr(sys, name, RedactingStream(stream))
 
 
 class JsonFormatter(logging.Formatter):

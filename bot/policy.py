@@ -6,10 +6,14 @@ says when to try again. Prompt length is checked by the parser, upload bytes and
 by `bot.image_input`, the blocklist by the service; admin rights by `bot.admin`.
 
 - Rate limit: at most `limits.requests_per_minute` stickers queued by one user in any
-  60 s (a sliding window over their jobs in SQLite; survives restarts).
+  60 s (a sliding window over their requests in SQLite; survives restarts and /forget).
+- /setref rate limit: at most `limits.setrefs_per_hour` pictures saved by one user in any
+  hour: each new picture is decoded and stored, so this bounds both CPU and disk.
 - Daily quota: `limits.daily_quota` stickers per UTC day, or the user's own quota set by
   an admin; counted on the user row, reset at midnight by `bot.retention`'s scheduler.
 - Queue cap: at most `limits.queue_cap` queued or running jobs in total: "busy".
+- Per-user queue cap: at most `limits.user_queue_cap` queued or running jobs of one user,
+  so that a few users cannot fill the global cap for everyone; its own message.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from bot.settings import Settings
 from storage import jobs, usage, users
 
 WINDOW_S = 60.0
+SETREF_WINDOW_S = 3600.0
+# Requests older than the longest window count for no limit: housekeeping drops them.
+LONGEST_WINDOW_S = max(WINDOW_S, SETREF_WINDOW_S)
 
 
 class RateLimitedError(UserError):
@@ -43,6 +50,21 @@ class QuotaExceededError(UserError):
         self.quota = quota
 
 
+class UserQueueFullError(UserError):
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"You already have {cap} stickers on the way. Wait for one of them to arrive, "
+                         "then ask again.", code="user_queue_full")
+        self.cap = cap
+
+
+class SetrefRateLimitedError(UserError):
+    def __init__(self, per_hour: int, retry_in_s: float) -> None:
+        minutes = max(1, math.ceil(retry_in_s / 60))
+        super().__init__(f"You have changed your character {per_hour} times in the last hour. You can save a new "
+                         f"one in {minutes} min.", code="setref_rate_limited")
+        self.retry_in_s = retry_in_s
+
+
 @dataclass(frozen=True)
 class Admission:
     """A granted request: one unit of today's quota is taken (give it back with `refund`)."""
@@ -50,6 +72,7 @@ class Admission:
     user_id: int
     quota: int
     used_today: int
+    event_id: int | None = None  # the request as the rate limit counts it
 
 
 class RequestPolicy:
@@ -69,6 +92,9 @@ class RequestPolicy:
         now = self.clock()
         if jobs.count_active(self.db) >= self.limits.queue_cap:
             raise BusyError()
+        user_cap = self.limits.user_queue_cap
+        if user_cap > 0 and jobs.count_active(self.db, user_id) >= user_cap:
+            raise UserQueueFullError(user_cap)
         per_minute = self.limits.requests_per_minute
         if per_minute > 0:
             recent = usage.request_times_since(self.db, user_id, now - WINDOW_S)
@@ -78,10 +104,26 @@ class RequestPolicy:
         quota = self.daily_quota(user_id)
         if not usage.take_quota(self.db, user_id, quota, now=now):
             raise QuotaExceededError(quota)
-        return Admission(user_id, quota, usage.quota_used(self.db, user_id, now=now))
+        event_id = usage.record_event(self.db, user_id, usage.STICKER, now=now)
+        return Admission(user_id, quota, usage.quota_used(self.db, user_id, now=now), event_id)
 
     def refund(self, admission: Admission) -> None:
         usage.refund_quota(self.db, admission.user_id, now=self.clock())
+        if admission.event_id is not None:
+            usage.remove_event(self.db, admission.event_id)
+
+    def check_reference(self, user_id: int) -> None:
+        """May the user save another picture now? Raises SetrefRateLimitedError if not."""
+        per_hour = self.limits.setrefs_per_hour
+        if per_hour <= 0:
+            return
+        now = self.clock()
+        recent = usage.event_times_since(self.db, user_id, usage.REFERENCE, now - SETREF_WINDOW_S)
+        if len(recent) >= per_hour:
+            raise SetrefRateLimitedError(per_hour, recent[-per_hour] + SETREF_WINDOW_S - now)
+
+    def count_reference(self, user_id: int) -> None:
+        usage.record_event(self.db, user_id, usage.REFERENCE, now=self.clock())
 
     def remaining_today(self, user_id: int) -> int:
         return max(0, self.daily_quota(user_id) - usage.quota_used(self.db, user_id, now=self.clock()))

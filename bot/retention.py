@@ -2,9 +2,15 @@
 
 - `reset_daily_quotas` — midnight UTC: every user's sticker counter goes back to zero.
 - `expire_unused` — hourly: learned embeddings and stored stickers not used for
-  `limits.retention_days` days are deleted (0 keeps them for ever). A user's saved
-  character (the reference picture) is kept: an expired embedding is simply learned
-  again on the next request. Sticker packs on the platforms keep their own copies.
+  `limits.retention_days` days are deleted (0 keeps them for ever). Use is what counts,
+  not age: a cache hit refreshes an embedding; a button under a sticker, adding it to a
+  pack or a server, and adding to a pack it is in refresh a sticker. A user's saved
+  character (the active reference picture) is kept: an expired embedding is simply
+  learned again on the next request. Old pictures that no queued or running job needs
+  are deleted whatever the setting, with their embeddings. Platform packs keep their copies.
+- `prune_usage` — hourly, with retention: requests older than any rate-limit window are
+  dropped, and so are the tombstones /forget left once nothing on them counts any more
+  (no ban, no admin quota, no sticker today, no recent request).
 - `sweep_timed_out` — every minute: an attempt running longer than `job_timeout_s` plus
   one lease (its worker hangs yet still heartbeats) is failed for that attempt and
   requeued, or failed for good when no attempts are left; the worker's lease is gone
@@ -24,8 +30,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.policy import LONGEST_WINDOW_S
 from bot.settings import Settings
-from storage import embeddings, jobs, stickers, usage
+from storage import embeddings, jobs, references, stickers, usage, users
 from storage.transactions import now as _now
 
 log = logging.getLogger(__name__)
@@ -40,14 +47,26 @@ def reset_daily_quotas(db: sqlite_utils.Database, *, now: float | None = None) -
 
 
 def expire_unused(db: sqlite_utils.Database, retention_days: int, *, now: float | None = None) -> dict[str, int]:
-    """Delete embeddings and stickers unused for `retention_days` days; returns the counts."""
-    if retention_days <= 0:
-        return {"embeddings": 0, "stickers": 0}
-    cutoff = (now if now is not None else _now()) - retention_days * DAY_S
-    counts = {"embeddings": embeddings.delete_unused_since(db, cutoff),
-              "stickers": stickers.delete_unused_since(db, cutoff)}
+    """Delete embeddings and stickers unused for `retention_days` days, and old pictures no
+    job needs; returns the counts."""
+    unneeded = references.delete_unneeded_references(db)
+    counts = {"embeddings": unneeded["embeddings"], "stickers": 0, "references": unneeded["references"]}
+    if retention_days > 0:
+        cutoff = (now if now is not None else _now()) - retention_days * DAY_S
+        counts["embeddings"] += embeddings.delete_unused_since(db, cutoff)
+        counts["stickers"] = stickers.delete_unused_since(db, cutoff)
     if any(counts.values()):
         log.info("retention expired unused data", extra={"days": retention_days, **counts})
+    return counts
+
+
+def prune_usage(db: sqlite_utils.Database, *, now: float | None = None) -> dict[str, int]:
+    """Drop requests no limit counts any more, then the tombstones that kept only them."""
+    at = now if now is not None else _now()
+    counts = {"usage_events": usage.prune_events(db, at - LONGEST_WINDOW_S),
+              "tombstones": users.delete_spent_tombstones(db, usage.utc_day(at))}
+    if any(counts.values()):
+        log.info("old usage records dropped", extra=counts)
     return counts
 
 
@@ -69,6 +88,7 @@ def build_scheduler(db: sqlite_utils.Database, settings: Settings) -> AsyncIOSch
 
     async def retention() -> None:
         expire_unused(db, settings.limits.retention_days)
+        prune_usage(db)
 
     async def timed_out() -> None:
         sweep_timed_out(db, settings)

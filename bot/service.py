@@ -13,13 +13,15 @@ import random
 
 import sqlite_utils
 
+from bot.blocklist import Blocklist
 from bot.errors import NoReferenceError, UserError
-from bot.image_input import load_reference_image
+from bot.image_input import ReferenceImage, load_reference_image
+from bot.image_work import ImageWork
 from bot.messages import QueuedJob, ReferenceSaved, UserRef
-from bot.policy import RequestPolicy
+from bot.policy import LONGEST_WINDOW_S, RequestPolicy
 from bot.schema.prompt_builder import build_prompt
 from bot.settings import Settings
-from bot.schema.prompt_parser import PromptError, normalise_words, parse_prompt, words_for_help
+from bot.schema.prompt_parser import PromptError, parse_prompt, words_for_help
 from bot.schema.sticker_request import StickerRequest
 from storage import embeddings, jobs, references, users
 from storage.forget import forget_user
@@ -54,8 +56,9 @@ class StickerService:
     def __init__(self, db: sqlite_utils.Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self._blocklist = {w.lower() for w in settings.limits.blocklist}
+        self._blocklist = Blocklist(settings.limits.blocklist)
         self.policy = RequestPolicy(db, settings)
+        self.images = ImageWork(settings.limits.image_threads)
 
     # -- users -------------------------------------------------------------------------------
     def user_id(self, user: UserRef) -> int:
@@ -66,17 +69,41 @@ class StickerService:
 
     # -- /setref -----------------------------------------------------------------------------
     def set_reference(self, user: UserRef, data: bytes) -> ReferenceSaved:
-        """Validate, then store. Nothing is stored on bad input.
+        """Validate, then store. Nothing is stored on bad input. Decodes on the calling
+        thread: the console and tests; the chat adapters use `set_reference_async`.
 
         The subject mask is made by the runtime, with the job's first adaptation: it is
         where the segmenters are (segment-anything, rembg, on the GPU box), so masks are
         made in one place; the worker caches the mask it returns with the reference."""
+        self._may_save_reference(user)
+        return self._save_reference(user, self._decode(data))
+
+    async def set_reference_async(self, user: UserRef, data: bytes) -> ReferenceSaved:
+        """`set_reference` with the decoding on the bounded image threads (bot/image_work.py),
+        so the event loop keeps serving everyone else meanwhile."""
+        self._may_save_reference(user)
+        return self._save_reference(user, await self.images.run(self._decode, data))
+
+    def _may_save_reference(self, user: UserRef) -> None:
+        if users.find_user(self.db, user.platform, user.platform_user_id) is not None:
+            self.policy.check_reference(self.user_id(user))  # before any decoding: it costs CPU
+
+    def _decode(self, data: bytes) -> ReferenceImage:
+        """Image work only (no database): decode, normalise, encode the PNG that is stored."""
         limits = self.settings.limits
         image = load_reference_image(data, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_upload_pixels)
+        image.png_bytes()
+        return image
+
+    def _save_reference(self, user: UserRef, image: ReferenceImage) -> ReferenceSaved:
         user_id = self.user_id(user)
         current = references.active_reference(self.db, user_id)
         png = image.png_bytes()
-        saved = references.save_reference(self.db, user_id, png, None, None)
+        saved = references.save_reference(self.db, user_id, png, None, None, width=image.size[0],
+                                          height=image.size[1])
+        self.policy.count_reference(user_id)
+        # Old pictures no queued job needs go now, so repeated /setref does not fill the disk.
+        references.delete_unneeded_references(self.db, user_id)
         log.info("reference saved", extra={"user_id": user_id, "sha256": saved.sha256[:12]})
         return ReferenceSaved(
             reference_id=saved.id,
@@ -93,8 +120,7 @@ class StickerService:
             request = parse_prompt(text, max_chars=self.settings.limits.max_prompt_chars)
         except PromptError as exc:
             raise UserError(exc.user_message, code=exc.code) from exc
-        blocked = self._blocklist.intersection(normalise_words(text))
-        if blocked:
+        if self._blocklist.blocks(text, build_prompt(request)):
             raise UserError("Sorry, I can't make that sticker. Try other words.", code="blocked")
         return request
 
@@ -158,7 +184,8 @@ class StickerService:
         record = users.find_user(self.db, user.platform, user.platform_user_id)
         if record is None:
             return {}
-        counts = forget_user(self.db, record.id)
+        now = self.policy.clock()
+        counts = forget_user(self.db, record.id, now=now, counted_since=now - LONGEST_WINDOW_S)
         log.info("user forgotten", extra={"user_id": record.id, "counts": json.dumps(counts)})
         return counts
 

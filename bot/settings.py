@@ -42,6 +42,9 @@ class LimitSettings:
     requests_per_minute: int = 6
     daily_quota: int = 100
     queue_cap: int = 200
+    user_queue_cap: int = 5  # queued + running stickers of one user; 0: no per-user cap
+    setrefs_per_hour: int = 10  # pictures one user may save with /setref in any hour; 0: no limit
+    image_threads: int = 2  # uploads decoded at once, off the event loop (bot/image_work.py)
     job_attempts: int = 3
     job_timeout_s: int = 1800
     # Durable jobs (bot/job_worker.py): lease renewed by heartbeats, retry backoff

@@ -2,7 +2,12 @@
 
 Embeddings are keyed by picture, not by user: those of the user's references are
 deleted unless another user saved the very same picture (then it is theirs too).
-A banned user's row is kept, emptied of their name, so /forget cannot lift a ban.
+
+What was decided about the user is not theirs to delete: a ban, a quota set by an admin,
+today's sticker count and the recent requests the rate limits count. When any of these
+applies, the user row stays as a *tombstone*: their name is removed, `forgotten_at` is
+set, and only the platform's id remains, so the same person is recognised when they come
+back. Housekeeping deletes the tombstone once nothing on it counts (`users.delete_spent_tombstones`).
 """
 
 from __future__ import annotations
@@ -10,11 +15,16 @@ from __future__ import annotations
 import sqlite_utils
 
 from storage.transactions import immediate_transaction
+from storage.transactions import now as _now
+from storage.usage import utc_day
 
 
-def forget_user(db: sqlite_utils.Database, user_id: int) -> dict[str, int]:
-    """Delete the user's references, their embeddings, jobs, stickers, packs and user row.
-    Returns how many rows of each kind went."""
+def forget_user(db: sqlite_utils.Database, user_id: int, *, now: float | None = None,
+                counted_since: float | None = None) -> dict[str, int]:
+    """Delete the user's references, their embeddings, jobs, stickers, packs and user row
+    (or leave the row as a tombstone, see the module docstring; requests before
+    `counted_since` count for no limit any more). Returns how many rows of each kind went."""
+    at = now if now is not None else _now()
     counts: dict[str, int] = {}
     with immediate_transaction(db):
         shas = [r[0] for r in db.execute(
@@ -30,10 +40,16 @@ def forget_user(db: sqlite_utils.Database, user_id: int) -> dict[str, int]:
         counts["stickers"] = db.execute("DELETE FROM stickers WHERE user_id = ?", [user_id]).rowcount
         counts["jobs"] = db.execute("DELETE FROM jobs WHERE user_id = ?", [user_id]).rowcount
         counts["references"] = db.execute("DELETE FROM reference_images WHERE user_id = ?", [user_id]).rowcount
-        banned = db.execute("SELECT banned FROM users WHERE id = ?", [user_id]).fetchone()
-        if banned and banned[0]:
-            db.execute("UPDATE users SET display_name = NULL, daily_quota = NULL WHERE id = ?", [user_id])
+        keep = db.execute(
+            "SELECT 1 FROM users WHERE id = :id AND (banned = 1 OR daily_quota IS NOT NULL "
+            "OR (quota_day = :today AND quota_used > 0) "
+            "OR EXISTS (SELECT 1 FROM usage_events WHERE user_id = :id AND at >= :since))",
+            {"id": user_id, "today": utc_day(at), "since": counted_since if counted_since is not None else 0.0}
+        ).fetchone()
+        if keep:
+            db.execute("UPDATE users SET display_name = NULL, forgotten_at = ? WHERE id = ?", [at, user_id])
             counts["users"] = 0
         else:
+            db.execute("DELETE FROM usage_events WHERE user_id = ?", [user_id])
             counts["users"] = db.execute("DELETE FROM users WHERE id = ?", [user_id]).rowcount
     return counts

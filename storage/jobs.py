@@ -143,18 +143,22 @@ def heartbeat(db: sqlite_utils.Database, job_id: str, worker_id: str, lease_seco
     return cursor.rowcount == 1
 
 
-def set_state(db: sqlite_utils.Database, job_id: str, state: str, *, now: float | None = None) -> bool:
-    """Move a running job between adapting and generating."""
+def set_state(db: sqlite_utils.Database, job_id: str, state: str, *, worker_id: str,
+              now: float | None = None) -> bool:
+    """Move a running job between adapting and generating. False (nothing written) unless
+    `worker_id` holds the job's lease: a worker that lost it does not move the job."""
     if state not in RUNNING_STATES:
         raise ValueError(f"set_state is for running states {RUNNING_STATES}, got {state!r}")
-    cursor = db.execute(f"UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND state IN {_RUNNING}",
-                        [state, _at(now), job_id])
+    cursor = db.execute(f"UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND lease_owner = ? "
+                        f"AND state IN {_RUNNING}", [state, _at(now), job_id, worker_id])
     return cursor.rowcount == 1
 
 
-def set_progress(db: sqlite_utils.Database, job_id: str, progress: dict, *, now: float | None = None) -> bool:
-    cursor = db.execute(f"UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND state NOT IN {_FINAL}",
-                        [json.dumps(progress), _at(now), job_id])
+def set_progress(db: sqlite_utils.Database, job_id: str, progress: dict, *, worker_id: str,
+                 now: float | None = None) -> bool:
+    """The running job's latest progress event; only the lease holder's is written."""
+    cursor = db.execute(f"UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND lease_owner = ? "
+                        f"AND state IN {_RUNNING}", [json.dumps(progress), _at(now), job_id, worker_id])
     return cursor.rowcount == 1
 
 

@@ -134,6 +134,37 @@ def _m006_guild_settings(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m007_tombstones_and_usage_events(db: sqlite_utils.Database) -> None:
+    """/forget keeps what was decided about a user (ban, quota, today's count) on their row,
+    marked `forgotten_at`, and the limits count requests in their own table, not in the
+    jobs /forget deletes. The last hour of requests is carried over from the jobs."""
+    db.table("users").add_column("forgotten_at", float)
+    db.table("usage_events").create(
+        {"id": int, "user_id": int, "kind": str, "at": float},
+        pk="id", not_null={"user_id", "kind", "at"},
+    )
+    db.table("usage_events").create_index(["user_id", "kind", "at"])
+    db.table("usage_events").create_index(["at"])
+    db.execute("INSERT INTO usage_events (user_id, kind, at) SELECT user_id, 'sticker', created_at FROM jobs "
+               "WHERE created_at > ? ORDER BY created_at", [now() - 3600])
+
+
+def _m008_sticker_sent_records(db: sqlite_utils.Database) -> None:
+    """A job's stickers go out one message each: record each one the platform accepted, so
+    a delivery retried after a later one failed sends only what is missing."""
+    db.table("stickers").add_column("sent_at", float)
+    db.table("stickers").add_column("sent_message_id", str)
+
+
+def _m009_workers(db: sqlite_utils.Database) -> None:
+    """Which process uses which worker id, so a second process started with the same id is
+    refused instead of expiring the first one's leases (bot/worker_identity.py)."""
+    db.table("workers").create(
+        {"worker_id": str, "instance": str, "host": str, "pid": int, "started_at": float, "seen_at": float},
+        pk="worker_id", not_null={"instance", "host", "pid", "started_at", "seen_at"},
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core", _m001_core),
     Migration(2, "stickers_and_packs", _m002_stickers_and_packs),
@@ -141,6 +172,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "embedding_adapter_weights", _m004_embedding_adapter_weights),
     Migration(5, "delivery_claims_and_daily_quota", _m005_delivery_claims_and_daily_quota),
     Migration(6, "guild_settings", _m006_guild_settings),
+    Migration(7, "tombstones_and_usage_events", _m007_tombstones_and_usage_events),
+    Migration(8, "sticker_sent_records", _m008_sticker_sent_records),
+    Migration(9, "workers", _m009_workers),
 )
 
 

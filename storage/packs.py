@@ -63,6 +63,10 @@ def add_sticker_to_pack(db: sqlite_utils.Database, user_id: int, pack_id: int, s
         if cursor.rowcount != 1:
             return False
         db.execute("UPDATE packs SET sticker_count = sticker_count + 1 WHERE id = ?", [pack_id])
+        # A pack its owner adds to is in use, and so is every sticker in it: retention keeps them.
+        db.execute("UPDATE stickers SET last_used_at = ? WHERE user_id = ? AND id IN "
+                   "(SELECT sticker_id FROM pack_stickers WHERE pack_id = ?)",
+                   [now if now is not None else _now(), user_id, pack_id])
     return True
 
 

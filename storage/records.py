@@ -24,11 +24,12 @@ class User:
     created_at: float
     banned: bool
     daily_quota: int | None  # None: the configured default applies
+    forgotten_at: float | None = None  # /forget left this row as a tombstone (no personal data)
 
     @classmethod
     def from_row(cls, row: dict) -> User:
         return cls(row["id"], row["platform"], row["platform_user_id"], row["display_name"],
-                   row["created_at"], bool(row["banned"]), row["daily_quota"])
+                   row["created_at"], bool(row["banned"]), row["daily_quota"], row.get("forgotten_at"))
 
 
 @dataclass(frozen=True)

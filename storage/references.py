@@ -1,7 +1,8 @@
 """reference_images: the picture of a user's character and its subject mask.
 
-A user has at most one active reference; saving a new one deactivates the old
-(older rows stay until /forget or cleanup, so queued jobs that point at them still run).
+A user has at most one active reference; saving a new one deactivates the old. Old rows
+stay only while a queued or running job points at them (`delete_unneeded_references`,
+called by /setref and by housekeeping), or until /forget.
 """
 
 from __future__ import annotations
@@ -79,9 +80,21 @@ def update_mask(db: sqlite_utils.Database, user_id: int, reference_id: int, mask
     return cursor.rowcount == 1
 
 
-def delete_inactive_references(db: sqlite_utils.Database, user_id: int, *, keep_ids: tuple[int, ...] = ()) -> int:
-    """Drop the user's old (inactive) references except `keep_ids` (e.g. ones queued jobs use)."""
-    sql = "DELETE FROM reference_images WHERE user_id = ? AND active = 0"
-    if keep_ids:
-        sql += f" AND id NOT IN ({','.join('?' * len(keep_ids))})"
-    return db.execute(sql, [user_id, *keep_ids]).rowcount
+def delete_unneeded_references(db: sqlite_utils.Database, user_id: int | None = None) -> dict[str, int]:
+    """Drop old (inactive) pictures that no queued or running job points at — of `user_id`,
+    or of everyone — together with the learned embeddings of those pictures, unless another
+    reference row (another user's, or the same picture saved again) still has that picture.
+    Returns how many of each went."""
+    user_filter = "" if user_id is None else "AND user_id = :user"
+    with immediate_transaction(db):
+        shas = [row[0] for row in db.execute(
+            f"DELETE FROM reference_images WHERE active = 0 {user_filter} AND id NOT IN ("
+            "SELECT json_extract(request, '$.reference_id') FROM jobs "
+            "WHERE state IN ('queued', 'adapting', 'generating') "
+            "AND json_extract(request, '$.reference_id') IS NOT NULL) RETURNING sha256",
+            {"user": user_id}).fetchall()]
+        orphans = sorted(set(shas))
+        marks = ",".join("?" * len(orphans)) or "NULL"
+        gone = db.execute(f"DELETE FROM embeddings WHERE reference_sha256 IN ({marks}) AND reference_sha256 NOT IN "
+                          "(SELECT sha256 FROM reference_images)", orphans).rowcount
+    return {"references": len(shas), "embeddings": gone}

@@ -64,6 +64,34 @@ def touch_sticker(db: sqlite_utils.Database, user_id: int, sticker_id: int, *, n
                       [_at(now), sticker_id, user_id]).rowcount == 1
 
 
+def use_sticker(db: sqlite_utils.Database, user_id: int, sticker_id: int | None = None, *,
+                now: float | None = None) -> Sticker | None:
+    """The sticker its owner is doing something with (a button under it, adding it to a pack
+    or a server; None: their newest), marked as used now so retention keeps it. None when
+    it is not theirs or gone."""
+    if sticker_id is None:
+        newest = stickers_for_user(db, user_id, limit=1)
+        if not newest:
+            return None
+        sticker_id = newest[0].id
+    if not touch_sticker(db, user_id, sticker_id, now=now):
+        return None
+    return get_sticker(db, user_id, sticker_id)
+
+
+def record_sent(db: sqlite_utils.Database, user_id: int, sticker_id: int, message_id: str | int | None, *,
+                now: float | None = None) -> bool:
+    """The platform accepted this sticker's message (the delivery record of one sticker)."""
+    return db.execute("UPDATE stickers SET sent_at = ?, sent_message_id = ? WHERE id = ? AND user_id = ?",
+                      [_at(now), None if message_id is None else str(message_id), sticker_id, user_id]).rowcount == 1
+
+
+def sent_sticker_ids(db: sqlite_utils.Database, user_id: int, job_id: str) -> set[int]:
+    """Which of the job's stickers were already sent (a retried delivery skips them)."""
+    return {r[0] for r in db.execute("SELECT id FROM stickers WHERE job_id = ? AND user_id = ? AND sent_at IS NOT NULL",
+                                     [job_id, user_id]).fetchall()}
+
+
 def set_platform_file_id(db: sqlite_utils.Database, user_id: int, sticker_id: int, platform: str,
                          file_id: str) -> bool:
     """Remember the id the platform gave the uploaded file (e.g. platform="telegram")."""

@@ -4,6 +4,10 @@ The daily counter lives on the user row (`quota_used` for the UTC day `quota_day
 A scheduler resets every counter at midnight UTC (`reset_daily_quotas`); a counter
 whose day is not today also reads as zero, so a bot that was down at midnight still
 starts the new day fresh.
+
+Recent requests (a sticker asked, a character saved) are `usage_events` rows, apart from
+the jobs and references /forget deletes, so the rate limits still count them afterwards;
+housekeeping drops those older than the longest window (`prune_events`).
 """
 
 from __future__ import annotations
@@ -56,7 +60,34 @@ def reset_daily_quotas(db: sqlite_utils.Database, *, now: float | None = None) -
                       [utc_day(_at(now)), utc_day(_at(now))]).rowcount
 
 
+STICKER = "sticker"  # a /mysticker or /again that was queued
+REFERENCE = "reference"  # a /setref that stored a picture
+
+
+def record_event(db: sqlite_utils.Database, user_id: int, kind: str, *, now: float | None = None) -> int:
+    """Count one request of `kind` at `now`; returns its id (for `remove_event`)."""
+    event_id = db.execute("INSERT INTO usage_events (user_id, kind, at) VALUES (?, ?, ?)",
+                          [user_id, kind, _at(now)]).lastrowid
+    assert event_id is not None
+    return event_id
+
+
+def remove_event(db: sqlite_utils.Database, event_id: int) -> None:
+    """Un-count a request that did not happen after all."""
+    db.execute("DELETE FROM usage_events WHERE id = ?", [event_id])
+
+
+def event_times_since(db: sqlite_utils.Database, user_id: int, kind: str, since: float) -> list[float]:
+    """When the user's requests of `kind` after `since` were made, oldest first."""
+    return [r[0] for r in db.execute("SELECT at FROM usage_events WHERE user_id = ? AND kind = ? AND at > ? "
+                                     "ORDER BY at", [user_id, kind, since]).fetchall()]
+
+
 def request_times_since(db: sqlite_utils.Database, user_id: int, since: float) -> list[float]:
-    """When the user's jobs after `since` were created, oldest first (for the rate limit)."""
-    return [r[0] for r in db.execute("SELECT created_at FROM jobs WHERE user_id = ? AND created_at > ? "
-                                     "ORDER BY created_at", [user_id, since]).fetchall()]
+    """When the user's stickers after `since` were asked for, oldest first (for the rate limit)."""
+    return event_times_since(db, user_id, STICKER, since)
+
+
+def prune_events(db: sqlite_utils.Database, before: float) -> int:
+    """Housekeeping: drop requests older than any window counts. Returns how many."""
+    return db.execute("DELETE FROM usage_events WHERE at < ?", [before]).rowcount

@@ -38,8 +38,10 @@ def get_or_create_user(db: sqlite_utils.Database, platform: str, platform_user_i
         user = find_user(db, platform, platform_user_id)
         assert user is not None
         return user
-    if display_name and display_name != user.display_name:
-        db.execute("UPDATE users SET display_name = ? WHERE id = ?", [display_name, user.id])
+    if user.forgotten_at is not None or (display_name and display_name != user.display_name):
+        # A forgotten user who comes back is the same user again (their limits still apply).
+        db.execute("UPDATE users SET display_name = COALESCE(?, display_name), forgotten_at = NULL WHERE id = ?",
+                   [display_name or None, user.id])
         user = get_user(db, user.id)
     return user
 
@@ -56,3 +58,13 @@ def set_daily_quota(db: sqlite_utils.Database, user_id: int, quota: int | None) 
 
 def banned_users(db: sqlite_utils.Database) -> list[User]:
     return [User.from_row(r) for r in db.query("SELECT * FROM users WHERE banned = 1 ORDER BY id")]
+
+
+def delete_spent_tombstones(db: sqlite_utils.Database, today: str) -> int:
+    """Drop rows /forget left behind once nothing on them counts any more: no ban, no quota
+    set by an admin, no sticker counted today (`today` as `usage.utc_day`) and no recent
+    request left in `usage_events`. Returns how many."""
+    return db.execute(
+        "DELETE FROM users WHERE forgotten_at IS NOT NULL AND banned = 0 AND daily_quota IS NULL "
+        "AND (quota_day IS NOT ? OR quota_used = 0) "
+        "AND NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.user_id = users.id)", [today]).rowcount

@@ -16,7 +16,7 @@ def run_demo(tmp_path, *extra):
     )
 
 
-def test_demo_writes_telegram_stickers_then_hits_the_cache(tmp_path):
+def test_demo_writes_telegram_stickers_then_hits_the_cache_and_is_never_rate_limited(tmp_path):
     first = run_demo(tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
     stickers = sorted((tmp_path / "out").glob("*.webp"))
@@ -35,6 +35,11 @@ def test_demo_writes_telegram_stickers_then_hits_the_cache(tmp_path):
     assert second.stdout.count("embedding cache hit") == 3
     assert "learned the character" not in second.stdout
 
+    # Nine stickers within a minute: the console is the operator's own, no rate limit applies.
+    third = run_demo(tmp_path)
+    assert third.returncode == 0 and "Traceback" not in third.stderr, third.stderr[-2000:]
+    assert third.stdout.count("embedding cache hit") == 3
+
 
 def test_demo_with_a_broken_reference_exits_with_one_line(tmp_path):
     broken = tmp_path / "broken.png"
@@ -49,3 +54,25 @@ def test_demo_with_a_broken_reference_exits_with_one_line(tmp_path):
 def test_demo_with_a_missing_reference_exits_with_one_line(tmp_path):
     result = run_demo(tmp_path, "--reference", str(tmp_path / "nope.png"))
     assert result.returncode == 2 and "cannot read reference" in result.stderr and "Traceback" not in result.stderr
+
+
+def one_error_line(result) -> str:
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr[-3000:]
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1, result.stderr[-3000:]
+    return error_lines[0]
+
+
+def test_a_prompt_the_parser_refuses_is_one_line_not_a_traceback(tmp_path):
+    result = run_demo(tmp_path, "   ")
+    assert result.returncode == 2
+    assert "Tell me what the sticker should show" in one_error_line(result)
+
+
+def test_a_runtime_that_cannot_start_is_one_line_naming_the_cause_and_its_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("STICKERBOT_RUNTIME__MODEL", str(tmp_path / "no-such-model"))
+    result = run_demo(tmp_path)
+    assert result.returncode == 1
+    line = one_error_line(result)
+    assert "no-such-model" in line and "runtime.log" in line
+    assert "Traceback" in (tmp_path / "out" / "runtime.log").read_text()  # the details are kept for the operator

@@ -50,13 +50,16 @@ class Bed:
 
 
 @contextlib.asynccontextmanager
-async def discord_testbed(directory, *, stub: StubRuntime | None = None, **discord_settings):
+async def discord_testbed(directory, *, stub: StubRuntime | None = None, generation: dict | None = None,
+                          **discord_settings):
     async with running_fake_discord() as fake, running_stub_runtime(stub or StubRuntime()) as runtime:
         base = Settings()
         settings = replace(
             base,
             general=replace(base.general, database=str(directory / "bot.sqlite"), runtime_url=runtime.url),
-            limits=replace(base.limits, blocklist=("badword",), max_upload_bytes=2_000_000),
+            limits=replace(base.limits, blocklist=("badword",), max_upload_bytes=2_000_000,
+                           retry_base_s=0.2, retry_max_s=0.5),
+            generation=replace(base.generation, **(generation or {})),
             discord=replace(base.discord, **{"api_base": fake.api_base, "admin_ids": (OWNER.id,),
                                              "progress_interval_s": 0.25, **discord_settings}),
         )

@@ -33,8 +33,8 @@ def test_retention_expires_unused_embeddings_and_stickers_but_keeps_characters(t
     db = open_database(tmp_path / "bot.sqlite")
     old_user, old_ref, old_sticker = _user_with_data(db, "old", used_at=NOW - 40 * DAY_S)
     new_user, new_ref, new_sticker = _user_with_data(db, "new", used_at=NOW - 5 * DAY_S)
-    assert expire_unused(db, 0, now=NOW) == {"embeddings": 0, "stickers": 0}  # 0 keeps everything
-    assert expire_unused(db, 30, now=NOW) == {"embeddings": 1, "stickers": 1}
+    assert expire_unused(db, 0, now=NOW) == {"embeddings": 0, "stickers": 0, "references": 0}  # 0 keeps all
+    assert expire_unused(db, 30, now=NOW) == {"embeddings": 1, "stickers": 1, "references": 0}
     assert not embeddings.exists(db, old_ref.sha256, "m", "h") and embeddings.exists(db, new_ref.sha256, "m", "h")
     assert stickers.get_sticker(db, old_user, old_sticker.id) is None
     assert stickers.get_sticker(db, new_user, new_sticker.id) is not None

@@ -82,6 +82,7 @@ REVIEWED = {
     ("adapters/console.py", "deliver"): "out_dir / sticker-{sticker_id:05d}.webp: our own integer id",
     ("storage/database.py", "open_database"): "the operator's configured database path",
     ("seal_runtime/models/loader.py", "save_pixel_model"): "a model folder the operator names",
+    ("adapters/cli/runtime_child.py", "spawn_runtime"): "the console's runtime.log, a fixed name in the operator's out_dir",
 }
 # Names a user chooses or types: none may appear in the path of a file we write.
 USER_CONTROLLED = ("display_name", "platform_user_id", "username", "first_name", "last_name", "file_name",

@@ -8,22 +8,28 @@ import sys
 import aiohttp
 import pytest
 
-from benchmarks.bench_reliability import FileAdapter, bench_settings, character_png, read_deliveries, worker_command
 from adapters.cli.runtime_child import free_port
+from adapters.cli.runtime_guard import ChildRuntimeClient
 from adapters.cli.supervisor import RuntimeSupervisor, Supervisor, spawn_child
-from bot.messages import UserRef
-from bot.service import StickerService
-from seal_runtime.api.client import RuntimeClient
-from storage import jobs
-from storage.database import open_database
+from benchmarks.bench_reliability import (
+    FileAdapter,
+    bench_settings,
+    character_png,
+    read_deliveries,
+    worker_command,
+)
 from benchmarks.fakes.reliability_stub import CrashingStub
 from benchmarks.fakes.stub_runtime import running_stub_runtime
+from bot.messages import UserRef
+from bot.service import StickerService
+from storage import jobs
+from storage.database import open_database
 
 FAST = {"check_interval_s": 0.1, "backoff_initial_s": 0.05, "backoff_max_s": 0.2, "stop_timeout_s": 5}
 
 
 def stub_child(port: int):
-    return lambda: spawn_child([sys.executable, "-m", "benchmarks.fakes.reliability_stub", "--port", str(port)])
+    return lambda secret: spawn_child([sys.executable, "-m", "benchmarks.fakes.reliability_stub", "--port", str(port)])
 
 
 async def wait_for(predicate, timeout=20.0):
@@ -36,7 +42,7 @@ async def wait_for(predicate, timeout=20.0):
 
 async def test_a_killed_runtime_child_is_restarted_and_healthy_again():
     port = free_port()
-    client = RuntimeClient(f"http://127.0.0.1:{port}")
+    client = ChildRuntimeClient(f"http://127.0.0.1:{port}")
     runtime = RuntimeSupervisor(stub_child(port), client, **FAST)
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
@@ -55,8 +61,9 @@ async def test_a_killed_runtime_child_is_restarted_and_healthy_again():
 
 
 async def test_a_crash_loop_backs_off_exponentially_up_to_the_cap():
-    client = RuntimeClient(f"http://127.0.0.1:{free_port()}")
-    runtime = RuntimeSupervisor(lambda: spawn_child([sys.executable, "-c", "import sys; sys.exit(3)"]), client, **FAST)
+    client = ChildRuntimeClient(f"http://127.0.0.1:{free_port()}")
+    runtime = RuntimeSupervisor(lambda secret: spawn_child([sys.executable, "-c", "import sys; sys.exit(3)"]), client,
+                                **FAST)
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
     await wait_for(lambda: len(runtime.backoffs) >= 5)
@@ -68,9 +75,9 @@ async def test_a_crash_loop_backs_off_exponentially_up_to_the_cap():
 
 
 async def test_a_runtime_that_never_becomes_healthy_is_replaced():
-    client = RuntimeClient(f"http://127.0.0.1:{free_port()}")
+    client = ChildRuntimeClient(f"http://127.0.0.1:{free_port()}")
     hang = [sys.executable, "-c", "import time; time.sleep(60)"]
-    runtime = RuntimeSupervisor(lambda: spawn_child(hang), client, start_timeout_s=0.5, **FAST)
+    runtime = RuntimeSupervisor(lambda secret: spawn_child(hang), client, start_timeout_s=0.5, **FAST)
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
     await wait_for(lambda: runtime.status.starts >= 2)

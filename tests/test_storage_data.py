@@ -47,7 +47,7 @@ def test_saving_a_new_reference_deactivates_the_old_one(db):
     assert len(references.references_for_user(db, uid)) == 2
     assert references.update_mask(db, uid, first.id, png("gray"), "sam")
     assert references.active_reference(db, uid).mask_source == "sam"
-    assert references.delete_inactive_references(db, uid) == 1
+    assert references.delete_unneeded_references(db, uid) == {"references": 1, "embeddings": 0}
 
 
 def test_references_are_only_reachable_by_their_owner(db):
@@ -100,7 +100,7 @@ def test_sticker_retention_drops_unused_masters(db):
     new = stickers.save_sticker(db, uid, None, png("red"), None, now=10.0)
     assert stickers.touch_sticker(db, uid, new.id, now=100.0)
     pack = packs.create_pack(db, uid, "telegram", "p_by_bot", "P")
-    packs.add_sticker_to_pack(db, uid, pack.id, old.id)
+    packs.add_sticker_to_pack(db, uid, pack.id, old.id, now=10.0)  # in a pack, but not used since
     assert stickers.delete_unused_since(db, 50.0) == 1
     assert [s.id for s in stickers.stickers_for_user(db, uid)] == [new.id]
     assert packs.pack_sticker_ids(db, uid, pack.id) == []

@@ -135,15 +135,15 @@ def test_finish_job_stores_result_once(db):
     ann = make_user(db, "ann")
     (job_id,) = queue(db, ann, 1)
     jobs.claim_next_job(db, "w", LEASE, now=10.0)
-    assert jobs.set_state(db, job_id, "generating", now=11.0)
-    assert jobs.set_progress(db, job_id, {"stage": "generating", "step": 3, "total": 20}, now=11.0)
+    assert jobs.set_state(db, job_id, "generating", worker_id="w", now=11.0)
+    assert jobs.set_progress(db, job_id, {"stage": "generating", "step": 3, "total": 20}, worker_id="w", now=11.0)
     assert jobs.finish_job(db, job_id, {"sticker_ids": [1]}, now=12.0)
     assert not jobs.finish_job(db, job_id, {"sticker_ids": [2]}, now=13.0)
     job = jobs.get_job(db, job_id)
     assert (job.state, job.result, job.finished_at, job.lease_owner) == ("done", {"sticker_ids": [1]}, 12.0, None)
     assert job.progress["step"] == 3
     with pytest.raises(ValueError):
-        jobs.set_state(db, job_id, "done")
+        jobs.set_state(db, job_id, "done", worker_id="w")
 
 
 def test_mark_delivered_is_true_only_once(db):

@@ -1,10 +1,13 @@
 """`stickerbot backup PATH`: a consistent copy of the live database, while the bot runs.
 
-SQLite's online backup API (`sqlite3.Connection.backup`) copies the database page by page
-and restarts when another connection writes in between, so the copy is a snapshot of
-one moment even in WAL mode with the bot writing. The copy is written next to PATH
-first and renamed into place only after `PRAGMA integrity_check` passed, so PATH is
-either the previous file or a complete new backup, never half of one.
+SQLite's online backup API (`sqlite3.Connection.backup`) copies the database in one step
+(`pages=-1`), inside one read transaction: in WAL mode the bot's writers go on meanwhile,
+and the copy is the snapshot of the moment the step began. (Copying in small steps
+instead restarts the whole copy whenever another connection writes between two steps;
+with the worker writing progress every few tens of milliseconds it never finished.)
+The copy is written next to PATH first and renamed into place only after
+`PRAGMA integrity_check` passed, so PATH is either the previous file or a complete new
+backup, never half of one.
 """
 
 from __future__ import annotations
@@ -14,8 +17,6 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-
-PAGES_PER_STEP = 1024  # small steps let the bot's writers in between
 
 
 def backup_database(source: str | Path, target: str | Path) -> dict:
@@ -32,7 +33,7 @@ def backup_database(source: str | Path, target: str | Path) -> dict:
     try:
         dst = sqlite3.connect(str(partial))
         try:
-            src.backup(dst, pages=PAGES_PER_STEP, sleep=0.005)
+            src.backup(dst, pages=-1)  # one step: writers never restart it (module docstring)
             # A standalone file: no -wal beside it to lose when it is copied elsewhere.
             dst.execute("PRAGMA journal_mode = DELETE")
             check = dst.execute("PRAGMA integrity_check").fetchone()[0]

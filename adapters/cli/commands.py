@@ -11,7 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bot.log_format import configure_logging, register_secret
+from bot.log_format import configure_logging, install_redacting_output, register_secret
 from bot.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("stickerbot")
@@ -46,23 +46,67 @@ def cmd_config(args) -> int:
 
 
 # -- demo / chat -------------------------------------------------------------------------------
-async def _with_local_runtime(settings: Settings, config_path, body, quiet: bool = False):
+class ConsoleError(Exception):
+    """What the console reports as one line and an exit code: the console is the operator's
+    own, so it never shows a traceback (`--verbose` logs the details)."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _run_console(args, main) -> int:
+    """`asyncio.run(main)` for demo and chat: every failure becomes one `error:` line."""
+    from bot.errors import UserError
+
+    try:
+        return asyncio.run(main)
+    except ConsoleError as exc:
+        message, code = str(exc), exc.exit_code
+    except UserError as exc:
+        message, code = exc.user_message, 2
+    except Exception as exc:
+        if args.verbose:
+            log.exception("console command failed")
+        message, code = f"{type(exc).__name__}: {exc}" + ("" if args.verbose else " (--verbose shows more)"), 1
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+async def _with_local_runtime(settings: Settings, config_path, body, out_dir: Path, quiet: bool = False):
     """Run `body(service, client, make_worker)` with a private runtime child process on a
-    free port. `quiet` keeps routine logs of both processes off the console."""
-    from adapters.cli.runtime_child import free_port, spawn_runtime, stop_runtime, wait_healthy
+    free port. `quiet` keeps routine logs of both processes off the console: the runtime's
+    output goes to `out_dir`/runtime.log."""
+    from adapters.cli.runtime_child import (
+        free_port,
+        last_error_line,
+        spawn_runtime,
+        stop_runtime,
+        wait_healthy,
+    )
+    from adapters.cli.runtime_guard import ChildRuntimeClient, fresh_secret
     from bot.job_worker import JobWorker
     from bot.service import StickerService
-    from seal_runtime.api.client import RuntimeClient
+    from seal_runtime.api.protocol import RuntimeJobError
     from storage.database import open_database
 
     port = free_port()
     started = time.perf_counter()
-    process = spawn_runtime(port, config_path, extra_env={"STICKERBOT_GENERAL__LOG_LEVEL": "WARNING"} if quiet else None)
+    log_path = out_dir / "runtime.log" if quiet else None
+    secret = fresh_secret()  # a private runtime: only this process may use it
+    child_env = {"STICKERBOT_RUNTIME__SHARED_SECRET": secret,
+                 **({"STICKERBOT_GENERAL__LOG_LEVEL": "WARNING"} if quiet else {})}
+    process = spawn_runtime(port, config_path, extra_env=child_env, log_path=log_path)
     if quiet:
         logging.getLogger().setLevel(logging.WARNING)
-    client = RuntimeClient(f"http://127.0.0.1:{port}", secret=settings.runtime.shared_secret)
+    client = ChildRuntimeClient(f"http://127.0.0.1:{port}")
+    await client.attach(process.pid, secret)
     try:
-        health = await wait_healthy(client, process)
+        try:
+            health = await wait_healthy(client, process)
+        except RuntimeJobError as exc:
+            cause = (last_error_line(log_path) if log_path else None) or str(exc)
+            raise ConsoleError(f"the runtime did not start: {cause}" + (f" (its log: {log_path})" if log_path else ""))
         print(f"runtime ready in {time.perf_counter() - started:.1f}s: model {health['model_id']} on {health['device']}")
         db = open_database(settings.general.database)
         service = StickerService(db, settings)
@@ -72,13 +116,20 @@ async def _with_local_runtime(settings: Settings, config_path, body, quiet: bool
         stop_runtime(process)
 
 
+def _operator_limits(settings: Settings) -> Settings:
+    """The demo is the operator's own: no per-user rate limit, queue cap or daily quota."""
+    limits = replace(settings.limits, requests_per_minute=0, user_queue_cap=0, setrefs_per_hour=0,
+                     daily_quota=1_000_000_000)
+    return replace(settings, limits=limits)
+
+
 def cmd_demo(args) -> int:
     from adapters.console import ConsoleSink
     from bot.errors import UserError
     from bot.image_input import load_reference_image
     from bot.messages import UserRef
 
-    settings = _settings(args)
+    settings = _operator_limits(_settings(args))
     out_dir = Path(args.out or settings.general.out_dir)
     if settings.general.database == Settings().general.database:
         # The demo keeps its own database next to its output, apart from a real bot's.
@@ -102,8 +153,7 @@ def cmd_demo(args) -> int:
         try:
             saved = service.set_reference(user, reference)
         except UserError as exc:
-            print(f"error: {reference_path}: {exc.user_message}", file=sys.stderr)
-            return 2
+            raise ConsoleError(f"{reference_path}: {exc.user_message}", 2) from None
         print(f"reference {reference_path} saved" + ("".join(f"; {n}" for n in saved.notes)))
         worker = make_worker(sink)
         made: list[tuple[str, Path]] = []
@@ -128,7 +178,7 @@ def cmd_demo(args) -> int:
         print(f"contact sheet: {write_contact_sheet(out_dir / 'contact_sheet.png', reference, made)}")
         return 0
 
-    return asyncio.run(_with_local_runtime(settings, args.config, body, quiet=not args.verbose))
+    return _run_console(args, _with_local_runtime(settings, args.config, body, out_dir, quiet=not args.verbose))
 
 
 def cmd_chat(args) -> int:
@@ -137,7 +187,8 @@ def cmd_chat(args) -> int:
     from bot.service import help_text
 
     settings = _settings(args)
-    sink = ConsoleSink(Path(args.out or settings.general.out_dir))
+    out_dir = Path(args.out or settings.general.out_dir)
+    sink = ConsoleSink(out_dir)
 
     async def body(service, client, make_worker):
         session = ConsoleSession(service, UserRef("console", args.user, args.user))
@@ -154,7 +205,7 @@ def cmd_chat(args) -> int:
             while await worker.run_once():
                 pass
 
-    return asyncio.run(_with_local_runtime(settings, args.config, body, quiet=not args.verbose))
+    return _run_console(args, _with_local_runtime(settings, args.config, body, out_dir, quiet=not args.verbose))
 
 
 def _read_line() -> str | None:
@@ -169,6 +220,7 @@ def _serve_chat_bot(settings: Settings, make_bot, describe_error) -> int:
     """Run one chat adapter and its job worker until SIGINT/SIGTERM; the runtime runs separately.
     `describe_error(exc)` turns the platform's start-up failures (bad token, unreachable API)
     into (exit code, message), or None for errors it does not know."""
+    from bot.worker_identity import WorkerIdClash
     from seal_runtime.api.client import RuntimeClient
     from seal_runtime.api.protocol import RuntimeJobError
     from storage.database import open_database
@@ -190,6 +242,9 @@ def _serve_chat_bot(settings: Settings, make_bot, describe_error) -> int:
                 log.warning("the SEAL runtime is not reachable yet; stickers wait in the queue until it is",
                             extra={"runtime_url": settings.general.runtime_url})
             await make_bot(db, client).serve(stop)
+        except WorkerIdClash as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         except Exception as exc:
             known = describe_error(exc)
             if known is None:
@@ -213,43 +268,22 @@ def _token_from(settings_section, what: str) -> str:
 
 def cmd_telegram(args) -> int:
     """Run the Telegram bot (long polling) and its job worker."""
-    from telegram.error import InvalidToken, NetworkError
-
-    from adapters.telegram.app import TelegramBot
+    from adapters.telegram.app import TelegramBot, describe_start_error
 
     settings = _settings(args)
     token = _token_from(settings.telegram, "Telegram")
-
-    def describe(exc: Exception):
-        if isinstance(exc, InvalidToken):
-            return 2, "Telegram rejected the bot token (check TELEGRAM_BOT_TOKEN or telegram.token_file)"
-        if isinstance(exc, NetworkError):
-            return 1, f"cannot reach the Telegram Bot API at {settings.telegram.base_url}: {exc}"
-        return None
-
-    return _serve_chat_bot(settings, lambda db, client: TelegramBot(settings, token, db, client), describe)
+    return _serve_chat_bot(settings, lambda db, client: TelegramBot(settings, token, db, client),
+                           lambda exc: describe_start_error(exc, settings))
 
 
 def cmd_discord(args) -> int:
     """Run the Discord bot (gateway + slash commands) and its job worker."""
-    import aiohttp
-    import discord
-
-    from adapters.discord.app import DiscordBot
+    from adapters.discord.app import DiscordBot, describe_start_error
 
     settings = _settings(args)
     token = _token_from(settings.discord, "Discord")
-
-    def describe(exc: Exception):
-        if isinstance(exc, discord.LoginFailure):
-            return 2, "Discord rejected the bot token (check DISCORD_BOT_TOKEN or discord.token_file)"
-        if isinstance(exc, discord.PrivilegedIntentsRequired):
-            return 2, "Discord asks for a privileged intent; this bot needs none: check the bot's settings"
-        if isinstance(exc, (aiohttp.ClientError, discord.GatewayNotFound, OSError)):
-            return 1, f"cannot reach Discord: {exc}"
-        return None
-
-    return _serve_chat_bot(settings, lambda db, client: DiscordBot(settings, token, db, client), describe)
+    return _serve_chat_bot(settings, lambda db, client: DiscordBot(settings, token, db, client),
+                           lambda exc: describe_start_error(exc, settings))
 
 
 # -- run / backup -----------------------------------------------------------------------------
@@ -342,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_redacting_output()  # before anything can print a token (a traceback included)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from seal_runtime.api.client import RuntimeClient
 from seal_runtime.api.protocol import RuntimeJobError
@@ -22,12 +23,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def spawn_runtime(port: int, config_path: str | None = None, extra_env: dict | None = None) -> subprocess.Popen:
+def spawn_runtime(port: int, config_path: str | None = None, extra_env: dict | None = None,
+                  log_path: Path | None = None) -> subprocess.Popen:
+    """The runtime on 127.0.0.1:`port`; with `log_path`, its output goes to that file
+    instead of this terminal."""
     command = [sys.executable, "-m", "adapters.cli.commands", "runtime", "--host", "127.0.0.1", "--port", str(port)]
     if config_path:
         command += ["--config", str(config_path)]
     env = {**os.environ, **(extra_env or {})}
-    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+    if log_path is None:
+        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log_file:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file)
+
+
+def last_error_line(log_path: Path) -> str | None:
+    """The last line of a Python traceback in the log (`SomeError: what happened`)."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    errors = [line for line in lines if line and not line.startswith((" ", "Traceback", "[")) and ":" in line]
+    return errors[-1][:300] if errors else None
 
 
 async def wait_healthy(client: RuntimeClient, process: subprocess.Popen | None = None, timeout_s: float = 180) -> dict:

@@ -7,7 +7,9 @@ What runs in this process:
 - `RuntimeSupervisor` keeps the SEAL runtime child alive: it checks `/healthz` every few
   seconds, and when the child exits or stops answering it kills it and starts a new one,
   waiting 1, 2, 4 … 60 s between quick deaths (reset after a minute of health). Jobs in
-  flight when it dies are retried by the worker (see bot/job_worker.py).
+  flight when it dies are retried by the worker (see bot/job_worker.py). Every launch gets
+  a fresh secret, which the runtime requires, and the bot talks only to the process it
+  started (adapters/cli/runtime_guard.py): not to one that took the port meanwhile.
 - The adapters named in `general.adapters` (telegram, discord) take commands; they do not
   run their own workers. One `JobWorker` runs the queue for all of them and delivers
   through a sink that routes each job to its platform's adapter.
@@ -38,6 +40,7 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
+from adapters.cli.runtime_guard import ChildRuntimeClient, fresh_secret
 from bot.delivery import DeliverySink
 from bot.messages import JobView, ProgressUpdate, StickerOut
 from bot.settings import Settings
@@ -71,10 +74,16 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
-def spawn_child(command: list[str], extra_env: dict | None = None) -> subprocess.Popen:
-    env = {**os.environ, **(extra_env or {})}
+# The runtime needs no bot token: its environment carries none.
+BOT_TOKEN_VARIABLES = ("TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN", "STICKERBOT_TELEGRAM__TOKEN",
+                       "STICKERBOT_DISCORD__TOKEN")
+
+
+def spawn_child(command: list[str], extra_env: dict | None = None, **popen) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in BOT_TOKEN_VARIABLES}
+    env.update(extra_env or {})
     preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, preexec_fn=preexec)
+    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, preexec_fn=preexec, **popen)
 
 
 @dataclass
@@ -94,9 +103,11 @@ class RuntimeStatus:
 
 
 class RuntimeSupervisor:
-    """Spawns the runtime with `spawn()`, watches it, restarts it with backoff."""
+    """Spawns the runtime with `spawn(secret)`, watches it, restarts it with backoff. Each
+    launch gets a fresh secret, handed to the child by `spawn` and to `client`, which
+    talks only to the child it was attached to (adapters/cli/runtime_guard.py)."""
 
-    def __init__(self, spawn: Callable[[], subprocess.Popen], client: RuntimeClient, *,
+    def __init__(self, spawn: Callable[[str], subprocess.Popen], client: ChildRuntimeClient, *,
                  check_interval_s: float = 5.0, failures_before_restart: int = 3, backoff_initial_s: float = 1.0,
                  backoff_max_s: float = 60.0, healthy_reset_s: float = 60.0, start_timeout_s: float = 600.0,
                  stop_timeout_s: float = 10.0) -> None:
@@ -137,7 +148,9 @@ class RuntimeSupervisor:
             await self._stop_gracefully()
 
     async def _start(self) -> None:
-        self.process = self.spawn()
+        secret = fresh_secret()
+        self.process = self.spawn(secret)
+        await self.client.attach(self.process.pid, secret)
         self.status.pid = self.process.pid
         self.status.starts += 1
         self.status.healthy = False
@@ -154,12 +167,15 @@ class RuntimeSupervisor:
         while not stop.is_set():
             code = self.process.poll()
             if code is not None:
+                self.client.detach()
                 self.status.last_exit_code = code
                 self.status.healthy = False
                 return f"exited with code {code}"
             try:
                 self.status.last_health = await self.client.health()
-            except RuntimeJobError:
+            except RuntimeJobError as exc:
+                if failures == 0:
+                    log.warning("runtime health check failed", extra={"pid": self.process.pid, "error": str(exc)})
                 failures += 1
                 if self.status.healthy and failures >= self.failures_before_restart:
                     self.status.healthy = False
@@ -181,12 +197,19 @@ class RuntimeSupervisor:
         return ""
 
     async def _kill(self) -> None:
+        self.client.detach()
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
         if self.process is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.process.wait)
 
+    async def process_exited(self) -> int:
+        """Wait for the current child to exit (tests and benchmarks kill it)."""
+        assert self.process is not None
+        return await asyncio.get_running_loop().run_in_executor(None, self.process.wait)
+
     async def _stop_gracefully(self) -> None:
+        self.client.detach()
         process = self.process
         if process is None or process.poll() is not None:
             return
@@ -262,6 +285,23 @@ ADAPTER_FACTORIES: dict[str, Callable[[Settings, object, RuntimeClient], Adapter
 }
 
 
+def _telegram_start_errors():
+    from adapters.telegram.app import describe_start_error as describe
+
+    return describe
+
+
+def _discord_start_errors():
+    from adapters.discord.app import describe_start_error as describe
+
+    return describe
+
+
+# Imported only for the adapters configured: each pulls in its platform SDK.
+START_ERRORS: dict[str, Callable[[], Callable]] = {"telegram": _telegram_start_errors,
+                                                   "discord": _discord_start_errors}
+
+
 class RoutingSink:
     """Delivers each job through the adapter of its user's platform."""
 
@@ -287,7 +327,8 @@ class RoutingSink:
 # -- the whole bot ---------------------------------------------------------------------------
 class Supervisor:
     def __init__(self, settings: Settings, *, config_path: str | None = None, run_runtime: bool = True,
-                 adapters: list[AdapterHandle] | None = None, runtime_spawn: Callable[[], subprocess.Popen] | None = None,
+                 adapters: list[AdapterHandle] | None = None,
+                 runtime_spawn: Callable[[str], subprocess.Popen] | None = None,
                  worker_id: str = DEFAULT_WORKER_ID, grace_s: float = 30.0, health_port: int | None = None,
                  runtime_options: dict | None = None, idle_sleep: float = 0.2) -> None:
         self.settings = settings
@@ -314,7 +355,8 @@ class Supervisor:
             raise SupervisorError(f"general.runtime_url {self.settings.general.runtime_url} is not on this machine: "
                                   "start the runtime there and use `stickerbot run --no-runtime`")
         port = url.port or 80
-        return lambda: spawn_child(runtime_command(port, self.config_path))
+        return lambda secret: spawn_child(runtime_command(port, self.config_path),
+                                          {"STICKERBOT_RUNTIME__SHARED_SECRET": secret})
 
     async def run(self, stop: asyncio.Event) -> int:
         from bot.job_worker import JobWorker
@@ -326,8 +368,12 @@ class Supervisor:
         if self.run_runtime:
             spawn = self.runtime_spawn or self._spawn_for_settings()
         self.db = db = open_database(settings.general.database)
-        client = RuntimeClient(settings.general.runtime_url, secret=settings.runtime.shared_secret,
-                               job_timeout_s=settings.limits.job_timeout_s)
+        if spawn is not None:  # our own child: its secret is made per launch, and only it is talked to
+            client: RuntimeClient = ChildRuntimeClient(settings.general.runtime_url,
+                                                       job_timeout_s=settings.limits.job_timeout_s)
+        else:
+            client = RuntimeClient(settings.general.runtime_url, secret=settings.runtime.shared_secret,
+                                   job_timeout_s=settings.limits.job_timeout_s)
         adapters = self.adapters
         if adapters is None:
             names = settings.general.adapters
@@ -344,6 +390,7 @@ class Supervisor:
         runtime_stop = asyncio.Event()
         runtime_task = None
         if spawn is not None:
+            assert isinstance(client, ChildRuntimeClient)
             self.runtime = RuntimeSupervisor(spawn, client, **self.runtime_options)
             runtime_task = asyncio.create_task(self.runtime.run(runtime_stop), name="runtime-supervisor")
         scheduler = build_scheduler(db, settings)
@@ -351,11 +398,11 @@ class Supervisor:
         started_adapters: list[AdapterHandle] = []
         worker_stop = asyncio.Event()
         try:
+            worker.recover()  # first: a clash of worker ids stops the start before any adapter runs
             for adapter in adapters:
                 await adapter.start()
                 started_adapters.append(adapter)
             scheduler.start()
-            worker.recover()
             self.worker_task = asyncio.create_task(worker.run_forever(worker_stop, idle_sleep=self.idle_sleep),
                                                    name="job-worker")
             self.started.set()
@@ -445,8 +492,27 @@ def run(args, settings: Settings) -> int:
                                 run_runtime=not args.no_runtime, worker_id=args.worker_id, grace_s=args.grace)
         return await supervisor.run(stop)
 
+    from bot.worker_identity import WorkerIdClash
+
     try:
         return asyncio.run(main())
-    except SupervisorError as exc:
+    except (SupervisorError, WorkerIdClash) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        known = describe_start_error(exc, settings)
+        if known is None:
+            raise  # a bug: its traceback goes to stderr, secrets redacted (bot.log_format)
+        print(f"error: {known[1]}", file=sys.stderr)
+        return known[0]
+
+
+def describe_start_error(exc: BaseException, settings: Settings) -> tuple[int, str] | None:
+    """What the configured adapters know about a start-up failure (a rejected token, an
+    unreachable platform), as (exit code, one line)."""
+    for name in settings.general.adapters:
+        describer = START_ERRORS.get(name)
+        known = describer()(exc, settings) if describer else None
+        if known is not None:
+            return known
+    return None

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 
+import aiohttp
 import discord
 import sqlite_utils
 from discord import app_commands
@@ -88,6 +89,18 @@ async def sync_commands(tree: app_commands.CommandTree, dev_guild_id: int | None
         log.warning("could not sync the slash commands", extra={"status": exc.status, "error": exc.text})
         return
     log.info("slash commands synced", extra={"count": len(synced), "guild_id": dev_guild_id})
+
+
+def describe_start_error(exc: BaseException, settings: Settings) -> tuple[int, str] | None:
+    """A failure to start that the operator can fix, as (exit code, one line); None if it
+    is not one. Never the token."""
+    if isinstance(exc, discord.LoginFailure):
+        return 2, "Discord rejected the bot token (check DISCORD_BOT_TOKEN or discord.token_file)"
+    if isinstance(exc, discord.PrivilegedIntentsRequired):
+        return 2, "Discord asks for a privileged intent; this bot needs none: check the bot's settings"
+    if isinstance(exc, (aiohttp.ClientError, discord.GatewayNotFound, OSError)):
+        return 1, f"cannot reach Discord: {exc}"
+    return None
 
 
 class DiscordBot(ChatBotProcess):

@@ -71,7 +71,7 @@ class StickerButton(_OwnedButton, discord.ui.DynamicItem[discord.ui.Button], tem
         d = deps(interaction)
         try:
             user_id = d.service.user_id(user_ref(interaction))  # refuses banned members
-            sticker = stickers.get_sticker(d.db, user_id, self.sticker_id)  # only ever the presser's own
+            sticker = stickers.use_sticker(d.db, user_id, self.sticker_id)  # only ever the presser's own
             if sticker is None:
                 raise UserError("That sticker is gone (deleted, or /forget was used).", code="no_sticker")
             if self.action == AGAIN:

@@ -56,7 +56,7 @@ async def save_reference_from(interaction: discord.Interaction, attachment: disc
         log.warning("attachment download failed", extra={"status": exc.status})
         await send_ephemeral(interaction, "I could not download that picture from Discord. Please try again.")
         return
-    saved = d.service.set_reference(user_ref(interaction), data)
+    saved = await d.service.set_reference_async(user_ref(interaction), data)
     await send_ephemeral(interaction, saved.user_message())
 
 
@@ -107,10 +107,10 @@ async def again(interaction: discord.Interaction) -> None:
 async def sticker_add(interaction: discord.Interaction, name: app_commands.Range[str, 2, 30]) -> None:
     d = deps(interaction)
     user_id = d.service.user_id(user_ref(interaction))
-    newest = stickers.stickers_for_user(d.db, user_id, limit=1)
-    if not newest:
+    newest = stickers.use_sticker(d.db, user_id)
+    if newest is None:
         raise UserError("You have no sticker yet. Make one with /mysticker first.", code="no_sticker")
-    await add_server_sticker(interaction, user_id, newest[0], name)
+    await add_server_sticker(interaction, user_id, newest, name)
 
 
 # -- /status /forget /help ---------------------------------------------------------------------

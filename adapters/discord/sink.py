@@ -27,6 +27,7 @@ import sqlite_utils
 from adapters.discord.buttons import sticker_view
 from bot.messages import JobView, ProgressUpdate, StickerOut
 from bot.sticker_spec import to_discord_message
+from storage import stickers
 
 log = logging.getLogger(__name__)
 
@@ -121,20 +122,27 @@ class DiscordSink:
     async def deliver(self, job: JobView, out: list[StickerOut]) -> None:
         chat = _checked_chat(job)
         live = self._finish(job.job_id)
+        already_sent = stickers.sent_sticker_ids(self.db, job.user_id, job.job_id)
         for index, sticker in enumerate(out):
+            if sticker.sticker_id in already_sent:
+                continue  # a retry after a later sticker of this job failed: not again
             webp = await asyncio.to_thread(to_discord_message, sticker.png)
             content = f"{sticker.emoji} {sticker.description}"
             view = sticker_view(sticker.sticker_id, int(job.user.platform_user_id), self.button_timeout_s)
             if index == 0 and live is not None and await live.usable():
                 try:
-                    await live.interaction.edit_original_response(
+                    message = await live.interaction.edit_original_response(
                         content=content, attachments=[_file(webp)], view=view)
+                    stickers.record_sent(self.db, job.user_id, sticker.sticker_id, message.id)
                     continue
                 except discord.HTTPException as exc:
                     if not _answer_gone(exc):
                         raise
                     # the "Queued…" response is gone: post the sticker in the channel
-            await self._post(job, chat, f"<@{job.user.platform_user_id}> {content}", view=view, file=_file(webp))
+            posted = await self._post(job, chat, f"<@{job.user.platform_user_id}> {content}", view=view,
+                                      file=_file(webp))
+            if posted is not None:
+                stickers.record_sent(self.db, job.user_id, sticker.sticker_id, posted.id)
 
     async def failed(self, job: JobView, message: str) -> None:
         chat = _checked_chat(job)
@@ -148,7 +156,7 @@ class DiscordSink:
                     raise
         await self._post(job, chat, f"<@{job.user.platform_user_id}> {message}")
 
-    async def _post(self, job: JobView, chat: dict, content: str, **kwargs) -> None:
+    async def _post(self, job: JobView, chat: dict, content: str, **kwargs) -> discord.Message | None:
         """Post in the job's channel (a DM channel for DMs), mentioning only its member.
         No access (removed from the server, DMs closed) is final; anything else raises."""
         channel = self.client.get_partial_messageable(int(chat["channel_id"]),
@@ -156,10 +164,11 @@ class DiscordSink:
         mention = discord.AllowedMentions(everyone=False, roles=False,
                                           users=[discord.Object(int(job.user.platform_user_id))])
         try:
-            await channel.send(content, allowed_mentions=mention, **kwargs)
+            return await channel.send(content, allowed_mentions=mention, **kwargs)
         except (discord.Forbidden, discord.NotFound) as exc:
             log.warning("sticker not deliverable", extra={"job_id": job.job_id, "status": exc.status,
                                                            "error": exc.text})
+            return None
 
 
 def _answer_gone(exc: discord.HTTPException) -> bool:

@@ -17,7 +17,7 @@ import sys
 
 import sqlite_utils
 from telegram import Update
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from adapters.chat_bot import ChatBotProcess
@@ -65,6 +65,16 @@ def build_application(settings: Settings, token: str, db: sqlite_utils.Database)
         packs=TelegramPacks(db, settings), sink=sink)
     handlers.register(application)
     return application
+
+
+def describe_start_error(exc: BaseException, settings: Settings) -> tuple[int, str] | None:
+    """A failure to start that the operator can fix, as (exit code, one line); None if it
+    is not one. Never the token: PTB's InvalidToken message contains it."""
+    if isinstance(exc, InvalidToken):
+        return 2, "Telegram rejected the bot token (check TELEGRAM_BOT_TOKEN or telegram.token_file)"
+    if isinstance(exc, NetworkError):
+        return 1, f"cannot reach the Telegram Bot API at {settings.telegram.base_url}: {exc}"
+    return None
 
 
 class TelegramBot(ChatBotProcess):

@@ -152,6 +152,17 @@ def picture_in(message: Message | None) -> PictureSource | None:
     return None
 
 
+def replied_picture(update: Update, replied: Message | None) -> PictureSource | None:
+    """The picture of the message /setref replies to, only when the user who sent /setref sent
+    it: another member's photo, or a sticker the bot made (for anyone), never becomes
+    someone's character."""
+    source = picture_in(replied)
+    if source is not None and (replied.from_user is None or replied.from_user.id != update.effective_user.id):
+        raise UserError("Only pictures you sent yourself can become your character. Send your picture with "
+                        "/setref as its caption, or reply /setref to your own picture.", code="not_author")
+    return source
+
+
 async def download_picture(context: ContextTypes.DEFAULT_TYPE, source: PictureSource) -> bytes:
     limit = min(deps(context).settings.limits.max_upload_bytes, TELEGRAM_DOWNLOAD_LIMIT)
     too_big = UserError(f"That file is too big: the limit is {limit / 1_000_000:.0f} MB. "
@@ -169,7 +180,7 @@ async def download_picture(context: ContextTypes.DEFAULT_TYPE, source: PictureSo
 
 async def save_reference(update: Update, context: ContextTypes.DEFAULT_TYPE, source: PictureSource) -> None:
     data = await download_picture(context, source)
-    saved = deps(context).service.set_reference(user_ref(update), data)
+    saved = await deps(context).service.set_reference_async(user_ref(update), data)
     await reply(update, saved.user_message())
 
 
@@ -177,7 +188,7 @@ async def setref(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     """/setref as a photo caption, as a reply to a picture, or alone (then wait for one)."""
     message = update.effective_message
     try:
-        source = picture_in(message) or picture_in(message.reply_to_message)
+        source = picture_in(message) or replied_picture(update, message.reply_to_message)
         if source is None:
             await reply(update, "Send me one picture of your character now: a photo, an image file or a static "
                                 "sticker. A plain background works best. (/cancel to stop)")
@@ -342,7 +353,7 @@ async def sticker_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     message = query.message
     try:
         user_id = d.service.user_id(user)  # refuses banned users
-        sticker = stickers.get_sticker(d.db, user_id, int(raw_id))  # only ever the presser's own
+        sticker = stickers.use_sticker(d.db, user_id, int(raw_id))  # only ever the presser's own
         if sticker is None:
             raise UserError("That sticker is gone (deleted, or /forget was used).", code="no_sticker")
         if action == ADD_TO_PACK:

@@ -132,13 +132,10 @@ class TelegramPacks:
         return PackOutcome("created", pack.name, 1)
 
     def _sticker(self, user_id: int, sticker_id: int | None) -> Sticker:
-        if sticker_id is None:
-            newest = stickers.stickers_for_user(self.db, user_id, limit=1)
-            if not newest:
-                raise UserError("You have no sticker to add yet. Make one with /mysticker happy waving first.",
-                                code="no_sticker")
-            return newest[0]
-        sticker = stickers.get_sticker(self.db, user_id, sticker_id)
+        sticker = stickers.use_sticker(self.db, user_id, sticker_id)
+        if sticker is None and sticker_id is None:
+            raise UserError("You have no sticker to add yet. Make one with /mysticker happy waving first.",
+                            code="no_sticker")
         if sticker is None:
             raise UserError("That sticker is gone (deleted, or /forget was used).", code="no_sticker")
         return sticker

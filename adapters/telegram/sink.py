@@ -146,7 +146,10 @@ class TelegramSink:
         entry = self._finish(job.job_id)
         if entry is not None and entry.message_id is not None:
             await self._delete(entry.chat_id, entry.message_id)
+        already_sent = stickers.sent_sticker_ids(self.db, job.user_id, job.job_id)
         for sticker in out:
+            if sticker.sticker_id in already_sent:
+                continue  # a retry after a later sticker of this job failed: not again
             webp = await asyncio.to_thread(telegram_webp, sticker.png)
             try:
                 message = await self.bot.send_sticker(
@@ -157,6 +160,7 @@ class TelegramSink:
             except (Forbidden, BadRequest) as exc:
                 log.warning("sticker not deliverable", extra={"job_id": job.job_id, "error": str(exc)})
                 return
+            stickers.record_sent(self.db, job.user_id, sticker.sticker_id, message.message_id)
             if message.sticker is not None:
                 stickers.set_platform_file_id(self.db, job.user_id, sticker.sticker_id, "telegram",
                                               message.sticker.file_id)

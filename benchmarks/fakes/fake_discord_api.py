@@ -118,6 +118,7 @@ def sticker_upload_problems(name: str, description: str, tags: str, upload: Uplo
 class FakeDiscord:
     def __init__(self) -> None:
         self.calls: list[Call] = []
+        self.refuse_next: list[tuple[str, str]] = []  # (method, path part): answer the next such call 400, once
         self.messages: dict[int, dict] = {}
         self.originals: dict[str, int] = {}  # interaction token -> its response message id
         self.expired_tokens: set[str] = set()
@@ -234,6 +235,13 @@ class FakeDiscord:
         body, files = await self._read(request)
         call = Call(request.method, request.path.removeprefix("/api/v10"), body, files, time.monotonic())
         request[CALL] = call
+        for rule in list(self.refuse_next):
+            method, path_part = rule
+            if call.method == method and path_part in call.path:
+                self.refuse_next.remove(rule)  # once: a transient refusal
+                call.status = 400
+                self.calls.append(call)
+                return self._error(400, 50035, "Invalid Form Body (refused once by the test)")
         try:
             response = await handler(request)
         except web.HTTPException as exc:
