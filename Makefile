@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Code that mypy checks (the typed core: the domain, storage, and what the bot imports of the runtime).
 TYPED := bot storage seal_runtime/api
 
-.PHONY: demo test lint install clean bench lock
+.PHONY: demo test lint install clean bench lock mutation mutation-changed hand-mutants
 
 # Installs exactly what requirements.lock names (resolved once with pip-compile), so a new
 # release upstream cannot break a fresh clone; torch is pinned there to the CPU 2.13.0 build.
@@ -36,6 +36,21 @@ lock: $(STAMP)
 	$(BIN)/pip install --quiet pip-tools
 	$(BIN)/pip-compile --quiet --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
 		-o requirements.lock pyproject.toml
+
+# Mutation testing (docs/mutation.md): each guarded module group against its own tests, the
+# score table at the end; fails when a module is under 90 % killed. MUTATION_JOBS workers (2).
+mutation: $(STAMP)
+	nice -n 10 $(BIN)/python -m tests.mutation
+
+# The same for the groups whose modules or tests differ from MUTATION_BASE (by default where
+# this branch left main, or the last commit on main itself): what CI runs.
+MUTATION_BASE ?= auto
+mutation-changed: $(STAMP)
+	nice -n 10 $(BIN)/python -m tests.mutation --changed $(MUTATION_BASE)
+
+# The hand-made bugs of issue #24, each applied to a scratch copy: a test must fail on each.
+hand-mutants: $(STAMP)
+	nice -n 10 $(BIN)/python -m tests.hand_mutants
 
 bench: $(STAMP)
 	$(BIN)/stickerbot bench perf --json bench/perf.json

@@ -16,6 +16,7 @@ after an edit of the module stops counting (it is reported as stale).
     python -m tests.mutation                  every group
     python -m tests.mutation storage_jobs     some groups
     python -m tests.mutation --changed BASE   the groups whose modules or tests changed since BASE
+    python -m tests.mutation --changed auto   ... since this branch left main (on main: the last commit)
 """
 
 from __future__ import annotations
@@ -178,7 +179,10 @@ def read_scores(group: Group, equivalents: dict[str, str]) -> tuple[list[ModuleS
     folder = WORK / group.name
     scores, stale = [], []
     for module in group.modules:
-        meta = json.loads((folder / "mutants" / f"{module}.meta").read_text())
+        meta_path = folder / "mutants" / f"{module}.meta"
+        if not meta_path.exists():
+            raise SystemExit(f"mutation: no results for {module}: run `python -m tests.mutation {group.name}`")
+        meta = json.loads(meta_path.read_text())
         score = ModuleScore(module)
         for name, code in meta["exit_code_by_key"].items():
             if group.functions and not any(fnmatch.fnmatch(name, glob) for glob in group.functions):
@@ -203,14 +207,29 @@ def diff(group: Group, name: str) -> str:
     return shown.stdout
 
 
+def git(*args: str) -> str | None:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def automatic_base() -> str | None:
+    """Where this branch left main (origin/main or main), or, on main itself, the commit before
+    the last one; None when there is no such commit (a shallow clone of one commit)."""
+    head = git("rev-parse", "HEAD")
+    for main in ("origin/main", "main"):
+        fork = git("merge-base", "HEAD", main)
+        if fork and fork != head:
+            return fork
+    return git("rev-parse", "--verify", "-q", "HEAD~1")
+
+
 def changed_paths(base: str) -> set[str]:
     """Files that differ from `base`, committed or not."""
-    def names(*args: str) -> set[str]:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-        return set(out.split())
-
-    return names("diff", "--name-only", f"{base}...HEAD") | names("diff", "--name-only", "HEAD") \
-        | names("ls-files", "--others", "--exclude-standard")
+    listings = [git("diff", "--name-only", f"{base}...HEAD"), git("diff", "--name-only", "HEAD"),
+                git("ls-files", "--others", "--exclude-standard")]
+    if listings[0] is None:
+        raise SystemExit(f"mutation: git cannot compare with {base!r}")
+    return {name for listing in listings for name in (listing or "").split()}
 
 
 def table(scores: list[ModuleScore]) -> str:
@@ -225,7 +244,8 @@ def table(scores: list[ModuleScore]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.mutation", description=__doc__.split("\n")[0])
     parser.add_argument("groups", nargs="*", help="group names (default: all)")
-    parser.add_argument("--changed", metavar="BASE", help="only groups whose modules or tests differ from BASE")
+    parser.add_argument("--changed", metavar="BASE",
+                        help="only groups whose modules or tests differ from BASE (a commit, or auto)")
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", "2")))
     parser.add_argument("--report", action="store_true", help="read the last run's results, run nothing")
     args = parser.parse_args(argv)
@@ -237,11 +257,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.groups:
         groups = [g for g in groups if g.name in args.groups]
     if args.changed:
-        paths = changed_paths(args.changed)
-        groups = [g for g in groups if g.touched_by(paths)]
-        if not groups:
-            print(f"mutation: no guarded module or its tests changed since {args.changed}")
-            return 0
+        base = automatic_base() if args.changed == "auto" else args.changed
+        if base is None:
+            print("mutation: no commit to compare with: every group runs")
+        else:
+            paths = changed_paths(base)
+            # The runner itself or the group table changed: every group's score may have.
+            if not paths & {"tests/mutation.py", "pyproject.toml"}:
+                groups = [g for g in groups if g.touched_by(paths)]
+            print(f"mutation: changed since {base[:12]}: {', '.join(g.name for g in groups) or 'no group'}")
+            if not groups:
+                return 0
     equivalents = load_equivalents()
     all_scores, problems, timings = [], [], {}
     for group in groups:

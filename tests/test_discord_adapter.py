@@ -316,6 +316,24 @@ async def test_forget_asks_first_and_only_its_owner_confirms(bed):
         assert bed.count(table) == 0, table
 
 
+async def test_a_forget_confirmation_expires_after_ten_minutes(bed):
+    """On the adapter's clock: one second past the deadline nothing is deleted; at it, all is."""
+    now = [2_000_000.0]
+    bed.bot.client.deps.clock = lambda: now[0]
+    await save_character(bed)
+    ask = bed.act(bed.fake.slash(ANN, "forget"))
+    await answer_of(bed, ask)
+    message = bed.fake.original_of(ask)
+    yes, _ = buttons_of(message)
+    assert yes == f"fg:yes:{ANN.id}:{2_000_600}"
+    now[0] = 2_000_601.0
+    late = await answer_of(bed, bed.act(bed.fake.press(ANN, message, yes)))
+    assert "expired" in late["data"]["content"] and bed.count("reference_images") == 1
+    now[0] = 2_000_600.0
+    in_time = await answer_of(bed, bed.act(bed.fake.press(ANN, message, yes)))
+    assert "deleted your character" in in_time["data"]["content"] and bed.count("reference_images") == 0
+
+
 # -- servers' settings and admins ------------------------------------------------------------------------
 async def test_allowed_channels_admin_role_and_bans(bed):
     fake = bed.fake

@@ -318,6 +318,28 @@ async def test_forget_needs_the_owners_confirmation(bed):
     await fake.wait_reply(ANN.id, contains="not saved a character")
 
 
+async def test_a_forget_confirmation_expires_after_ten_minutes_for_its_owner_too(bed):
+    """The window is pinned on the adapter's clock: pressed at the deadline it deletes; one
+    second past it, nothing is deleted and the owner is asked to send /forget again."""
+    from adapters.telegram.handlers import DEPS
+
+    fake, now = bed.fake, [1_000_000.0]
+    bed.bot.application.bot_data[DEPS].clock = lambda: now[0]
+    await save_character(bed, ANN)
+    fake.send_text(ANN, "/forget")
+    ask = await fake.wait_reply(ANN.id, contains="cannot be undone")
+    yes = buttons(ask)[0]
+    assert yes == f"fg:yes:{ANN.id}:{1_000_600}"
+    now[0] = 1_000_601.0
+    fake.press(ANN, ask.result, yes)
+    assert "expired" in (await fake.wait_for("answerCallbackQuery"))["text"]
+    assert count(bed, "reference_images") == 1
+    now[0] = 1_000_600.0
+    fake.press(ANN, ask.result, yes)
+    await fake.wait_for("editMessageText", lambda c: c["text"].startswith("Done"))
+    assert count(bed, "reference_images") == 0
+
+
 async def test_admin_commands_only_for_configured_admins(bed):
     fake = bed.fake
     fake.send_text(BOB, "/stats")

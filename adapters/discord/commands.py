@@ -125,7 +125,7 @@ async def status(interaction: discord.Interaction) -> None:
 async def forget(interaction: discord.Interaction) -> None:
     await send_ephemeral(interaction, "Delete your character, its learned version, your queued stickers and every "
                                       "sticker I stored for you? This cannot be undone.",
-                         view=forget_view(interaction.user.id))
+                         view=forget_view(interaction.user.id, deps(interaction).clock()))
 
 
 @app_commands.command(name="help", description="What I do, and the words I understand")

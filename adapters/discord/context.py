@@ -6,6 +6,7 @@ modules stay plain functions and nothing Discord-specific leaks into `bot/`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ class DiscordDeps:
     service: StickerService
     admin: AdminService
     sink: object  # adapters.discord.sink.DiscordSink (import cycle otherwise)
+    clock: Callable[[], float] = time.time  # wall clock of the /forget deadline (tests set their own)
 
 
 class Refused(app_commands.CheckFailure):

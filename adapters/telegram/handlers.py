@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -19,6 +20,7 @@ from telegram.ext import (Application, CallbackQueryHandler, CommandHandler, Con
 
 from adapters.telegram.packs import TelegramPacks, set_link
 from adapters.telegram.sink import ADD_TO_PACK, AGAIN, DELETE, TelegramSink
+from bot import confirmations
 from bot.admin import AdminService
 from bot.errors import UserError
 from bot.messages import UserRef
@@ -33,7 +35,6 @@ PLATFORM = "telegram"
 TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # the Bot API's getFile limit
 SETREF_TIMEOUT_S = 300
 FORGET = "fg"
-FORGET_VALID_S = 600
 
 # /setref conversation states
 WAITING_PICTURE = 1
@@ -60,6 +61,7 @@ class TelegramDeps:
     admin: AdminService
     packs: TelegramPacks
     sink: TelegramSink
+    clock: Callable[[], float] = time.time  # wall clock of the /forget deadline (tests set their own)
 
 
 def deps(context: ContextTypes.DEFAULT_TYPE) -> TelegramDeps:
@@ -296,10 +298,10 @@ async def mypack(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 # -- /forget ---------------------------------------------------------------------------------
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     owner = update.effective_user.id
-    issued = int(time.time())
+    until = confirmations.deadline(deps(context).clock())
     keyboard = InlineKeyboardMarkup([[
-        InlineKeyboardButton("Yes, delete everything", callback_data=f"{FORGET}:yes:{owner}:{issued}"),
-        InlineKeyboardButton("Cancel", callback_data=f"{FORGET}:no:{owner}:{issued}"),
+        InlineKeyboardButton("Yes, delete everything", callback_data=f"{FORGET}:yes:{owner}:{until}"),
+        InlineKeyboardButton("Cancel", callback_data=f"{FORGET}:no:{owner}:{until}"),
     ]])
     await reply(update, "Delete your character, its learned version, your queued jobs and every sticker I "
                         "stored for you? This cannot be undone.", reply_markup=keyboard)
@@ -307,7 +309,7 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
-    _, answer, owner, issued = query.data.split(":")
+    _, answer, owner, until = query.data.split(":")
     if query.from_user.id != int(owner):
         await query.answer("Only the person who sent /forget can confirm it.", show_alert=True)
         return
@@ -315,10 +317,10 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await query.answer("Cancelled.")
         await _edit_or_ignore(query.message, "OK, nothing was deleted.")
         return
-    if time.time() - int(issued) > FORGET_VALID_S:
+    d = deps(context)
+    if confirmations.expired(int(until), d.clock()):
         await query.answer("This confirmation expired: send /forget again.", show_alert=True)
         return
-    d = deps(context)
     user = user_ref(update)
     record = users.find_user(d.db, PLATFORM, user.platform_user_id)
     had_pack = record is not None and bool(packs.packs_for_user(d.db, record.id, PLATFORM))
