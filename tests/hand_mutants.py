@@ -70,6 +70,27 @@ MUTANTS = (
         "            raise UserError(DAMAGED, code=\"damaged_image\") from None",
         ("tests/test_image_input.py::test_random_bytes_are_refused_as_not_a_picture",),
     ),
+    HandMutant(
+        "Telegram /forget confirmations never expire",
+        "adapters/telegram/handlers.py",
+        "    if confirmations.expired(int(until), d.clock()):\n",
+        "    if False:\n",
+        ("tests/test_telegram_adapter.py::test_a_forget_confirmation_expires_after_ten_minutes_for_its_owner_too",),
+    ),
+    HandMutant(
+        "Discord /forget confirmations never expire",
+        "adapters/discord/buttons.py",
+        "        if confirmations.expired(self.until, deps(interaction).clock()):\n",
+        "        if False:\n",
+        ("tests/test_discord_adapter.py::test_a_forget_confirmation_expires_after_ten_minutes",),
+    ),
+    HandMutant(
+        "/forget outside a transaction",
+        "storage/forget.py",
+        "    with immediate_transaction(db):\n",
+        "    if True:\n",
+        ("tests/test_storage_data.py::test_forget_is_one_transaction_a_failure_midway_deletes_nothing",),
+    ),
 )
 
 

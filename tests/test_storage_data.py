@@ -171,3 +171,19 @@ def test_forget_keeps_a_ban(db):
     counts = forget_user(db, uid)
     assert counts["users"] == 0 and counts["references"] == 1
     assert users.find_user(db, "telegram", "1").banned
+
+
+def test_forget_is_one_transaction_a_failure_midway_deletes_nothing(db):
+    """Half a /forget would leave a user with stickers but no character (or the reverse):
+    when the last delete fails, the earlier ones are undone too."""
+    uid, _ = _fill(db, "1", "red")
+    db.execute("CREATE TRIGGER refuse BEFORE DELETE ON reference_images BEGIN SELECT RAISE(ABORT, 'disk'); END")
+    with pytest.raises(Exception, match="disk"):
+        forget_user(db, uid)
+    assert not db.conn.in_transaction
+    for table in ("reference_images", "jobs", "stickers", "packs", "pack_stickers", "embeddings"):
+        assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] > 0, table
+    assert users.get_user(db, uid) is not None
+    db.execute("DROP TRIGGER refuse")
+    assert forget_user(db, uid)["references"] == 1
+
