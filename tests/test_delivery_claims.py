@@ -156,3 +156,21 @@ def test_two_connections_racing_for_one_result_get_one_claim(tmp_path):
     for thread in threads:
         thread.join(timeout=60)
     assert all(len(winners) == 1 for winners in won.values()), won
+
+
+def test_expire_leases_makes_this_workers_running_jobs_claimable_at_once(db):
+    user = users.get_or_create_user(db, "console", "ann", "ann").id
+    job = jobs.create_job(db, user, "sticker", {}, now=1.0)
+    jobs.claim_next_job(db, "w1", LEASE, now=2.0)
+    assert jobs.expire_leases(db, "w1", now=10.0) == {"running": 1, "delivering": 0}
+    expired = jobs.get_job(db, job.id)
+    assert expired.lease_expires_at == pytest.approx(10.0 - 1e-3, abs=1e-9) and expired.updated_at == 10.0
+    again = jobs.claim_next_job(db, "w1", LEASE, now=10.0)
+    assert again.id == job.id and again.attempts == 2  # the interrupted attempt counts
+
+
+def test_undelivered_lists_a_hundred_by_default_and_filters_by_several_platforms(db):
+    for i in range(101):
+        finished_job(db, f"u{i}", at=10.0 + i)
+    assert len(jobs.undelivered_finished_jobs(db, now=1e4)) == 100
+    assert len(jobs.undelivered_finished_jobs(db, now=1e4, platforms=("console", "telegram"))) == 100
