@@ -91,6 +91,13 @@ MUTANTS = (
         "    if True:\n",
         ("tests/test_storage_data.py::test_forget_is_one_transaction_a_failure_midway_deletes_nothing",),
     ),
+    HandMutant(
+        "one pace for every private chat (a busy chat holds up the others)",
+        "adapters/telegram/pacing.py",
+        "        limiter = self._chat_limiters.get(chat_id)\n",
+        "        chat_id = 1\n        limiter = self._chat_limiters.get(chat_id)\n",
+        ("tests/test_telegram_adapter.py::test_a_chat_held_back_by_its_pace_does_not_hold_up_another_chat",),
+    ),
 )
 
 
