@@ -163,7 +163,9 @@ async def test_progress_edits_are_paced(tmp_path):
     gaps = [b.at - a.at for a, b in zip(edits, edits[1:])]
     assert len(edits) >= 2, "progress is shown"
     assert len(edits) <= elapsed / 0.3 + 2, f"{len(edits)} edits in {elapsed:.2f}s"
-    assert min(gaps) >= 0.25, gaps  # small slack for timer jitter
+    # The next edit waits the interval after the previous one was answered, so at Discord's end
+    # they are at least 0.3 s apart however slow the machine (a lower bound; 5 ms of timer slack).
+    assert min(gaps) >= 0.295, gaps
 
 
 async def test_buttons_obey_only_their_owner(bed):
