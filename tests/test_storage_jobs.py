@@ -269,6 +269,8 @@ def test_release_job_counts_the_attempt_when_asked_and_never_waits_a_negative_de
     job = jobs.get_job(db, job_id)
     assert (job.attempts, job.next_attempt_at) == (1, 11.0)
     assert jobs.claim_next_job(db, "w1", LEASE, now=11.0).attempts == 2
+    assert jobs.release_job(db, job_id, "w1", now=12.0)  # no delay given: runnable at once
+    assert jobs.get_job(db, job_id).next_attempt_at == 12.0
 
 
 def test_create_job_stores_the_request_and_bounds_the_attempts(db):
