@@ -334,3 +334,13 @@ def test_a_cmyk_picture_is_converted_through_its_embedded_profile():
     broken = load_reference_image(encode(cmyk, "JPEG", quality=95, icc_profile=b"not a profile" * 20))
     r, g, b, _ = broken.image.getpixel((100, 80))
     assert r > 200 and g < 60 and b < 60
+
+
+def test_a_lab_tiff_becomes_rgba_in_its_colours():
+    lab = character().convert("LAB")  # Pillow converts RGB -> LAB, and TIFF stores it
+    data = encode(lab, "TIFF")
+    assert Image.open(io.BytesIO(data)).mode == "LAB"
+    ref = load_reference_image(data)
+    r, g, b, a = ref.image.getpixel((100, 80))
+    assert ref.image.mode == "RGBA" and r > 200 and g < 60 and b < 60 and a == 255
+    assert ref.image.getpixel((0, 0))[:3] == Image.open(io.BytesIO(data)).convert("RGB").getpixel((0, 0))
