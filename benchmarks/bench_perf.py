@@ -3,7 +3,8 @@
 Runs the real path (bot service -> SQLite job -> worker -> runtime child process over
 HTTP) and reports adaptation time per step, generation time per sticker, first
 request vs cache hit, sticker formatting time, and the bot layer's own overhead
-(end-to-end minus the runtime's compute).
+(end-to-end minus the runtime's compute); and the CPU the runtime spends per 512 px
+sticker after sampling (cut-out, labelling, PNG: benchmarks/sticker_cpu.py).
 """
 
 from __future__ import annotations
@@ -37,8 +38,11 @@ def run(args) -> int:
         sink = ConsoleSink(Path(tmp) / "out", print_fn=lambda *a: None)
         figures = asyncio.run(_with_local_runtime(settings, getattr(args, "config", None),
                                                   lambda s, c, w: _measure(s, w(sink), sink, repeats), quiet=True))
-    figures["settings"] = {"adaptation_steps": settings.adaptation.steps, "sampling_steps": settings.generation.steps,
-                           "repeats": repeats}
+    from benchmarks.sticker_cpu import sticker_cpu_ms
+
+    figures["finish_512px"] = sticker_cpu_ms(repeats=3 if args.quick else 7)
+    figures["settings"] = {"adaptation_steps": settings.adaptation.resolved().steps,
+                           "sampling_steps": settings.generation.steps, "repeats": repeats}
     print(json.dumps(figures, indent=2))
     if args.json_path:
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)

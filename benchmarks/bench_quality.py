@@ -152,7 +152,7 @@ def run(args) -> int:
     identities = held_out_identities()[:: 40 if quick else 12][: 1 if quick else 3]
     prompts = PROMPTS[: 2 if quick else len(PROMPTS)]
     seeds = (0, 1) if quick else (0, 1, 2)
-    base = AdaptationSettings()
+    base = AdaptationSettings().resolved("builtin")  # the builtin model's tuned set
     if quick:
         base = replace(base, steps=4, batch_size=1)
     configs = configurations(base)

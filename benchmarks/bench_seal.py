@@ -122,7 +122,11 @@ def _eval_set(backbone, latents, count: int = 8, seed: int = 99):
 
 @torch.no_grad()
 def eval_loss(backbone, vectors: torch.Tensor, latents, eval_set, lora_bytes: bytes | None = None) -> float:
-    from seal_runtime.ttf.concept_tokens import ensure_tokens, inject_concept, placeholder_tokens
+    from seal_runtime.ttf.concept_tokens import (
+        ensure_tokens,
+        inject_concept,
+        placeholder_tokens,
+    )
     from seal_runtime.ttf.lora import lora_applied
 
     noise, steps = eval_set
@@ -139,7 +143,11 @@ def eval_loss(backbone, vectors: torch.Tensor, latents, eval_set, lora_bytes: by
 @torch.no_grad()
 def inside_shares(backbone, vectors, reference, mask, layers, lora_bytes: bytes | None = None) -> dict[str, float]:
     from seal_runtime.seal.attention_loss import measure_inside_share
-    from seal_runtime.ttf.concept_tokens import ensure_tokens, inject_concept, placeholder_tokens
+    from seal_runtime.ttf.concept_tokens import (
+        ensure_tokens,
+        inject_concept,
+        placeholder_tokens,
+    )
     from seal_runtime.ttf.lora import lora_applied
 
     tokens = placeholder_tokens(vectors.shape[0])
@@ -164,10 +172,10 @@ def convergence_step(curve: list[tuple[int, float]]) -> int | None:
 
 
 def adapt_and_measure(backbone, reference, mask, settings, *, probe_every: int, layers, loss_terms=None) -> dict:
-    from seal_runtime.ttf.adaptation import adapt_concept
-    from seal_runtime.ttf.lora import lora_to_bytes
     from seal_runtime.seal.plugins import build_loss_terms
     from seal_runtime.seal.token_strategy import SplitMergeTokens
+    from seal_runtime.ttf.adaptation import adapt_concept
+    from seal_runtime.ttf.lora import lora_to_bytes
 
     probe = _Probe(probe_every)
     stamps: list[float] = []
@@ -184,13 +192,13 @@ def adapt_and_measure(backbone, reference, mask, settings, *, probe_every: int, 
     evals = _eval_set(backbone, latents)
     strategy = SplitMergeTokens(settings.num_tokens, settings.merge_rule)
     snapshots = dict(probe.snapshots)
-    snapshots[settings.steps] = result.learned_vectors
+    snapshots[result.steps] = result.learned_vectors
     # Intermediate LoRA weights are not snapshotted: the curve of a LoRA run follows the
     # tokens under the final LoRA weights, so only its end point is exact.
     curve = [(step, eval_loss(backbone, strategy.merge(v), latents, evals, lora_bytes)) for step, v in sorted(snapshots.items())]
     step_times = [b - a for a, b in zip(stamps, stamps[1:])]
     return {
-        "per_step_s": statistics.median(step_times) if step_times else result.seconds / max(1, settings.steps),
+        "per_step_s": statistics.median(step_times) if step_times else result.seconds / max(1, result.steps),
         "peak_rss_rise_mib": None if rss.kib is None else round(rss.kib / 1024, 1),
         "share_inside_mask": inside_shares(backbone, result.vectors, reference, mask, layers, lora_bytes),
         "share_inside_mask_learned_tokens": inside_shares(backbone, result.learned_vectors, reference, mask, layers, lora_bytes)
@@ -214,8 +222,8 @@ def timing(backbone, reference, mask, configs: dict, *, repeats: int, steps: int
     taken within the repeat, between runs that saw the same machine state; the
     reported ratio is the median over repeats (other work on a shared machine shifts
     both runs of a pair, not their ratio)."""
-    from seal_runtime.ttf.adaptation import adapt_concept
     from seal_runtime.seal.plugins import build_loss_terms
+    from seal_runtime.ttf.adaptation import adapt_concept
 
     names = list(configs)
     per_run = {name: [] for name in names}  # median wall time per step of each run
@@ -272,10 +280,10 @@ def _progress(message: str, figures: dict | None = None, json_path: str | None =
 
 # -- the benchmark ---------------------------------------------------------------------------
 def run(args) -> int:
-    from seal_runtime.seal.attention_capture import cross_attention_layers
     from seal_runtime.api.config import AdaptationSettings, RuntimeSettings
-    from seal_runtime.seal.layer_selection import describe, select_layers
     from seal_runtime.models.loader import load_backbone
+    from seal_runtime.seal.attention_capture import cross_attention_layers
+    from seal_runtime.seal.layer_selection import describe, select_layers
 
     quick = bool(getattr(args, "quick", False))
     json_path = getattr(args, "json_path", None)
@@ -323,7 +331,10 @@ def run(args) -> int:
     }
 
     if not quick:
-        from seal_runtime.seal.attention_loss import SpatialAttentionLoss, break_a_scene_mse
+        from seal_runtime.seal.attention_loss import (
+            SpatialAttentionLoss,
+            break_a_scene_mse,
+        )
 
         _progress("loss forms and weights", figures, json_path)
         forms = {}
@@ -375,9 +386,9 @@ def run(args) -> int:
 def sd15_gpu_timing(seal, *, repeats: int, steps: int) -> dict:
     """TTF vs TTF + SEAL per-step time and peak GPU memory on SD 1.5's architecture (random
     weights: timing does not depend on their values), fp16, 512 px, batch 1."""
-    from seal_runtime.ttf.adaptation import adapt_concept
     from seal_runtime.models.sd15_architecture import sd15_random_backbone
     from seal_runtime.seal.plugins import build_loss_terms
+    from seal_runtime.ttf.adaptation import adapt_concept
 
     device = torch.device("cuda")
     backbone = sd15_random_backbone(device, torch.float16)

@@ -12,6 +12,8 @@ BENCHMARKS = {
     "quality": ("benchmarks.bench_quality", "StickerWorld quality: identity, attributes, leakage, rigidity"),
     "telegram": ("benchmarks.bench_telegram", "commands/s and latency of the Telegram adapter vs a fake Bot API"),
     "reliability": ("benchmarks.bench_reliability", "kills, restarts, fuzzing and a soak: nothing lost or doubled"),
+    "gpu": ("benchmarks.bench_gpu", "SD-1.5 architecture at 512 px: adaptation TTF vs SEAL, samplers, batch, "
+                                    "VRAM, end to end (a tiny smoke test on a CPU)"),
 }
 
 

@@ -2,8 +2,8 @@
 
 The SQLite job table is the source of truth (storage/jobs.py). One attempt:
 
-  claim (lease, attempt counted) -> runtime streams progress -> store the embedding,
-  then the stickers, then mark done -> claim the delivery -> send -> confirm it.
+  claim (lease, attempt counted) -> runtime streams progress -> store the embedding the
+  moment adaptation ends (before generation) -> store the stickers, then mark done -> claim the delivery -> send -> confirm it.
 
 What survives what:
 - **The runtime dies** (SIGKILL, out of memory, a driver reset): the stream breaks, the
@@ -45,11 +45,17 @@ import sqlite_utils
 
 from bot.delivery import DeliverySink
 from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
+from bot.schema.vocabulary import emoji_for_emotion
 from bot.settings import Settings
 from bot.worker_identity import WorkerIdentity, claim_worker_id
-from bot.schema.vocabulary import emoji_for_emotion
 from seal_runtime.api.client import RuntimeClient
-from seal_runtime.api.protocol import JobRequest, ProgressEvent, RuntimeJobError
+from seal_runtime.api.protocol import (
+    BAD_CACHED_CONCEPT,
+    JobRequest,
+    LearnedConcept,
+    ProgressEvent,
+    RuntimeJobError,
+)
 from storage import embeddings, jobs, references, stickers, users
 from storage.records import Job
 
@@ -88,6 +94,7 @@ class JobWorker:
         self.retry_max_s = float(limits.retry_max_s)
         self.delivery_attempts = int(limits.delivery_attempts)
         self._model_id: str | None = None
+        self._model_profile = "builtin"
         self._runtime_ok = True
         self._recovered = False
         self.identity: WorkerIdentity | None = None
@@ -148,10 +155,13 @@ class JobWorker:
     async def model_id(self) -> str:
         if self._model_id is None or not self._runtime_ok:
             try:
-                self._model_id = (await self.client.health())["model_id"]
+                health = await self.client.health()
             except RuntimeJobError:
                 self._runtime_ok = False
                 raise
+            self._model_id = health["model_id"]
+            # Which adaptation defaults the runtime's model takes (api/config.ADAPTATION_PROFILES).
+            self._model_profile = str(health.get("adaptation_profile") or "builtin")
             self._runtime_ok = True
         return self._model_id
 
@@ -212,7 +222,7 @@ class JobWorker:
             await self._deliver(view, finished_job, out)
 
     async def _run_on_runtime(self, job: Job, view: JobView, accepted: asyncio.Event):
-        request = await self._build_request(job)
+        request, cache_key = await self._build_request(job)
         last_stage = None
 
         async def on_progress(event: ProgressEvent) -> None:
@@ -227,9 +237,26 @@ class JobWorker:
             except Exception as exc:  # progress is cosmetic: never fail the job over it
                 log.info("progress not shown", extra={"job_id": job.id, "error": str(exc)[:200]})
 
+        async def on_concept(concept: LearnedConcept) -> None:
+            # Stored the moment adaptation ends: whatever happens to the rest of this
+            # attempt, the next one finds the concept cached and does not adapt again.
+            self._store_concept(job, concept)
+
         started = time.perf_counter()
         try:
-            result = await self.client.run_job(request, on_progress)
+            try:
+                result = await self.client.run_job(request, on_progress, on_concept)
+            except RuntimeJobError as exc:
+                if exc.code != BAD_CACHED_CONCEPT or request.embedding is None:
+                    raise
+                # The cached concept cannot be used (corrupt, or made for other shapes): drop
+                # it and learn the character again, once, instead of failing every job of
+                # this user for as long as the entry lives.
+                log.warning("cached embedding unusable; dropped, learning it again",
+                            extra={"job_id": job.id, "error": str(exc)[:300]})
+                embeddings.delete_embedding(self.db, *cache_key)
+                request = dataclasses.replace(request, embedding=None, adapter_weights=None)
+                result = await self.client.run_job(request, on_progress, on_concept)
         except RuntimeJobError:
             if not accepted.is_set():
                 self._runtime_ok = False
@@ -317,40 +344,52 @@ class JobWorker:
             except sqlite3.OperationalError as exc:  # locked for longer than the busy timeout: try again
                 log.warning("heartbeat not written", extra={"job_id": job_id, "error": str(exc)})
 
-    async def _build_request(self, job: Job) -> JobRequest:
+    async def _build_request(self, job: Job) -> tuple[JobRequest, tuple[str, str, str]]:
+        """The request for the runtime and its concept's cache key (reference, model, settings)."""
         payload = job.request
         reference = references.get_reference(self.db, job.user_id, payload["reference_id"])
         if reference is None:
             raise JobRefused(REFERENCE_DELETED)
         model_id = await self.model_id()
-        settings_hash = self.settings.adaptation.settings_hash(model_id)
+        # The request carries resolved settings: the runtime runs exactly what was hashed.
+        adaptation = self.settings.adaptation.resolved(self._model_profile)
+        settings_hash = adaptation.settings_hash(model_id)
         cached = embeddings.get_embedding(self.db, reference.sha256, model_id, settings_hash)
         count = self.settings.generation.images_per_request
-        return JobRequest(
+        request = JobRequest(
             job_id=job.id,
             reference_png=reference.image,
             prompts=(payload["prompt"],) * count,
             seeds=tuple(payload["seed"] + i for i in range(count)),
-            adaptation=dataclasses.asdict(self.settings.adaptation),
+            adaptation=dataclasses.asdict(adaptation),
             generation=dataclasses.asdict(self.settings.generation),
             mask_png=reference.mask,
             embedding=cached.data if cached else None,
             adapter_weights=cached.adapter_weights if cached else None,
         )
+        return request, (reference.sha256, model_id, settings_hash)
+
+    def _store_concept(self, job: Job, concept: LearnedConcept) -> bool:
+        """Cache a freshly learned concept, unless the job was forgotten meanwhile (checked
+        and written in one transaction, so /forget can never be undone by a late answer)."""
+        stored = embeddings.put_embedding_for_job(
+            self.db, job.id, job.request["reference_sha256"], concept.model_id, concept.settings_hash,
+            concept.embedding, meta={"timings": concept.timings}, adapter_weights=concept.adapter_weights)
+        if not stored:
+            log.info("job forgotten while adapting; its embedding is not kept", extra={"job_id": job.id})
+        elif concept.mask_png is not None and concept.mask_source:
+            # The runtime made the subject mask (the bot never does): cache it with the reference.
+            references.update_mask(self.db, job.user_id, job.request["reference_id"], concept.mask_png,
+                                   concept.mask_source)
+        return stored
 
     def _store_result(self, job: Job, result) -> tuple[list[StickerOut], bool]:
-        """Embedding first, stickers second, job state last: any crash before the end repeats
-        the job, and a repeat finds the embedding cached. Returns (stickers, finished by us)."""
+        """Stickers first, job state last (the embedding was stored when it arrived, see
+        `_store_concept`): any crash before the end repeats the job, and a repeat finds the
+        embedding cached. Returns (stickers, finished by us)."""
         payload = job.request
-        if result.adapted:
-            embeddings.put_embedding(self.db, payload["reference_sha256"], result.model_id, result.settings_hash,
-                                     result.embedding, meta={"timings": result.timings},
-                                     adapter_weights=result.adapter_weights)
         if jobs.get_job(self.db, job.id) is None:  # forgotten while it ran: store nothing more
             return [], False
-        if result.mask_png is not None and result.mask_source:
-            # The runtime made the subject mask (the bot never does): cache it with the reference.
-            references.update_mask(self.db, job.user_id, payload["reference_id"], result.mask_png, result.mask_source)
         emoji = emoji_for_emotion(payload["tags"]["emotion"])
         out = []
         for position, png in enumerate(result.images_png):

@@ -20,9 +20,10 @@ from bot.image_work import ImageWork
 from bot.messages import QueuedJob, ReferenceSaved, UserRef
 from bot.policy import LONGEST_WINDOW_S, RequestPolicy
 from bot.schema.prompt_builder import build_prompt
-from bot.settings import Settings
 from bot.schema.prompt_parser import PromptError, parse_prompt, words_for_help
 from bot.schema.sticker_request import StickerRequest
+from bot.settings import Settings
+from seal_runtime.api.config import ADAPTATION_PROFILES
 from storage import embeddings, jobs, references, users
 from storage.forget import forget_user
 
@@ -161,8 +162,10 @@ class StickerService:
         model_id = embeddings.last_model_id(self.db)
         if model_id is None:
             return False
-        settings_hash = self.settings.adaptation.settings_hash(model_id)
-        return embeddings.exists(self.db, reference_sha256, model_id, settings_hash)
+        # The model's adaptation profile is the runtime's to say; either one's key may be cached.
+        return any(embeddings.exists(self.db, reference_sha256, model_id,
+                                     self.settings.adaptation.settings_hash(model_id, profile))
+                   for profile in ADAPTATION_PROFILES)
 
     # -- /status, /forget --------------------------------------------------------------------
     def status(self, user: UserRef) -> str:

@@ -16,7 +16,11 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seal_runtime.api.config import AdaptationSettings, GenerationSettings, RuntimeSettings
+from seal_runtime.api.config import (
+    AdaptationSettings,
+    GenerationSettings,
+    RuntimeSettings,
+)
 
 SECRET_FIELDS = {"token", "shared_secret"}
 REDACTED = "***"
@@ -187,6 +191,11 @@ def load_settings(path: str | Path | None = None, environ: typing.Mapping[str, s
     if environ.get("DISCORD_BOT_TOKEN"):
         merged["discord"]["token"] = environ["DISCORD_BOT_TOKEN"]
     built = {name: _build_section(hints[name], values, name) for name, values in merged.items()}
+    try:  # what the runtime would refuse for every job is refused here, once, at start
+        built["adaptation"].check(resolved=False)
+        built["generation"].check()
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     return Settings(**built)
 
 

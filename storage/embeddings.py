@@ -11,6 +11,7 @@ import json
 import sqlite_utils
 
 from storage.records import Embedding
+from storage.transactions import immediate_transaction
 from storage.transactions import now as _now
 
 
@@ -48,6 +49,26 @@ def put_embedding(db: sqlite_utils.Database, reference_sha256: str, model_id: st
     embedding = get_embedding(db, reference_sha256, model_id, settings_hash, touch=False)
     assert embedding is not None
     return embedding
+
+
+def put_embedding_for_job(db: sqlite_utils.Database, job_id: str, reference_sha256: str, model_id: str,
+                          settings_hash: str, data: bytes, meta: dict | None = None, *,
+                          adapter_weights: bytes | None = None, now: float | None = None) -> bool:
+    """Store a job's learned embedding only while the job exists, checked and written in one
+    transaction: once /forget has deleted the job, nothing of it comes back. False when the
+    job was gone (nothing written)."""
+    with immediate_transaction(db):
+        if db.execute("SELECT 1 FROM jobs WHERE id = ?", [job_id]).fetchone() is None:
+            return False
+        put_embedding(db, reference_sha256, model_id, settings_hash, data, meta,
+                      adapter_weights=adapter_weights, now=now)
+    return True
+
+
+def delete_embedding(db: sqlite_utils.Database, reference_sha256: str, model_id: str, settings_hash: str) -> bool:
+    """Drop one cache entry (one that the runtime could not use). True if there was one."""
+    return db.execute("DELETE FROM embeddings WHERE reference_sha256 = ? AND model_id = ? AND settings_hash = ?",
+                      [reference_sha256, model_id, settings_hash]).rowcount == 1
 
 
 def last_model_id(db: sqlite_utils.Database) -> str | None:

@@ -15,3 +15,11 @@ def tiny_backbone():
     backbone = random_builtin(torch.device("cpu"), torch.float32, seed=0)
     backbone.freeze()
     return backbone
+
+
+@pytest.fixture(scope="session")
+def sd15_model_dir(tmp_path_factory):
+    """A random SD-1.5-shaped diffusers folder (`stickerbot make-test-model`), built once."""
+    from seal_runtime.models.sd15_architecture import save_sd15_test_model
+
+    return save_sd15_test_model(tmp_path_factory.mktemp("models") / "sd15-test")

@@ -76,3 +76,16 @@ def test_a_runtime_that_cannot_start_is_one_line_naming_the_cause_and_its_log(tm
     line = one_error_line(result)
     assert "no-such-model" in line and "runtime.log" in line
     assert "Traceback" in (tmp_path / "out" / "runtime.log").read_text()  # the details are kept for the operator
+
+
+def test_demo_reports_a_failed_job_as_failed_not_as_a_cache_hit(tmp_path):
+    # A layer selector no layer of the model matches: every adaptation fails on the runtime.
+    env = {**os.environ, **FAST_ENV, "STICKERBOT_ADAPTATION__ATTENTION_LOSS": "fastcomposer",
+           "STICKERBOT_ADAPTATION__ATTENTION_LAYERS": "res:3", "STICKERBOT_LIMITS__JOB_ATTEMPTS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "adapters.cli.commands", "demo", "--out", str(tmp_path / "out"), "happy"],
+        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+    assert "job failed after 1 tries" in result.stdout and "matches no layer" in result.stdout
+    assert "cache hit" not in result.stdout and "generated in" not in result.stdout

@@ -82,6 +82,9 @@ REVIEWED = {
     ("adapters/console.py", "deliver"): "out_dir / sticker-{sticker_id:05d}.webp: our own integer id",
     ("storage/database.py", "open_database"): "the operator's configured database path",
     ("seal_runtime/models/loader.py", "save_pixel_model"): "a model folder the operator names",
+    ("seal_runtime/models/sd15_architecture.py", "save_sd15_test_model"): "make-test-model: a folder the operator names",
+    ("seal_runtime/models/clip_vocabulary.py", "write_clip_tokenizer"):
+        "make-test-model: fixed file names in the operator's model folder",
     ("adapters/cli/runtime_child.py", "spawn_runtime"): "the console's runtime.log, a fixed name in the operator's out_dir",
 }
 # Names a user chooses or types: none may appear in the path of a file we write.
@@ -143,8 +146,8 @@ def test_no_file_is_written_under_a_user_controlled_name():
 def test_console_sticker_files_are_named_by_our_ids_only(tmp_path):
     import asyncio
 
-    from benchmarks.bench_reliability import character_png
     from adapters.console import ConsoleSink
+    from benchmarks.bench_reliability import character_png
     from bot.messages import JobView, StickerOut, UserRef
 
     sink = ConsoleSink(tmp_path, print_fn=lambda *a: None)

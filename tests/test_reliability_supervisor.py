@@ -154,3 +154,42 @@ def test_stickerbot_run_without_adapters_is_a_clear_error(tmp_path, monkeypatch,
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
     assert main(["run", "--no-runtime"]) == 2  # no token: a configuration error, not a traceback
     assert "token" in capsys.readouterr().err
+
+
+HUNG_RUNTIME = r'''
+import sys
+from aiohttp import web
+
+async def health(request):
+    return web.json_response({"status": "ok", "api_version": 2, "model_id": "hung",
+                              "running": {"job_id": "job-1", "stage": "adapting", "age_s": float(sys.argv[2])}})
+
+app = web.Application()
+app.router.add_get("/healthz", health)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+'''
+
+
+@pytest.mark.parametrize(("age_s", "restarted"), [(5.0, False), (31.0, True)])
+async def test_a_runtime_whose_job_runs_past_the_hung_limit_is_restarted(age_s, restarted):
+    """/healthz names the running job and its age; past `hung_job_s` (the worker's job timeout
+    plus a grace under `stickerbot run`) only a restart frees the GPU. Just inside: left alone."""
+    port = free_port()
+    client = ChildRuntimeClient(f"http://127.0.0.1:{port}")
+    runtime = RuntimeSupervisor(lambda secret: spawn_child([sys.executable, "-c", HUNG_RUNTIME, str(port), str(age_s)]),
+                                client, hung_job_s=30.0, **FAST)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    try:
+        if restarted:
+            await wait_for(lambda: runtime.status.restarts >= 1)
+            assert runtime.backoffs  # it went through the restart path, with backoff
+        else:
+            await asyncio.wait_for(runtime.became_healthy.wait(), 20)
+            for _ in range(10):  # several health checks at check_interval_s, none restarts it
+                await asyncio.sleep(FAST["check_interval_s"])
+            assert runtime.status.restarts == 0 and runtime.status.healthy
+    finally:
+        stop.set()
+        await task
+        await client.close()

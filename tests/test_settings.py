@@ -11,11 +11,11 @@ def test_toml_then_environment_overrides(tmp_path):
     config.write_text('[runtime]\ndevice = "cuda"\nport = 9000\n[adaptation]\nnum_tokens = 2\n'
                       '[limits]\nblocklist = ["badword"]\n')
     settings = load_settings(config, environ={"STICKERBOT_RUNTIME__PORT": "9100",
-                                              "STICKERBOT_ADAPTATION__ATTENTION_LOSS": "mse"})
+                                              "STICKERBOT_ADAPTATION__ATTENTION_LOSS": "fastcomposer"})
     assert settings.runtime.device == "cuda"
     assert settings.runtime.port == 9100
     assert settings.adaptation.num_tokens == 2
-    assert settings.adaptation.attention_loss == "mse"
+    assert settings.adaptation.attention_loss == "fastcomposer"
     assert settings.limits.blocklist == ("badword",)
 
 
@@ -62,3 +62,11 @@ def test_denoise_defaults_to_a_median_for_pixel_models_only():
     assert GenerationSettings(denoise_px=0).denoise_size(pixel_space=True) == 0
     assert GenerationSettings(denoise_px=5).denoise_size(pixel_space=False) == 5
     assert GenerationSettings(denoise_px=4).denoise_size(pixel_space=True) == 0  # a median needs an odd size
+
+
+def test_a_setting_every_job_would_be_refused_for_is_a_configuration_error():
+    with pytest.raises(SettingsError, match="adaptation.steps"):
+        load_settings(None, environ={"STICKERBOT_ADAPTATION__STEPS": "1000000"})
+    with pytest.raises(SettingsError, match="attention_loss"):
+        load_settings(None, environ={"STICKERBOT_ADAPTATION__ATTENTION_LOSS": "mse"})
+    assert load_settings(None, environ={"STICKERBOT_ADAPTATION__STEPS": "300"}).adaptation.steps == 300

@@ -160,18 +160,20 @@ def cmd_demo(args) -> int:
         for prompt in args.prompts or DEMO_PROMPTS:
             queued = service.request_sticker(user, prompt, chat={"console": True}, seed=args.seed)
             print(f"/mysticker {prompt}")
-            while await worker.run_once():
-                pass
-            timings = worker.last_timings
-            if timings.get("adapted"):
+            job = await _run_until_settled(worker, service.db, queued.job_id)
+            if job is None or job.state != "done":
+                # Failed (sink.failed printed the user's message), or forgotten meanwhile.
+                print(f"  job failed after {job.attempts if job else '?'} tries: "
+                      f"{(job.error if job else 'the job is gone') or 'no result'}")
+                return 1
+            timings = {**(job.result or {}).get("timings", {}), **worker.last_timings}
+            if (job.result or {}).get("adapted"):
                 print(f"  learned the character in {timings.get('adapt_s', 0):.1f}s "
                       f"({timings.get('adapt_step_s', 0) * 1000:.0f} ms/step)")
             else:
                 print("  embedding cache hit: adaptation skipped")
             print(f"  generated in {timings.get('generate_s', 0):.2f}s, total {timings.get('total_s', 0):.2f}s, "
                   f"bot overhead {timings.get('bot_overhead_s', 0) * 1000:.1f} ms")
-            if queued.job_id in sink.failures:
-                return 1
             made += [(prompt, path) for path in sink.delivered.get(queued.job_id, [])]
         from adapters.cli.contact_sheet import write_contact_sheet
 
@@ -179,6 +181,19 @@ def cmd_demo(args) -> int:
         return 0
 
     return _run_console(args, _with_local_runtime(settings, args.config, body, out_dir, quiet=not args.verbose))
+
+
+async def _run_until_settled(worker, db, job_id: str):
+    """Work until this job is done or failed, waiting out retry backoffs; its final row."""
+    from storage import jobs
+    from storage.records import FINAL_STATES
+
+    while True:
+        job = jobs.get_job(db, job_id)
+        if job is None or job.state in FINAL_STATES:
+            return job
+        if not await worker.run_once():
+            await asyncio.sleep(0.2)
 
 
 def cmd_chat(args) -> int:
@@ -300,6 +315,15 @@ def cmd_backup(args) -> int:
     return backup.run(args, _settings(args))
 
 
+def cmd_make_test_model(args) -> int:
+    from seal_runtime.models.sd15_architecture import save_sd15_test_model
+
+    folder = save_sd15_test_model(Path(args.path), width=args.width, seed=args.seed)
+    print(f"SD-1.5-shaped test model (random weights, width {args.width:g}) written to {folder}; "
+          f"try it: STICKERBOT_RUNTIME__MODEL={folder} stickerbot demo")
+    return 0
+
+
 # -- train-builtin / bench -------------------------------------------------------------------
 def cmd_train_builtin(args) -> int:
     from stickerworld import train_builtin
@@ -366,6 +390,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backup", help="copy the live database to PATH (SQLite online backup API)")
     p.add_argument("path", help="where to write the backup file")
     p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("make-test-model", help="write a small random SD-1.5-shaped diffusers pipeline to PATH "
+                                               "(offline; for trying the SD path on a CPU)")
+    p.add_argument("path", help="folder to write (a diffusers StableDiffusionPipeline)")
+    from seal_runtime.models.sd15_architecture import TEST_MODEL_WIDTH
+
+    p.add_argument("--width", type=float, default=TEST_MODEL_WIDTH, help="channel scale; 1.0 is SD 1.5's size")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_make_test_model)
 
     p = sub.add_parser("bench", help="benchmarks that write JSON")
     from benchmarks import commands as benchmarks

@@ -120,6 +120,6 @@ class ChildRuntimeClient(RuntimeClient):
         self._verify()
         return await super().health()
 
-    async def run_job(self, request: JobRequest, on_progress=None) -> JobResult:
+    async def run_job(self, request: JobRequest, on_progress=None, on_concept=None) -> JobResult:
         self._verify()
-        return await super().run_job(request, on_progress)
+        return await super().run_job(request, on_progress, on_concept)

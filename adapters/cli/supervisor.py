@@ -102,6 +102,8 @@ class RuntimeStatus:
                 "last_start_s": round(self.last_start_s, 3)}
 
 
+HUNG_JOB_GRACE_S = 120.0
+
 class RuntimeSupervisor:
     """Spawns the runtime with `spawn(secret)`, watches it, restarts it with backoff. Each
     launch gets a fresh secret, handed to the child by `spawn` and to `client`, which
@@ -110,7 +112,7 @@ class RuntimeSupervisor:
     def __init__(self, spawn: Callable[[str], subprocess.Popen], client: ChildRuntimeClient, *,
                  check_interval_s: float = 5.0, failures_before_restart: int = 3, backoff_initial_s: float = 1.0,
                  backoff_max_s: float = 60.0, healthy_reset_s: float = 60.0, start_timeout_s: float = 600.0,
-                 stop_timeout_s: float = 10.0) -> None:
+                 stop_timeout_s: float = 10.0, hung_job_s: float | None = None) -> None:
         self.spawn = spawn
         self.client = client
         self.check_interval_s = check_interval_s
@@ -120,6 +122,10 @@ class RuntimeSupervisor:
         self.healthy_reset_s = healthy_reset_s
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
+        # A job the runtime still reports as running after this long is stuck (a driver call
+        # that never returns): the worker gave up on it at its job timeout and the runtime
+        # did not stop it at its next step, so only a restart frees the GPU. None: never.
+        self.hung_job_s = hung_job_s
         self.status = RuntimeStatus()
         self.process: subprocess.Popen | None = None
         self.backoffs: list[float] = []  # every wait before a restart, for tests and the bench
@@ -184,6 +190,10 @@ class RuntimeSupervisor:
                     return f"not healthy {self.start_timeout_s:.0f} s after start"
             else:
                 failures = 0
+                hung = self._hung_job(self.status.last_health)
+                if hung:
+                    self.status.healthy = False
+                    return hung
                 if not self.status.healthy:
                     self.status.healthy = True
                     self._healthy_at = time.monotonic()
@@ -195,6 +205,20 @@ class RuntimeSupervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
         return ""
+
+    def _hung_job(self, health: dict) -> str:
+        """Why the runtime counts as hung ("" when it does not): /healthz names its running
+        job and that job's age (seal_runtime/server.py)."""
+        running = health.get("running") if isinstance(health, dict) else None
+        if self.hung_job_s is None or not isinstance(running, dict):
+            return ""
+        age = float(running.get("age_s") or 0.0)
+        if age <= self.hung_job_s:
+            return ""
+        log.error("runtime job hung; restarting the runtime",
+                  extra={"pid": self.process.pid if self.process else None, "job_id": running.get("job_id"),
+                         "stage": running.get("stage"), "age_s": round(age, 1), "limit_s": self.hung_job_s})
+        return f"job {running.get('job_id')} running for {age:.0f} s (limit {self.hung_job_s:.0f} s)"
 
     async def _kill(self) -> None:
         self.client.detach()
@@ -391,7 +415,9 @@ class Supervisor:
         runtime_task = None
         if spawn is not None:
             assert isinstance(client, ChildRuntimeClient)
-            self.runtime = RuntimeSupervisor(spawn, client, **self.runtime_options)
+            # Past the worker's own timeout plus a grace, a job still running is stuck.
+            options = {"hung_job_s": settings.limits.job_timeout_s + HUNG_JOB_GRACE_S, **self.runtime_options}
+            self.runtime = RuntimeSupervisor(spawn, client, **options)
             runtime_task = asyncio.create_task(self.runtime.run(runtime_stop), name="runtime-supervisor")
         scheduler = build_scheduler(db, settings)
         health_runner = await self._serve_health()

@@ -1,4 +1,4 @@
-"""The stub runtime (tests/stub_runtime.py) with the failures reliability needs.
+"""The stub runtime (benchmarks/fakes/stub_runtime.py) with the failures reliability needs.
 
 - `drop(job) -> bool`: the runtime "dies" during that job — it sends a few progress lines
   and then cuts the connection, as a SIGKILLed runtime would (a poison job drops every
@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from seal_runtime.api.protocol import JobRequest
 from benchmarks.fakes.stub_runtime import StubRuntime
+from seal_runtime.api.frames import CONTENT_TYPE
+from seal_runtime.api.protocol import JobRequest, ProgressEvent
 
 
 @dataclass
@@ -40,11 +41,11 @@ class CrashingStub(StubRuntime):
         if not self.drop(job):
             return await super().run_job(request)
         self.dropped += 1
-        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
         await response.prepare(request)
         for step in (1, 2):
-            line = {"event": "progress", "job_id": job.job_id, "stage": "adapting", "step": step, "total": 9}
-            await response.write((json.dumps(line) + "\n").encode())
+            for chunk in ProgressEvent(job.job_id, "adapting", step, 9).to_frame():
+                await response.write(chunk)
             await asyncio.sleep(self.step_delay_s)
         request.transport.close()  # the process "died": no result, no error line, no end of stream
         return response

@@ -1,7 +1,7 @@
-"""A stand-in for the SEAL runtime: the same HTTP/NDJSON protocol, no model.
+"""A stand-in for the SEAL runtime: the same HTTP protocol and frames, no model.
 
 It speaks what `seal_runtime/server.py` speaks (`GET /healthz`, `POST /v1/jobs` streaming
-progress lines then one result or error line) and answers every job with one fixed,
+progress frames, a concept frame when it "adapted", then one result or error frame) and answers every job with one fixed,
 generated RGBA PNG per prompt. Adapter tests and benchmarks use it where the real
 runtime would only add seconds of CPU sampling; one test per adapter still runs the
 real runtime (`tests/runtime_helpers.running_runtime`).
@@ -17,14 +17,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import json
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from PIL import Image, ImageDraw
 
 from seal_runtime.api.config import AdaptationSettings
-from seal_runtime.api.protocol import API_VERSION, JobRequest
+from seal_runtime.api.frames import CONTENT_TYPE
+from seal_runtime.api.protocol import (
+    API_VERSION,
+    JobRequest,
+    JobResult,
+    LearnedConcept,
+    ProgressEvent,
+    RuntimeJobError,
+)
 
 MODEL_ID = "stub-model"
 STUB_EMBEDDING = b"stub-learned-embeds"
@@ -73,40 +80,35 @@ class StubRuntime:
         except Exception as exc:
             return web.json_response({"error": f"bad job request: {exc}"}, status=400)
         self.jobs.append(job)
-        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
         await response.prepare(request)
 
-        async def line(payload: dict) -> None:
-            await response.write((json.dumps(payload) + "\n").encode())
+        async def send(chunks: list[bytes]) -> None:
+            for chunk in chunks:
+                await response.write(chunk)
 
-        await line({"event": "progress", "job_id": job.job_id, "stage": "queued", "step": 1})
+        await send(ProgressEvent(job.job_id, "queued", 1).to_frame())
         if self.fail_next > 0:
             self.fail_next -= 1
-            await line({"event": "error", "message": "stub runtime: injected failure", "retryable": True})
+            await send(RuntimeJobError("stub runtime: injected failure").to_frame(job.job_id))
             await response.write_eof()
             return response
-        await line({"event": "progress", "job_id": job.job_id, "stage": "started"})
+        await send(ProgressEvent(job.job_id, "started").to_frame())
         adapted = job.embedding is None
+        settings_hash = AdaptationSettings.from_dict(job.adaptation).settings_hash(MODEL_ID)
         stages = ([("adapting", self.adapt_steps)] if adapted else []) + [("generating", self.generate_steps)]
         for stage, total in stages:
             for step in range(1, total + 1):
                 if self.step_delay_s:
                     await asyncio.sleep(self.step_delay_s)
-                await line({"event": "progress", "job_id": job.job_id, "stage": stage, "step": step, "total": total})
-        settings_hash = AdaptationSettings.from_dict(job.adaptation).settings_hash(MODEL_ID)
+                await send(ProgressEvent(job.job_id, stage, step, total).to_frame())
+            if stage == "adapting":
+                await send(LearnedConcept(job.job_id, MODEL_ID, settings_hash, STUB_EMBEDDING).to_frame())
         embedding = STUB_EMBEDDING if adapted else job.embedding
-        await line({"event": "result", "job_id": job.job_id, "model_id": MODEL_ID, "settings_hash": settings_hash,
-                    "embedding": _b64(embedding), "images_png": [_b64(self.png) for _ in job.prompts],
-                    "mask_png": None, "mask_source": None, "adapted": adapted,
-                    "timings": {"adapt_s": 0.0, "generate_s": 0.0}})
+        await send(JobResult(job.job_id, MODEL_ID, settings_hash, embedding, tuple(self.png for _ in job.prompts),
+                             adapted=adapted, timings={"adapt_s": 0.0, "generate_s": 0.0}).to_frame())
         await response.write_eof()
         return response
-
-
-def _b64(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(data).decode("ascii")
 
 
 @contextlib.asynccontextmanager

@@ -1,19 +1,27 @@
-"""Messages between the bot and the runtime process (JSON over HTTP, NDJSON events).
+"""Messages between the bot and the runtime process.
 
-Torch-free: the bot imports this module and the client, never the model code. A
-request carries everything the runtime needs (reference bytes or the cached
-embedding), and the result carries the new embedding back, so the runtime keeps
-no state between jobs and a crash loses nothing.
+The request is one JSON body; the answer is a stream of frames (`seal_runtime.api.frames`):
+progress events, the learned concept as soon as adaptation ends, then the result or an
+error. Torch-free: the bot imports this module and the client, never the model code. A
+request carries everything the runtime needs (reference bytes or the cached embedding),
+and the concept comes back before generation starts, so the runtime keeps no state
+between jobs, a crash loses nothing, and a retry after adaptation does not adapt again.
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
-API_VERSION = 1
+from seal_runtime.api.frames import Frame, FramingError, encode_frame
+
+API_VERSION = 2  # 2: framed binary results and the early "concept" frame
 # The header that carries runtime.shared_secret from the bot to the runtime.
 SECRET_HEADER = "X-Seal-Secret"
+
+# Bounds of what one request may ask for (bad requests get a 400, never retried).
+MAX_PROMPTS = 16
+MAX_PROMPT_CHARS = 1000
 
 
 def b64(data: bytes | None) -> str | None:
@@ -21,7 +29,7 @@ def b64(data: bytes | None) -> str | None:
 
 
 def unb64(text: str | None) -> bytes | None:
-    return None if text is None else base64.b64decode(text)
+    return None if text is None else base64.b64decode(text, validate=True)
 
 
 @dataclass(frozen=True)
@@ -45,23 +53,50 @@ class JobRequest:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "JobRequest":
-        return cls(
-            job_id=str(data["job_id"]),
-            reference_png=unb64(data["reference_png"]) or b"",
-            prompts=tuple(data["prompts"]),
-            seeds=tuple(int(s) for s in data["seeds"]),
-            adaptation=dict(data.get("adaptation") or {}),
-            generation=dict(data.get("generation") or {}),
-            mask_png=unb64(data.get("mask_png")),
-            embedding=unb64(data.get("embedding")),
-            adapter_weights=unb64(data.get("adapter_weights")),
-        )
+    def from_json(cls, data: dict) -> JobRequest:
+        """Parse and bound a request; anything malformed raises BadJobRequest."""
+        from seal_runtime.api.config import AdaptationSettings, GenerationSettings
+
+        try:
+            if not isinstance(data, dict):
+                raise BadJobRequest("a job request is a JSON object")
+            prompts, seeds = data["prompts"], data["seeds"]
+            if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+                raise BadJobRequest("prompts must be a list of strings")
+            if not 1 <= len(prompts) <= MAX_PROMPTS:
+                raise BadJobRequest(f"a job has 1 to {MAX_PROMPTS} prompts, got {len(prompts)}")
+            if any(len(p) > MAX_PROMPT_CHARS for p in prompts):
+                raise BadJobRequest(f"a prompt is at most {MAX_PROMPT_CHARS} characters")
+            if not isinstance(seeds, list) or len(seeds) != len(prompts) or not all(
+                    isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in seeds):
+                raise BadJobRequest("seeds must be one non-negative integer per prompt")
+            request = cls(
+                job_id=str(data["job_id"])[:200],
+                reference_png=unb64(data["reference_png"]) or b"",
+                prompts=tuple(prompts),
+                seeds=tuple(seeds),
+                adaptation=dict(data.get("adaptation") or {}),
+                generation=dict(data.get("generation") or {}),
+                mask_png=unb64(data.get("mask_png")),
+                embedding=unb64(data.get("embedding")),
+                adapter_weights=unb64(data.get("adapter_weights")),
+            )
+            # Settings are checked here, before the job waits for the GPU.
+            AdaptationSettings.from_dict(request.adaptation).check(resolved=False)
+            GenerationSettings.from_dict(request.generation).check()
+        except BadJobRequest:
+            raise
+        except KeyError as exc:
+            raise BadJobRequest(f"missing field {exc.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as exc:  # binascii.Error is a ValueError
+            raise BadJobRequest(str(exc)) from None
+        return request
 
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """stage: 'queued' (step = position), 'adapting' (step i of n), 'generating' (step j of m)."""
+    """stage: 'queued' (step = position), 'started', 'adapting' (step i of n),
+    'generating' (step j of m)."""
 
     job_id: str
     stage: str
@@ -69,6 +104,46 @@ class ProgressEvent:
     total: int = 0
     image: int = 0  # which image of the request is being sampled
     loss: float | None = None
+
+    def to_frame(self) -> list[bytes]:
+        return encode_frame({"event": "progress", **asdict(self)})
+
+    @classmethod
+    def from_frame(cls, frame: Frame) -> ProgressEvent:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in frame.header.items() if k in known})
+
+
+@dataclass(frozen=True)
+class LearnedConcept:
+    """What adaptation made, sent the moment it ends (before generation) so the bot can
+    store it at once: a later failure, or a retry, never adapts again."""
+
+    job_id: str
+    model_id: str
+    settings_hash: str
+    embedding: bytes  # learned_embeds.safetensors
+    adapter_weights: bytes | None = None  # LoRA weights (method "lora")
+    mask_png: bytes | None = None  # the subject mask the runtime computed, if it did
+    mask_source: str | None = None
+    timings: dict = field(default_factory=dict)
+
+    def to_frame(self) -> list[bytes]:
+        header = {"event": "concept", "job_id": self.job_id, "model_id": self.model_id,
+                  "settings_hash": self.settings_hash, "mask_source": self.mask_source, "timings": self.timings}
+        return encode_frame(header, [("embedding", self.embedding), ("adapter_weights", self.adapter_weights),
+                                     ("mask_png", self.mask_png)])
+
+    @classmethod
+    def from_frame(cls, frame: Frame) -> LearnedConcept:
+        embedding = frame.part("embedding")
+        if not embedding:
+            raise FramingError("a concept frame without its embedding")
+        header = frame.header
+        return cls(job_id=str(header["job_id"]), model_id=str(header["model_id"]),
+                   settings_hash=str(header["settings_hash"]), embedding=embedding,
+                   adapter_weights=frame.part("adapter_weights"), mask_png=frame.part("mask_png"),
+                   mask_source=header.get("mask_source"), timings=dict(header.get("timings") or {}))
 
 
 @dataclass(frozen=True)
@@ -85,39 +160,65 @@ class JobResult:
     # LoRA weights (safetensors) of the second TTF base; cache them with the embedding.
     adapter_weights: bytes | None = None
 
-    def to_json(self) -> dict:
-        return {
-            "job_id": self.job_id,
-            "model_id": self.model_id,
-            "settings_hash": self.settings_hash,
-            "embedding": b64(self.embedding),
-            "images_png": [b64(i) for i in self.images_png],
-            "mask_png": b64(self.mask_png),
-            "mask_source": self.mask_source,
-            "adapted": self.adapted,
-            "timings": self.timings,
-            "adapter_weights": b64(self.adapter_weights),
-        }
+    def to_frame(self) -> list[bytes]:
+        """The result frame: the images. The concept went ahead in its own frame (when the job
+        adapted) or came with the request (a cache hit), so it is not sent twice."""
+        header = {"event": "result", "job_id": self.job_id, "model_id": self.model_id,
+                  "settings_hash": self.settings_hash, "adapted": self.adapted, "timings": self.timings}
+        return encode_frame(header, [("image", png) for png in self.images_png])
 
     @classmethod
-    def from_json(cls, data: dict) -> "JobResult":
+    def from_frame(cls, frame: Frame, request: JobRequest, concept: LearnedConcept | None) -> JobResult:
+        header = frame.header
+        adapted = bool(header.get("adapted"))
+        if adapted and concept is None:
+            raise FramingError("the result says the job adapted, but no concept frame came before it")
+        images = tuple(frame.all_parts("image"))
+        if len(images) != len(request.prompts):
+            raise FramingError(f"the result has {len(images)} images for {len(request.prompts)} prompts")
+        source = concept if adapted else None
         return cls(
-            job_id=data["job_id"],
-            model_id=data["model_id"],
-            settings_hash=data["settings_hash"],
-            embedding=unb64(data["embedding"]) or b"",
-            images_png=tuple(unb64(i) or b"" for i in data["images_png"]),
-            mask_png=unb64(data.get("mask_png")),
-            mask_source=data.get("mask_source"),
-            adapted=bool(data.get("adapted")),
-            timings=dict(data.get("timings") or {}),
-            adapter_weights=unb64(data.get("adapter_weights")),
+            job_id=str(header["job_id"]),
+            model_id=str(header["model_id"]),
+            settings_hash=str(header["settings_hash"]),
+            embedding=source.embedding if source else (request.embedding or b""),
+            images_png=images,
+            mask_png=concept.mask_png if concept else None,
+            mask_source=concept.mask_source if concept else None,
+            adapted=adapted,
+            timings=dict(header.get("timings") or {}),
+            adapter_weights=source.adapter_weights if source else request.adapter_weights,
         )
 
 
-class RuntimeJobError(Exception):
-    """The runtime could not do the job; `retryable` is False for bad requests."""
+# RuntimeJobError codes the bot acts on.
+BAD_REQUEST = "bad_request"
+# The request's cached concept cannot be used on this model (corrupt bytes, another model's
+# shapes or keys): the bot drops that cache entry and learns the concept again, once.
+BAD_CACHED_CONCEPT = "bad_cached_concept"
+# The stream broke (reset, truncation, oversize, garbled frames): retry.
+TRANSPORT = "transport"
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+
+class RuntimeJobError(Exception):
+    """The runtime could not do the job; `retryable` is False for bad requests; `code`
+    names the failures the bot treats specially (the constants above)."""
+
+    def __init__(self, message: str, *, retryable: bool = True, code: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.code = code
+
+    def to_frame(self, job_id: str) -> list[bytes]:
+        return encode_frame({"event": "error", "job_id": job_id, "message": str(self),
+                             "retryable": self.retryable, "code": self.code})
+
+    @classmethod
+    def from_frame(cls, frame: Frame) -> RuntimeJobError:
+        header = frame.header
+        return cls(str(header.get("message", "runtime error")), retryable=bool(header.get("retryable", True)),
+                   code=header.get("code"))
+
+
+class BadJobRequest(ValueError):
+    """A request the runtime refuses to run (answered 400, never retried)."""

@@ -12,8 +12,9 @@ mask, so the reference's background is not learned as part of the character.
   4. "center_prior" - none of that worked: a centred ellipse, since references are
                       framed around their subject.
 
-Only numpy and Pillow here (no torch, no scipy): the bot computes the classical mask
-at /setref time, and `seal_runtime.imaging.cutout` reuses the flood fill on generated images.
+numpy, Pillow and scipy's connected-component labelling (no torch): the runtime computes
+the mask of a reference once, and `seal_runtime.imaging.cutout` reuses the flood fill on
+every generated image, so labelling must be fast (a C loop, not a Python or numpy one).
 """
 
 from __future__ import annotations
@@ -194,33 +195,18 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return mask | ~border_connected(~mask)
 
 
-def label_components(mask: np.ndarray) -> np.ndarray:
-    """4-connected component labels (-1 outside `mask`), numpy only.
+# 4-connectivity: diagonal neighbours are not connected (a one-pixel diagonal gap in an
+# outline does not let the background flood into the character).
+FOUR_CONNECTED = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], dtype=bool)
 
-    Each pixel starts labelled with its own flat index; every round it takes the smallest
-    label among itself and its neighbours, then jumps to its label's label (pointer
-    jumping), which collapses long chains quickly. A label is always the index of a pixel
-    in the same component, so at the fixed point each component carries one label.
-    """
-    h, w = mask.shape
-    size = h * w
-    labels = np.where(mask, np.arange(size).reshape(h, w), size)
-    while True:
-        smallest = labels.copy()
-        np.minimum(smallest[1:, :], labels[:-1, :], out=smallest[1:, :])
-        np.minimum(smallest[:-1, :], labels[1:, :], out=smallest[:-1, :])
-        np.minimum(smallest[:, 1:], labels[:, :-1], out=smallest[:, 1:])
-        np.minimum(smallest[:, :-1], labels[:, 1:], out=smallest[:, :-1])
-        smallest = np.where(mask, smallest, size)
-        flat = smallest.ravel()
-        inside = flat < size
-        jumped = flat.copy()
-        jumped[inside] = flat[flat[inside]]
-        jumped = jumped.reshape(h, w)
-        if np.array_equal(jumped, labels):
-            break
-        labels = jumped
-    return np.where(mask, labels, -1)
+
+def label_components(mask: np.ndarray) -> np.ndarray:
+    """4-connected component labels, -1 outside `mask` (scipy.ndimage.label: one pass in C;
+    the numpy pointer-jumping it replaces took 0.2-0.7 s on a 512 px sticker with thin lines)."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(mask, structure=FOUR_CONNECTED)
+    return labels.astype(np.int64) - 1
 
 
 # -- SAM --------------------------------------------------------------------------------------
@@ -230,7 +216,7 @@ def _sam_mask(image: Image.Image, sam_predictor) -> Image.Image | None:
     try:
         masker = getattr(sam_predictor, "mask", sam_predictor)
         mask = masker(image.convert("RGB"))
-    except Exception:  # noqa: BLE001 - SAM is an improvement, never a reason to fail a job
+    except Exception:
         log.warning("SAM mask failed; using the classical mask", exc_info=True)
         return None
     if mask is None:

@@ -34,6 +34,23 @@ class DiffusionBackbone:
     # into that slot ("a {} character"): put bare, the tokens land where the model
     # never saw identity words and its small text encoder does not carry them.
     concept_phrase: str = "{}"
+    # Which adaptation defaults suit this model (config.ADAPTATION_PROFILES): the builtin
+    # model's tuned set, or the Stable-Diffusion-class set.
+    adaptation_profile: str = "builtin"
+    # What classifier-free guidance steers from when a request names no negative prompt.
+    default_negative_prompt: str = ""
+    # Speed switches (RuntimeSettings): a TAESD decoder used instead of the VAE for
+    # generation, a torch.compile'd U-Net for generation, LCM-LoRA deltas (speed_lora.py).
+    tiny_vae: object | None = None
+    compiled_unet: object | None = None
+    lcm_lora: object | None = None
+
+    def generation_unet(self):
+        """The compiled U-Net when there is one and no LoRA layers are attached (a wrapped
+        module would make torch.compile recompile for every concept); else the U-Net."""
+        if self.compiled_unet is not None and getattr(self.unet, "peft_config", None) is None:
+            return self.compiled_unet
+        return self.unet
 
     def concept_words(self, tokens: list[str]) -> str:
         return self.concept_phrase.format(" ".join(tokens))
@@ -60,18 +77,22 @@ class DiffusionBackbone:
     def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
         return self.text_encoder(self.tokenize(prompts))[0].to(self.dtype)
 
-    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pixels in [-1, 1] (B, 3, H, W) -> what the U-Net denoises."""
+    def encode_images(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Pixels in [-1, 1] (B, 3, H, W) -> what the U-Net denoises. A VAE's latent is a
+        sample of its posterior: drawn from `generator`, so a seed fixes it."""
         pixels = pixels.to(self.device, self.dtype)
         if self.vae is None:
             return F.pixel_unshuffle(pixels, self.pixel_shuffle) if self.pixel_shuffle > 1 else pixels
-        return self.vae.encode(pixels).latent_dist.sample() * self.vae.config.scaling_factor
+        latent = self.vae.encode(pixels).latent_dist.sample(generator=generator)
+        return latent * self.vae.config.scaling_factor
 
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """The inverse of encode_images; returns pixels in [-1, 1]."""
         if self.vae is None:
             pixels = F.pixel_shuffle(latents, self.pixel_shuffle) if self.pixel_shuffle > 1 else latents
             return pixels.clamp(-1, 1)
+        if self.tiny_vae is not None:  # TAESD decodes SD's scaled latents directly
+            return self.tiny_vae.decode(latents).sample.clamp(-1, 1)
         pixels = self.vae.decode(latents / self.vae.config.scaling_factor).sample
         return pixels.clamp(-1, 1)
 

@@ -21,10 +21,15 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def pick_dtype(name: str, device: torch.device) -> torch.dtype:
-    """fp16 on GPUs (half the memory, tensor cores); fp32 on CPU, where fp16 is slow."""
+    """fp16 on GPUs (half the memory, tensor cores; adaptation scales its loss, see
+    ttf.adaptation.loss_scaler); fp32 on CPU, where fp16 is slow. bf16 when asked for."""
     if name == "auto":
         return torch.float16 if device.type in ("cuda", "mps") else torch.float32
     try:
-        return _DTYPES[name]
+        dtype = _DTYPES[name]
     except KeyError:
         raise ValueError(f"unknown dtype {name!r}; use one of auto, {', '.join(sorted(_DTYPES))}") from None
+    # bf16 has fp32's range (no loss scaling needed) but needs Ampere or newer on CUDA.
+    if dtype is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("dtype bfloat16 is configured but this GPU does not support it; use float16")
+    return dtype

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
+from seal_runtime.api.config import RuntimeSettings
 from seal_runtime.models.backbone import DiffusionBackbone
 from seal_runtime.models.builtin_architecture import BUILTIN_DIR
-from seal_runtime.api.config import RuntimeSettings
 from seal_runtime.models.device import pick_device, pick_dtype
+from seal_runtime.models.identity import local_model_id
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,45 @@ def load_backbone(settings: RuntimeSettings) -> DiffusionBackbone:
             backbone.model_id = f"{backbone.model_id} [{settings.concept_phrase}]"
             backbone.concept_phrase = settings.concept_phrase
     backbone.freeze()
+    apply_speed_switches(backbone, settings)
     log.info("model loaded", extra={"model_id": backbone.model_id, "device": str(device), "dtype": str(dtype)})
     return backbone
+
+
+# What SD-class generations are steered away from when a request names no negative prompt:
+# a sticker is one clean, centred subject, not a photo with text on it.
+STICKER_NEGATIVE_PROMPT = ("photo, photorealistic, blurry, lowres, jpeg artifacts, text, watermark, signature, "
+                           "frame, border, cropped, out of frame, multiple characters, busy background")
+
+
+def apply_speed_switches(backbone: DiffusionBackbone, settings: RuntimeSettings) -> None:
+    """TAESD, LCM-LoRA, channels-last and torch.compile, as configured (all local files)."""
+    device, dtype = backbone.device, backbone.dtype
+    if settings.taesd:
+        if backbone.vae is None:
+            raise RuntimeError("runtime.taesd needs a latent (VAE) model; the builtin model has no VAE")
+        from diffusers import AutoencoderTiny
+
+        folder = Path(settings.taesd).expanduser()
+        if not folder.exists():
+            raise RuntimeError(f"runtime.taesd {folder} does not exist (nothing is downloaded: put it there)")
+        backbone.tiny_vae = AutoencoderTiny.from_pretrained(folder, torch_dtype=dtype).to(device).eval()
+        backbone.tiny_vae.requires_grad_(False)
+    if settings.lcm_lora:
+        from seal_runtime.models.speed_lora import SpeedLora
+
+        backbone.lcm_lora = SpeedLora.load(settings.lcm_lora, backbone.unet)
+    if device.type == "cuda":
+        if settings.channels_last:
+            backbone.unet.to(memory_format=torch.channels_last)
+            if backbone.vae is not None:
+                backbone.vae.to(memory_format=torch.channels_last)
+        if settings.compile:
+            # The same module, compiled for generation; adaptation runs it eagerly (backward
+            # through a compiled graph with changing hooks would recompile).
+            backbone.compiled_unet = torch.compile(backbone.unet, mode="max-autotune-no-cudagraphs")
+    elif settings.compile:
+        log.warning("runtime.compile is for CUDA; running the U-Net eagerly on %s", device.type)
 
 
 def random_builtin(device: torch.device, dtype: torch.dtype, seed: int = 0) -> DiffusionBackbone:
@@ -114,6 +152,7 @@ def load_pixel_model(folder: Path, device: torch.device, dtype: torch.dtype) -> 
         dtype=dtype,
         pixel_shuffle=int(manifest.get("pixel_shuffle", 1)),
         concept_phrase=manifest.get("concept_phrase", "{}"),
+        adaptation_profile=manifest.get("adaptation_profile", "builtin"),
     )
 
 
@@ -134,8 +173,11 @@ def load_stable_diffusion(source: str, device: torch.device, dtype: torch.dtype,
         requires_safety_checker=False,
         local_files_only=not allow_downloads,
     )
+    # A hub id names its repository; a local folder is known by its content (models/identity.py).
+    model_id = local_model_id(local) if local.exists() else source
+    log.info("model identified", extra={"model_id": model_id, "folder": local.name if local.exists() else None})
     return DiffusionBackbone(
-        model_id=source if not local.exists() else local.name,
+        model_id=model_id,
         tokenizer=pipe.tokenizer,
         text_encoder=pipe.text_encoder.to(device),
         unet=pipe.unet.to(device),
@@ -144,4 +186,6 @@ def load_stable_diffusion(source: str, device: torch.device, dtype: torch.dtype,
         resolution=pipe.unet.config.sample_size * pipe.vae_scale_factor,
         device=device,
         dtype=dtype,
+        adaptation_profile="sd15",
+        default_negative_prompt=STICKER_NEGATIVE_PROMPT,
     )

@@ -27,15 +27,16 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from seal_runtime.api.config import AdaptationSettings
 from seal_runtime.models.backbone import DiffusionBackbone
+from seal_runtime.seal.token_strategy import SplitMergeTokens
 from seal_runtime.ttf.concept_tokens import (
     ensure_tokens,
     initializer_vector,
     inject_concept,
     placeholder_tokens,
 )
-from seal_runtime.api.config import AdaptationSettings
-from seal_runtime.seal.token_strategy import SplitMergeTokens
+from seal_runtime.ttf.plateau import PlateauStop
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ class AdaptationResult:
     steps: int
     # Second TTF base: {"lora": {key: tensor}, "lora_rank": r} (see lora_adaptation).
     extra_state: dict = field(default_factory=dict)
+    # (step, fixed evaluation loss) of each plateau measurement; empty when the stop is off.
+    plateau: list[tuple[int, float]] = field(default_factory=list)
 
 
 ProgressCallback = Callable[[int, int, float], None]
@@ -108,6 +111,65 @@ def diffusion_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor 
     return squared.sum() / (mask.sum() * pred.shape[1]).clamp_min(1.0)
 
 
+def loss_scaler(backbone: DiffusionBackbone) -> torch.amp.GradScaler:
+    """Dynamic loss scaling for an fp16 model, as diffusers' textual_inversion.py does (its
+    GradScaler through accelerate): fp16 gradients of a small loss underflow to zero, so the
+    loss is multiplied before backward and the fp32 gradients divided again before the step
+    (a step whose gradients overflowed is skipped and the scale lowered). Off for fp32 and
+    bf16 (bf16 has fp32's range)."""
+    enabled = backbone.dtype == torch.float16
+    try:
+        return torch.amp.GradScaler(backbone.device.type, init_scale=2.0**10, enabled=enabled)
+    except (RuntimeError, ValueError):  # a device type without GradScaler support
+        log.warning("no loss scaling on %s; fp16 gradients may underflow", backbone.device.type)
+        return torch.amp.GradScaler("cpu", enabled=False)
+
+
+@dataclass
+class TrainingBatch:
+    """The random draws of one step (prompts, flips, noise, timesteps) made into tensors."""
+
+    prompts: list[str]
+    x0: torch.Tensor
+    mask: torch.Tensor
+    noise: torch.Tensor
+    timesteps: torch.Tensor
+
+
+def draw_batch(backbone: DiffusionBackbone, latents: torch.Tensor, mask: torch.Tensor, concept: str,
+               batch: int, generator: torch.Generator) -> TrainingBatch:
+    picks = torch.randint(len(TEMPLATES), (batch,), generator=generator).tolist()
+    prompts = [TEMPLATES[i].format(concept) for i in picks]
+    flip = torch.rand(batch, generator=generator) < 0.5
+    x0 = latents.expand(batch, -1, -1, -1).clone()
+    x0[flip] = x0[flip].flip(-1)
+    step_mask = mask.expand(batch, -1, -1, -1).clone()
+    step_mask[flip] = step_mask[flip].flip(-1)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
+    timesteps = torch.randint(
+        0, backbone.noise_scheduler.config.num_train_timesteps, (batch,), generator=generator
+    ).to(backbone.device)
+    return TrainingBatch(prompts, x0, step_mask, noise, timesteps)
+
+
+def step_loss(backbone: DiffusionBackbone, batch: TrainingBatch, token_ids: list[int], vectors: torch.Tensor,
+              settings: AdaptationSettings, loss_terms=(), step: int = 0) -> tuple[torch.Tensor, dict]:
+    """The loss of one step (diffusion loss plus the loss terms), in fp32; and each term's value."""
+    noisy = backbone.noise_scheduler.add_noise(batch.x0, batch.noise, batch.timesteps)
+    with inject_concept(backbone, token_ids, vectors):
+        text = backbone.encode_prompts(batch.prompts)
+    pred = backbone.unet(noisy, batch.timesteps, encoder_hidden_states=text).sample
+    target = prediction_target(backbone.noise_scheduler, batch.x0, batch.noise, batch.timesteps)
+    loss = diffusion_loss(pred, target, batch.mask if settings.masked_diffusion_loss else None)
+    context = StepContext(step, pred, target, batch.timesteps, batch.mask, token_ids, vectors)
+    terms = {}
+    for term in loss_terms:
+        value = term(context)
+        terms[term.name] = value.detach()
+        loss = loss + value
+    return loss, terms
+
+
 def adapt_concept(
     backbone: DiffusionBackbone,
     reference: torch.Tensor,
@@ -117,8 +179,10 @@ def adapt_concept(
     loss_terms: list[LossTerm] = (),
     on_step: ProgressCallback | None = None,
 ) -> AdaptationResult:
-    """Learn the concept in `reference` ((1, 3, H, W) in [-1, 1]; `mask` (1, 1, H, W) in [0, 1])."""
+    """Learn the concept in `reference` ((1, 3, H, W) in [-1, 1]; `mask` (1, 1, H, W) in [0, 1]).
+    Settings left to the model's defaults are resolved with the backbone's profile."""
     started = time.perf_counter()
+    settings = settings.resolved(backbone.adaptation_profile)
     generator = torch.Generator("cpu").manual_seed(settings.seed)
     strategy = SplitMergeTokens(settings.num_tokens, settings.merge_rule)
 
@@ -128,10 +192,16 @@ def adapt_concept(
     init = initializer_vector(backbone, settings.initializer_word)
     vectors = torch.nn.Parameter(strategy.initial_vectors(init).to(backbone.device))
 
-    # 2. Frozen parts: everything but the concept vectors.
+    # 2. Frozen parts: everything but the concept vectors. The VAE's sample is drawn from
+    # the seeded generator, so a seed reproduces the embedding.
     backbone.freeze()
-    latents = backbone.encode_images(reference).detach()
+    with torch.no_grad():
+        latents = backbone.encode_images(reference, generator=generator).detach()
     mask = mask.to(backbone.device, torch.float32)
+    plateau = PlateauStop(settings.plateau_every, settings.plateau_min_steps, settings.plateau_patience,
+                          settings.plateau_min_delta)
+    if plateau.enabled:
+        plateau.prepare(backbone, latents, settings.seed)
 
     # 2b. The TTF base: textual inversion learns only the vectors; LoRA also learns
     # low-rank updates of the U-Net attention, attached for this run only.
@@ -148,7 +218,8 @@ def adapt_concept(
     # Kept as tensors until the end: a float() per term would make the GPU wait mid-step.
     term_history: dict[str, list[torch.Tensor]] = {term.name: [] for term in loss_terms}
     concept = backbone.concept_words(tokens)
-    batch = settings.batch_size
+    scaler = loss_scaler(backbone)
+    steps_run = 0
     try:
         groups = [{"params": [vectors], "lr": settings.learning_rate}]
         if lora is not None:
@@ -159,36 +230,22 @@ def adapt_concept(
 
         # 4. Loop.
         for step in range(settings.steps):
-            picks = torch.randint(len(TEMPLATES), (batch,), generator=generator).tolist()
-            prompts = [TEMPLATES[i].format(concept) for i in picks]
-            flip = torch.rand(batch, generator=generator) < 0.5
-            x0 = latents.expand(batch, -1, -1, -1).clone()
-            x0[flip] = x0[flip].flip(-1)
-            step_mask = mask.expand(batch, -1, -1, -1).clone()
-            step_mask[flip] = step_mask[flip].flip(-1)
-
-            noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
-            timesteps = torch.randint(
-                0, backbone.noise_scheduler.config.num_train_timesteps, (batch,), generator=generator
-            ).to(backbone.device)
-            noisy = backbone.noise_scheduler.add_noise(x0, noise, timesteps)
-            with inject_concept(backbone, token_ids, vectors):
-                text = backbone.encode_prompts(prompts)
-            pred = backbone.unet(noisy, timesteps, encoder_hidden_states=text).sample
-
-            target = prediction_target(backbone.noise_scheduler, x0, noise, timesteps)
-            loss = diffusion_loss(pred, target, step_mask if settings.masked_diffusion_loss else None)
-            context = StepContext(step, pred, target, timesteps, step_mask, token_ids, vectors)
-            for term in loss_terms:
-                value = term(context)
-                term_history[term.name].append(value.detach())
-                loss = loss + value
+            batch = draw_batch(backbone, latents, mask, concept, settings.batch_size, generator)
+            loss, terms = step_loss(backbone, batch, token_ids, vectors, settings, loss_terms, step)
+            for name, value in terms.items():
+                term_history[name].append(value)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            steps_run = step + 1
             losses.append(float(loss.detach()))
             if on_step is not None:
-                on_step(step + 1, settings.steps, losses[-1])
+                on_step(steps_run, settings.steps, losses[-1])
+            measure_now = plateau.enabled and steps_run % plateau.every == 0 and steps_run < settings.steps
+            if measure_now and plateau.should_stop(steps_run, plateau.measure(backbone, token_ids, vectors, concept)):
+                log.info("adaptation stopped on a plateau", extra={"steps": steps_run, "of": settings.steps})
+                break
     finally:
         for term in loss_terms:
             term.detach()
@@ -205,6 +262,7 @@ def adapt_concept(
         losses=losses,
         loss_terms={name: [float(v) for v in values] for name, values in term_history.items()},
         seconds=time.perf_counter() - started,
-        steps=settings.steps,
+        steps=steps_run,
         extra_state=extra_state,
+        plateau=plateau.history,
     )

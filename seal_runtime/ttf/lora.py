@@ -111,6 +111,28 @@ def lora_from_bytes(data: bytes) -> tuple[dict[str, torch.Tensor], dict]:
     return load_bytes(data), meta
 
 
+def check_lora_fits(backbone, data: bytes) -> None:
+    """Raise ValueError unless `data` holds LoRA weights for exactly this U-Net's attention
+    projections (names and shapes), so a cache entry made elsewhere is caught before use."""
+    import re
+
+    state, meta = lora_from_bytes(data)
+    rank = int(meta.get("rank", 4))
+    pattern = re.compile(TARGET_MODULES)
+    expected = {}
+    for name, module in backbone.unet.named_modules():
+        if pattern.fullmatch(name) and isinstance(module, torch.nn.Linear):
+            expected[f"{name}.lora_A.weight"] = (rank, module.in_features)
+            expected[f"{name}.lora_B.weight"] = (module.out_features, rank)
+    if set(state) != set(expected):
+        missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        raise ValueError(f"{len(missing)} LoRA tensors missing, {len(extra)} unexpected "
+                         f"(e.g. {(missing or extra)[0]})")
+    for key, shape in expected.items():
+        if tuple(state[key].shape) != shape:
+            raise ValueError(f"{key} has shape {tuple(state[key].shape)}, expected {shape}")
+
+
 @contextmanager
 def lora_applied(backbone, data: bytes | None):
     """While active, the U-Net carries the LoRA weights in `data` (no-op for None)."""
