@@ -98,6 +98,13 @@ MUTANTS = (
         "        chat_id = 1\n        limiter = self._chat_limiters.get(chat_id)\n",
         ("tests/test_telegram_adapter.py::test_a_chat_held_back_by_its_pace_does_not_hold_up_another_chat",),
     ),
+    HandMutant(
+        "the runtime accepts any non-empty X-Seal-Secret",
+        "seal_runtime/server.py",
+        'or secret_matches(given, secret)',
+        'or bool(given)',
+        ("tests/test_runtime_secret.py::test_every_wrong_secret_is_refused_401_before_the_engine_sees_the_job",),
+    ),
 )
 
 
