@@ -78,7 +78,7 @@ def test_the_rate_limit_frees_a_slot_exactly_a_minute_after_the_oldest_request(t
 
 
 def test_a_rate_limit_of_one_and_of_zero(tmp_path):
-    policy, clock, db = policy_for(tmp_path, **{**OFF, "requests_per_minute": 1})
+    policy, _clock, db = policy_for(tmp_path, **{**OFF, "requests_per_minute": 1})
     ann = user(db)
     policy.admit(ann)
     with pytest.raises(RateLimitedError) as refused:
@@ -90,7 +90,7 @@ def test_a_rate_limit_of_one_and_of_zero(tmp_path):
 
 
 def test_the_daily_quota_admits_exactly_quota_stickers(tmp_path):
-    policy, clock, db = policy_for(tmp_path, **{**OFF, "daily_quota": 3})
+    policy, _clock, db = policy_for(tmp_path, **{**OFF, "daily_quota": 3})
     ann = user(db)
     admissions = [policy.admit(ann) for _ in range(3)]
     assert [(a.quota, a.used_today) for a in admissions] == [(3, 1), (3, 2), (3, 3)]
@@ -107,14 +107,14 @@ def test_the_daily_quota_admits_exactly_quota_stickers(tmp_path):
 
 
 def test_a_quota_of_zero_switches_stickers_off_with_its_own_words(tmp_path):
-    policy, clock, db = policy_for(tmp_path, **{**OFF, "daily_quota": 0})
+    policy, _clock, db = policy_for(tmp_path, **{**OFF, "daily_quota": 0})
     with pytest.raises(QuotaExceededError) as refused:
         policy.admit(user(db))
     assert refused.value.user_message == "Making stickers is switched off for your account. Ask the bot's admin."
 
 
 def test_an_admins_quota_for_one_user_beats_the_default(tmp_path):
-    policy, clock, db = policy_for(tmp_path, **{**OFF, "daily_quota": 1})
+    policy, _clock, db = policy_for(tmp_path, **{**OFF, "daily_quota": 1})
     ann, bob = user(db), user(db, "bob")
     users.set_daily_quota(db, ann, 2)
     assert (policy.daily_quota(ann), policy.daily_quota(bob)) == (2, 1)
@@ -131,7 +131,7 @@ def queued(db, user_id: int, n: int) -> None:
 
 
 def test_the_global_queue_cap_is_busy_at_the_cap_not_before(tmp_path):
-    policy, clock, db = policy_for(tmp_path, **{**OFF, "queue_cap": 3})
+    policy, _clock, db = policy_for(tmp_path, **{**OFF, "queue_cap": 3})
     ann, bob = user(db), user(db, "bob")
     queued(db, bob, 2)
     policy.admit(ann)  # 2 active < 3
@@ -143,7 +143,7 @@ def test_the_global_queue_cap_is_busy_at_the_cap_not_before(tmp_path):
 
 
 def test_the_per_user_cap_counts_only_that_users_jobs(tmp_path):
-    policy, clock, db = policy_for(tmp_path, **{**OFF, "user_queue_cap": 2})
+    policy, _clock, db = policy_for(tmp_path, **{**OFF, "user_queue_cap": 2})
     ann, bob = user(db), user(db, "bob")
     queued(db, ann, 1)
     queued(db, bob, 5)
@@ -182,7 +182,7 @@ def test_setref_limit_frees_a_slot_exactly_an_hour_after_the_oldest_picture(tmp_
 
 
 def test_a_setref_limit_of_zero_is_no_limit(tmp_path):
-    policy, clock, db = policy_for(tmp_path, setrefs_per_hour=0)
+    policy, _clock, db = policy_for(tmp_path, setrefs_per_hour=0)
     ann = user(db)
     for _ in range(20):
         policy.check_reference(ann)
@@ -190,7 +190,7 @@ def test_a_setref_limit_of_zero_is_no_limit(tmp_path):
 
 
 def test_limits_apply_in_order_busy_then_own_queue_then_rate_then_quota(tmp_path):
-    policy, clock, db = policy_for(tmp_path, requests_per_minute=1, daily_quota=1, queue_cap=2, user_queue_cap=1)
+    policy, _clock, db = policy_for(tmp_path, requests_per_minute=1, daily_quota=1, queue_cap=2, user_queue_cap=1)
     ann = user(db)
     policy.admit(ann)  # now rate-limited and out of quota
     with pytest.raises(RateLimitedError):

@@ -9,7 +9,13 @@ import sys
 import pytest
 
 from bot import log_format
-from bot.log_format import JsonFormatter, RedactingStream, TextFormatter, install_redacting_output, redact
+from bot.log_format import (
+    JsonFormatter,
+    RedactingStream,
+    TextFormatter,
+    install_redacting_output,
+    redact,
+)
 
 
 @pytest.fixture(autouse=True)

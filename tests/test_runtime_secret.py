@@ -11,7 +11,11 @@ import aiohttp
 import pytest
 
 from seal_runtime.api.client import RuntimeClient
-from seal_runtime.api.config import AdaptationSettings, GenerationSettings, RuntimeSettings
+from seal_runtime.api.config import (
+    AdaptationSettings,
+    GenerationSettings,
+    RuntimeSettings,
+)
 from seal_runtime.api.protocol import SECRET_HEADER, JobRequest
 from seal_runtime.server import check_bind, is_loopback, secret_matches
 from tests.scripted_engine import ScriptedEngine, serving

@@ -11,7 +11,15 @@ import json
 
 import pytest
 
-from bot.settings import REDACTED, SECRET_FIELDS, Settings, SettingsError, _redact, load_settings, read_token
+from bot.settings import (
+    REDACTED,
+    SECRET_FIELDS,
+    Settings,
+    SettingsError,
+    _redact,
+    load_settings,
+    read_token,
+)
 
 
 def test_the_secret_fields_are_the_tokens_and_the_runtime_secret():
