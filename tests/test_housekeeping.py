@@ -4,6 +4,7 @@ schedule's jobs are run on the event loop and awaited by their effect, not by a 
 
 import asyncio
 import logging
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -48,9 +49,26 @@ def test_retention_keeps_what_was_used_within_the_last_n_days_to_the_second(tmp_
 def test_retention_also_counts_the_old_pictures_it_removed_with_their_embeddings(tmp_path):
     db = open_database(tmp_path / "bot.sqlite")
     user_id, first, _ = owner_of_data(db, "ann", used_at=NOW)
-    references.save_reference(db, user_id, b"png-second", None, None, width=64, height=64)  # first is now old
-    assert expire_unused(db, 0, now=NOW) == {"embeddings": 1, "stickers": 0, "references": 1}
+    second = references.save_reference(db, user_id, b"png-second", None, None, width=64, height=64)
+    embeddings.put_embedding(db, second.sha256, "m", "h", b"emb", now=NOW - 2 * DAY_S)  # the active one, unused
+    assert expire_unused(db, 0, now=NOW) == {"embeddings": 1, "stickers": 0, "references": 1}  # first is old
     assert not embeddings.exists(db, first.sha256, "m", "h")
+
+
+def test_a_retention_of_one_day_expires_what_was_unused_for_a_day(tmp_path):
+    db = open_database(tmp_path / "bot.sqlite")
+    owner_of_data(db, "ann", used_at=NOW - DAY_S - 1)
+    assert expire_unused(db, 1, now=NOW) == {"embeddings": 1, "stickers": 1, "references": 0}
+
+
+def test_resetting_the_quotas_twice_at_the_same_moment_changes_nothing_the_second_time(tmp_path):
+    db = open_database(tmp_path / "bot.sqlite")
+    ann = users.get_or_create_user(db, "console", "ann").id
+    users.get_or_create_user(db, "console", "bob")
+    usage.take_quota(db, ann, 5, now=NOW)
+    assert reset_daily_quotas(db, now=NOW) == 2  # ann's count, and bob's first day
+    assert reset_daily_quotas(db, now=NOW) == 0
+    assert usage.quota_used(db, ann, now=NOW) == 0
 
 
 def test_each_housekeeping_job_tells_the_operator_what_it_did(tmp_path, caplog):
@@ -101,7 +119,19 @@ def test_prune_usage_keeps_requests_inside_the_longest_window_and_the_tombstones
     assert users.get_user(db, user_id) is None
 
 
-def test_the_schedule_midnight_utc_hourly_and_every_minute_each_once_after_a_pause(tmp_path):
+def test_a_tombstone_with_a_sticker_counted_today_stays_until_the_day_is_over(tmp_path):
+    db = open_database(tmp_path / "bot.sqlite")
+    user_id = users.get_or_create_user(db, "console", "ann").id
+    usage.take_quota(db, user_id, 5, now=NOW)
+    forget_user(db, user_id, now=NOW, counted_since=NOW)  # no request counts any more, today's sticker does
+    assert prune_usage(db, now=NOW) == {"usage_events": 0, "tombstones": 0}
+    assert prune_usage(db, now=NOW + DAY_S) == {"usage_events": 0, "tombstones": 1}
+
+
+def test_the_schedule_midnight_utc_hourly_and_every_minute_each_once_after_a_pause(tmp_path, monkeypatch, request):
+    monkeypatch.setenv("TZ", "America/New_York")  # the machine's zone must not matter
+    time.tzset()
+    request.addfinalizer(time.tzset)  # runs after monkeypatch has put TZ back
     db = open_database(tmp_path / "bot.sqlite")
     before = datetime.now(UTC)
     scheduler = build_scheduler(db, Settings())
@@ -137,6 +167,7 @@ async def test_the_scheduled_jobs_run_on_the_event_loop_and_do_their_work(tmp_pa
     db = open_database(tmp_path / "bot.sqlite")
     user_id, ref, _ = owner_of_data(db, "ann", used_at=NOW - 40 * DAY_S)
     usage.take_quota(db, user_id, 5)
+    usage.record_event(db, user_id, usage.STICKER, now=NOW)  # long before any window of the real clock
     job = jobs.create_job(db, user_id, "sticker", {}, max_attempts=1, now=NOW)
     jobs.claim_next_job(db, "hung", 3600, now=NOW)  # claimed long ago (the real clock is later)
     scheduler = build_scheduler(db, settings)
@@ -148,5 +179,6 @@ async def test_the_scheduled_jobs_run_on_the_event_loop_and_do_their_work(tmp_pa
         await wait_until(lambda: usage.quota_used(db, user_id) == 0)
         await wait_until(lambda: not embeddings.exists(db, ref.sha256, "m", "h"))
         await wait_until(lambda: jobs.get_job(db, job.id).state == "failed")
+        await wait_until(lambda: usage.request_times_since(db, user_id, 0) == [])
     finally:
         scheduler.shutdown(wait=False)
