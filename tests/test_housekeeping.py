@@ -131,7 +131,7 @@ def test_a_tombstone_with_a_sticker_counted_today_stays_until_the_day_is_over(tm
 def test_the_schedule_midnight_utc_hourly_and_every_minute_each_once_after_a_pause(tmp_path, monkeypatch, request):
     monkeypatch.setenv("TZ", "America/New_York")  # the machine's zone must not matter
     time.tzset()
-    request.addfinalizer(time.tzset)  # runs after monkeypatch has put TZ back
+    request.addfinalizer(lambda: (monkeypatch.undo(), time.tzset()))  # the zone back for the tests after
     db = open_database(tmp_path / "bot.sqlite")
     before = datetime.now(UTC)
     scheduler = build_scheduler(db, Settings())
