@@ -31,10 +31,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(TYPED)
 
-# Re-resolve the dependencies after changing pyproject.toml (then commit requirements.lock).
+# Re-resolve the dependencies after changing pyproject.toml (then commit requirements.lock). The
+# lock holds the test and rembg extras, so `make test` runs the rembg tests too.
 lock: $(STAMP)
 	$(BIN)/pip install --quiet pip-tools
-	$(BIN)/pip-compile --quiet --extra test --strip-extras --no-emit-index-url --no-emit-find-links \
+	$(BIN)/pip-compile --quiet --extra test --extra rembg --strip-extras --no-emit-index-url --no-emit-find-links \
 		-o requirements.lock pyproject.toml
 
 # Mutation testing (docs/mutation.md): each guarded module group against its own tests, the

@@ -139,7 +139,8 @@ def measure_end_to_end(width: float, quick: bool, args) -> dict:
         previous = os.environ.get("STICKERBOT_RUNTIME__MODEL")
         os.environ["STICKERBOT_RUNTIME__MODEL"] = str(folder)
         try:
-            runs = asyncio.run(_with_local_runtime(settings, getattr(args, "config", None), body, quiet=True))
+            runs = asyncio.run(_with_local_runtime(settings, getattr(args, "config", None), body, Path(tmp) / "out",
+                                                      quiet=True))
         finally:
             if previous is None:
                 os.environ.pop("STICKERBOT_RUNTIME__MODEL", None)

@@ -37,7 +37,8 @@ def run(args) -> int:
         settings = replace(settings, general=replace(settings.general, database=str(Path(tmp) / "bench.sqlite")))
         sink = ConsoleSink(Path(tmp) / "out", print_fn=lambda *a: None)
         figures = asyncio.run(_with_local_runtime(settings, getattr(args, "config", None),
-                                                  lambda s, c, w: _measure(s, w(sink), sink, repeats), quiet=True))
+                                                  lambda s, c, w: _measure(s, w(sink), sink, repeats), Path(tmp) / "out",
+                                                  quiet=True))
     from benchmarks.sticker_cpu import sticker_cpu_ms
 
     figures["finish_512px"] = sticker_cpu_ms(repeats=3 if args.quick else 7)

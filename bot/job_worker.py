@@ -46,6 +46,7 @@ import sqlite_utils
 from bot.delivery import DeliverySink
 from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
 from bot.schema.vocabulary import emoji_for_emotion
+from bot.pack_delivery import PackAssembler
 from bot.settings import Settings
 from bot.worker_identity import WorkerIdentity, claim_worker_id
 from seal_runtime.api.client import RuntimeClient
@@ -83,8 +84,9 @@ class JobWorker:
         self.db = db
         self.settings = settings
         self.client = client
-        self.sink = sink
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        # A pack's jobs reach the adapter as one finished pack (bot/pack_delivery.py).
+        self.sink = PackAssembler(db, sink, worker_id=self.worker_id, lease_s=5 * float(settings.limits.job_lease_s))
         self.platforms = platforms
         limits = settings.limits
         self.lease_s = float(limits.job_lease_s)
@@ -366,6 +368,7 @@ class JobWorker:
             mask_png=reference.mask,
             embedding=cached.data if cached else None,
             adapter_weights=cached.adapter_weights if cached else None,
+            background=runtime_background(payload.get("tags")),
         )
         return request, (reference.sha256, model_id, settings_hash)
 
@@ -412,6 +415,14 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
 def _sticker_out(record, job: Job) -> StickerOut:
     return StickerOut(record.id, job.id, record.image, record.emoji, job.request.get("description", ""),
                       job.request.get("tags", {}))
+
+
+def runtime_background(tags: dict | None) -> str:
+    """The runtime's cut-out hint from a request's tags: a plain background is cut out, a
+    named scene kept; a job stored without tags lets the runtime decide ("auto")."""
+    if not tags or not tags.get("background"):
+        return "auto"
+    return "plain" if tags["background"] == "plain" else "scene"
 
 
 def failure_message(job: Job) -> str:

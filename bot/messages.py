@@ -59,6 +59,8 @@ class ProgressUpdate:
             return f"Learning your character (step {self.step}/{self.total})…"
         if self.stage == "generating":
             return f"Drawing your sticker ({self.step}/{self.total})…"
+        if self.stage == "pack":
+            return f"Drawing your pack: {self.step}/{self.total} stickers done…"
         return "Starting…"
 
 
@@ -75,10 +77,46 @@ class StickerOut:
 
 
 @dataclass(frozen=True)
+class PackInfo:
+    """A finished /makepack as its adapter sees it: `made` of `size` stickers came out."""
+
+    order_id: str
+    size: int
+    made: int
+    words: str = ""
+
+    @property
+    def failed(self) -> int:
+        return self.size - self.made
+
+
+@dataclass(frozen=True)
 class JobView:
-    """What an adapter needs to know about a job to deliver it."""
+    """What an adapter needs to know about a job to deliver it. For a whole pack (stage
+    "pack" progress, then one `deliver` with all its stickers) `job_id` is the pack order's
+    id and `pack` is set."""
 
     job_id: str
     user: UserRef
     user_id: int
     chat: dict  # adapter-owned delivery context (chat id, message id to edit, ...)
+    pack: PackInfo | None = None
+
+
+@dataclass(frozen=True)
+class QueuedPack:
+    order_id: str
+    size: int
+    position: int | None  # the pack's first sticker in the queue
+    words: str
+    cached: bool
+
+    @property
+    def job_id(self) -> str:
+        """What adapters track the pack's progress message by (the pack's deliveries use it)."""
+        return self.order_id
+
+    def user_message(self) -> str:
+        extra = f" with “{self.words}”" if self.words else ""
+        first = "" if self.cached else " I learn your character first, so the first one takes longer."
+        return f"Drawing a pack of {self.size} stickers{extra}: 0/{self.size} done.{first}"

@@ -27,7 +27,7 @@ import sqlite_utils
 
 from bot.errors import BusyError, UserError
 from bot.settings import Settings
-from storage import jobs, usage, users
+from storage import jobs, pack_orders, usage, users
 
 WINDOW_S = 60.0
 SETREF_WINDOW_S = 3600.0
@@ -48,6 +48,16 @@ class QuotaExceededError(UserError):
                    if quota > 0 else "Making stickers is switched off for your account. Ask the bot's admin.")
         super().__init__(message, code="quota")
         self.quota = quota
+
+
+class PackQuotaError(UserError):
+    def __init__(self, size: int, left: int) -> None:
+        super().__init__(f"A pack of {size} stickers counts {size} against your daily quota, and you have {left} "
+                         f"left today. Ask for a smaller pack (e.g. /makepack {left}) or try again after midnight "
+                         "(UTC)." if left else
+                         "You have had all your stickers for today. The counter resets at midnight (UTC).",
+                         code="quota")
+        self.size, self.left = size, left
 
 
 class UserQueueFullError(UserError):
@@ -73,6 +83,7 @@ class Admission:
     quota: int
     used_today: int
     event_id: int | None = None  # the request as the rate limit counts it
+    count: int = 1  # stickers taken from today's quota (a pack: its size)
 
 
 class RequestPolicy:
@@ -87,13 +98,15 @@ class RequestPolicy:
             return record.daily_quota
         return self.limits.daily_quota
 
-    def admit(self, user_id: int) -> Admission:
-        """Check the limits for one more sticker of `user_id`; raises the first that applies."""
+    def admit(self, user_id: int, count: int = 1) -> Admission:
+        """Check the limits for `count` more stickers of `user_id` (a pack: its size, one
+        request: one against the rate limit and the per-user queue cap, `count` against the
+        daily quota and the global queue cap); raises the first that applies."""
         now = self.clock()
-        if jobs.count_active(self.db) >= self.limits.queue_cap:
+        if jobs.count_active(self.db) + count > self.limits.queue_cap:
             raise BusyError()
         user_cap = self.limits.user_queue_cap
-        if user_cap > 0 and jobs.count_active(self.db, user_id) >= user_cap:
+        if user_cap > 0 and pack_orders.active_requests(self.db, user_id) >= user_cap:
             raise UserQueueFullError(user_cap)
         per_minute = self.limits.requests_per_minute
         if per_minute > 0:
@@ -102,13 +115,15 @@ class RequestPolicy:
                 # The window frees a slot when the oldest request in it is a minute old.
                 raise RateLimitedError(recent[-per_minute] + WINDOW_S - now)
         quota = self.daily_quota(user_id)
-        if not usage.take_quota(self.db, user_id, quota, now=now):
+        if not usage.take_quota(self.db, user_id, quota, count=count, now=now):
+            if count > 1 and quota > 0:
+                raise PackQuotaError(count, max(0, quota - usage.quota_used(self.db, user_id, now=now)))
             raise QuotaExceededError(quota)
         event_id = usage.record_event(self.db, user_id, usage.STICKER, now=now)
-        return Admission(user_id, quota, usage.quota_used(self.db, user_id, now=now), event_id)
+        return Admission(user_id, quota, usage.quota_used(self.db, user_id, now=now), event_id, count)
 
     def refund(self, admission: Admission) -> None:
-        usage.refund_quota(self.db, admission.user_id, now=self.clock())
+        usage.refund_quota(self.db, admission.user_id, count=admission.count, now=self.clock())
         if admission.event_id is not None:
             usage.remove_event(self.db, admission.event_id)
 

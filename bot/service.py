@@ -41,6 +41,8 @@ def help_text(setref_how: str = SETREF_HOW) -> str:
         f"1. /setref — send one picture of your character ({setref_how}). A plain background works best.",
         "2. /mysticker <words> — e.g. /mysticker happy waving beach",
         "   /again — another take of your last sticker",
+        "   /makepack [N] [words] — a whole pack of N stickers (12 by default), every emotion, e.g. /makepack cozy winter",
+        "   /export whatsapp | signal | png — your pack as a file for WhatsApp or Signal",
         "   /status — where your sticker is in the queue",
         "   /forget — delete your character and everything I stored for you",
         "",
@@ -51,6 +53,20 @@ def help_text(setref_how: str = SETREF_HOW) -> str:
     lines.append("Examples: /mysticker sad sitting rain · /mysticker love close up night sky · "
                  "/mysticker angry thumbs up city flat")
     return "\n".join(lines)
+
+
+def sticker_payload(request: StickerRequest, text: str, reference, seed: int | None = None) -> dict:
+    """What a sticker job stores: the user's text, its tags, the model prompt, a seed and the
+    character (`reference`: the active `storage.records.Reference`)."""
+    return {
+        "text": text,
+        "tags": request.as_tags(),
+        "prompt": build_prompt(request),
+        "description": request.describe(),
+        "seed": seed if seed is not None else random.randrange(2**31),
+        "reference_id": reference.id,
+        "reference_sha256": reference.sha256,
+    }
 
 
 class StickerService:
@@ -132,22 +148,14 @@ class StickerService:
         if reference is None:
             raise NoReferenceError()
         admission = self.policy.admit(user_id)  # queue cap, rate limit, daily quota (bot/policy.py)
-        payload = {
-            "text": text,
-            "tags": request.as_tags(),
-            "prompt": build_prompt(request),
-            "description": request.describe(),
-            "seed": seed if seed is not None else random.randrange(2**31),
-            "reference_id": reference.id,
-            "reference_sha256": reference.sha256,
-        }
+        payload = sticker_payload(request, text, reference, seed)
         try:
             job = jobs.create_job(self.db, user_id, "sticker", payload, chat=chat,
                                   max_attempts=self.settings.limits.job_attempts)
         except BaseException:
             self.policy.refund(admission)
             raise
-        cached = self._has_cached_embedding(reference.sha256)
+        cached = self.has_cached_embedding(reference.sha256)
         log.info("job queued", extra={"job_id": job.id, "user_id": user_id, "cached": cached})
         return QueuedJob(job.id, jobs.queue_position(self.db, job.id), request.describe(), cached)
 
@@ -158,7 +166,7 @@ class StickerService:
             raise UserError("There is no sticker to redo yet. Try /mysticker happy waving first.", code="no_last")
         return self.request_sticker(user, last.request["text"], chat)
 
-    def _has_cached_embedding(self, reference_sha256: str) -> bool:
+    def has_cached_embedding(self, reference_sha256: str) -> bool:
         model_id = embeddings.last_model_id(self.db)
         if model_id is None:
             return False

@@ -62,6 +62,16 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class PackSettings:
+    """/makepack and /export (bot/pack_service.py, bot/exports/)."""
+
+    default_size: int = 12  # stickers in a /makepack without a number
+    max_size: int = 50  # Telegram's createNewStickerSet takes at most 50 at once
+    title: str = "{name}'s stickers"  # exported packs' title ({name}: the user's display name)
+    author: str = "SEAL Sticker Bot"  # exported packs' author (WhatsApp's publisher)
+
+
+@dataclass(frozen=True)
 class TelegramSettings:
     token: str | None = None
     token_file: str | None = None
@@ -104,6 +114,7 @@ class Settings:
     adaptation: AdaptationSettings = field(default_factory=AdaptationSettings)
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    packs: PackSettings = field(default_factory=PackSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
 

@@ -1,20 +1,34 @@
-"""The one module that knows each platform's sticker format.
+"""The one module that knows each platform's sticker rules: file formats and pack rules.
 
 Every sticker is kept as an RGBA PNG master (see `storage.stickers`); these functions
 turn a master into the bytes one platform accepts, and the `validate_*` functions
-check bytes against the same specs (adapters' tests use them):
+check bytes against the same specs (adapters' tests and the exports use them):
 
-| target                 | format | size                                   | bytes      |
-| ---------------------- | ------ | -------------------------------------- | ---------- |
-| Telegram static        | WEBP   | one side exactly 512, the other ≤ 512  | ≤ 512 KB   |
-| Discord message        | WEBP   | long side 512                          | ≤ 8 MB     |
-| Discord server sticker | PNG    | 320 × 320                              | ≤ 512 KiB  |
-| WhatsApp static        | WEBP   | 512 × 512                              | ≤ 100 KB   |
-| WhatsApp tray icon     | PNG    | 96 × 96                                | ≤ 50 KB    |
+| target                  | format      | size                                  | bytes       |
+| ----------------------- | ----------- | ------------------------------------- | ----------- |
+| Telegram static         | WEBP        | one side exactly 512, the other ≤ 512 | ≤ 512 KB    |
+| Telegram set thumbnail  | WEBP (/PNG) | 100 × 100                             | ≤ 128 KB    |
+| Discord message         | WEBP        | long side 512                         | ≤ 8 MB      |
+| Discord server sticker  | PNG         | 320 × 320                             | ≤ 512 KiB   |
+| WhatsApp static         | WEBP        | 512 × 512                             | ≤ 100 KB    |
+| WhatsApp tray icon      | PNG         | 96 × 96                               | ≤ 50 KB     |
+| Signal sticker / cover  | PNG (/WEBP) | 512 × 512                             | ≤ 300 KiB   |
 
-Sources: Telegram Bot API (createNewStickerSet / InputSticker), Discord API
-(Create Guild Sticker), WhatsApp stickers README. Where a doc says "KB" without
-saying which, the stricter 1000-byte reading is used.
+and per pack (`PackRules`): Telegram 1–120 per set, 1–50 per createNewStickerSet, 1–20
+emoji and 0–20 keywords (≤ 64 characters together) per sticker; WhatsApp 3–30 per pack,
+0–3 emoji each, title and author ≤ 128 characters; Signal 1–200 per pack, one emoji each.
+
+Sources, each cited again where its numbers are written down:
+- Telegram Bot API, https://core.telegram.org/bots/api#createnewstickerset, #inputsticker,
+  #setstickersetthumbnail, #addstickertoset, and https://core.telegram.org/stickers.
+- Discord API, https://discord.com/developers/docs/resources/sticker#create-guild-sticker,
+  and https://discord.com/developers/docs/resources/message#create-message (10 files).
+- WhatsApp: github.com/WhatsApp/stickers, Android/README.md ("Sticker art and app
+  requirements") and iOS/WAStickersThirdParty/Limits.swift.
+- Signal: github.com/signalapp/Signal-Art-Creator, web/src/constants.ts (the sticker pack
+  creator's own limits).
+Where a doc says "KB" without saying which, the stricter 1000-byte reading is used; Signal's
+creator states 300 * 1024 bytes itself.
 
 WebP is tried lossless first (flat stickers are tiny and exact that way), then lossy
 with the quality stepped down until the file fits. `method=6` is never used: it costs
@@ -55,14 +69,93 @@ class StickerSpec:
         return max(1, round(width * self.side / height)), self.side
 
 
+# Telegram Bot API, InputSticker.sticker / createNewStickerSet: "must be up to 512 kilobytes in
+# size, dimensions must not exceed 512px, and either width or height must be exactly 512px".
 TELEGRAM_STATIC = StickerSpec("telegram_static", "WEBP", 512, False, 512_000, "webp", "image/webp")
+# setStickerSetThumbnail: "A .WEBP or .PNG image with the thumbnail, must be up to 128 kilobytes
+# in size and have a width and height of exactly 100px"; format "static" like the set's stickers.
+TELEGRAM_THUMBNAIL = StickerSpec("telegram_thumbnail", "WEBP", 100, True, 128_000, "webp", "image/webp")
 DISCORD_MESSAGE = StickerSpec("discord_message", "WEBP", 512, False, 8_000_000, "webp", "image/webp")
+# Discord, Create Guild Sticker: "the sticker file to upload, must be a PNG, APNG, GIF, or
+# Lottie JSON file, max 512 KiB"; 320 × 320 is the size Discord shows (its upload guidance).
 DISCORD_SERVER_STICKER = StickerSpec("discord_server_sticker", "PNG", 320, True, 512 * 1024, "png", "image/png")
+# WhatsApp Android README: "Stickers must be exactly 512 x 512 pixels", "must be in the WebP
+# format", "Each sticker must be less than 100KB"; tray icon "96 x 96 pixels", "Max file size
+# of 50KB" (Limits.swift: 100 * 1024 and 50 * 1024; the stricter 1000-byte reading is kept).
 WHATSAPP_STATIC = StickerSpec("whatsapp_static", "WEBP", 512, True, 100_000, "webp", "image/webp")
 WHATSAPP_TRAY = StickerSpec("whatsapp_tray", "PNG", 96, True, 50_000, "png", "image/png")
+# Signal's sticker pack creator (Signal-Art-Creator constants.ts): STICKER_SIZE = 512,
+# MAX_STICKER_BYTE_SIZE = 300 * 1024. PNG, WebP and APNG are accepted; PNG keeps every pixel.
+# The pack's cover is an image of the same kind.
+SIGNAL_STICKER = StickerSpec("signal_sticker", "PNG", 512, True, 300 * 1024, "png", "image/png")
 
-SPECS = {s.name: s for s in (TELEGRAM_STATIC, DISCORD_MESSAGE, DISCORD_SERVER_STICKER, WHATSAPP_STATIC,
-                             WHATSAPP_TRAY)}
+SPECS = {s.name: s for s in (TELEGRAM_STATIC, TELEGRAM_THUMBNAIL, DISCORD_MESSAGE, DISCORD_SERVER_STICKER,
+                             WHATSAPP_STATIC, WHATSAPP_TRAY, SIGNAL_STICKER)}
+
+
+@dataclass(frozen=True)
+class PackRules:
+    """What one platform allows in one pack (or set), besides each file's `StickerSpec`."""
+
+    name: str
+    sticker: StickerSpec
+    icon: StickerSpec | None  # Telegram's set thumbnail, WhatsApp's tray icon, Signal's cover
+    min_stickers: int
+    max_stickers: int
+    min_emoji: int  # per sticker
+    max_emoji: int
+    max_title_chars: int
+    max_author_chars: int = 0  # 0: the platform has no author field
+    max_per_call: int = 0  # stickers one creating call takes (0: no such call)
+    max_keywords: int = 0  # per sticker
+    max_keyword_chars: int = 0  # all of one sticker's keywords together
+
+    def count_problems(self, count: int) -> list[str]:
+        if not self.min_stickers <= count <= self.max_stickers:
+            return [f"{count} stickers, expected {self.min_stickers}–{self.max_stickers}"]
+        return []
+
+    def emoji_problems(self, emoji: list[str] | tuple[str, ...]) -> list[str]:
+        if not self.min_emoji <= len(emoji) <= self.max_emoji:
+            return [f"{len(emoji)} emoji, expected {self.min_emoji}–{self.max_emoji}"]
+        return []
+
+    def keyword_problems(self, keywords: list[str] | tuple[str, ...]) -> list[str]:
+        problems = []
+        if len(keywords) > self.max_keywords:
+            problems.append(f"{len(keywords)} keywords, at most {self.max_keywords}")
+        if sum(len(k) for k in keywords) > self.max_keyword_chars:
+            problems.append(f"keywords of {sum(len(k) for k in keywords)} characters, at most "
+                            f"{self.max_keyword_chars} together")
+        return problems
+
+
+# Telegram Bot API: createNewStickerSet "stickers: A JSON-serialized list of 1-50 initial
+# stickers", title "1-64 characters"; a static set holds up to 120 stickers (addStickerToSet,
+# and the @Stickers limit); InputSticker "emoji_list: List of 1-20 emoji", "keywords: List of
+# 0-20 search keywords for the sticker with total length of up to 64 characters".
+TELEGRAM_SET = PackRules("telegram_set", TELEGRAM_STATIC, TELEGRAM_THUMBNAIL, min_stickers=1, max_stickers=120,
+                         min_emoji=1, max_emoji=20, max_title_chars=64, max_per_call=50, max_keywords=20,
+                         max_keyword_chars=64)
+# WhatsApp Android README: "Each sticker pack must have a minimum of 3 stickers and a maximum of
+# 30 stickers", "emojis (optional): add up to a maximum of three emoji for each sticker",
+# `name` and `publisher` "128 characters max" (Limits.swift: MaxEmojisCount = 3, MaxCharLimit128).
+WHATSAPP_PACK = PackRules("whatsapp_pack", WHATSAPP_STATIC, WHATSAPP_TRAY, min_stickers=3, max_stickers=30,
+                          min_emoji=0, max_emoji=3, max_title_chars=128, max_author_chars=128)
+# Signal-Art-Creator constants.ts: MIN_STICKERS = 1, MAX_STICKERS = 200; its emoji stage asks
+# one emoji per sticker; title and author are typed into the creator (no limit stated there,
+# so the WhatsApp-like 128 is used to keep them readable).
+SIGNAL_PACK = PackRules("signal_pack", SIGNAL_STICKER, SIGNAL_STICKER, min_stickers=1, max_stickers=200,
+                        min_emoji=1, max_emoji=1, max_title_chars=128, max_author_chars=128)
+
+PACK_RULES = {r.name: r for r in (TELEGRAM_SET, WHATSAPP_PACK, SIGNAL_PACK)}
+
+# Discord, Create Message: "files[n]": up to 10 attachments per message (a gallery is sent in
+# messages of at most this many). Create Guild Sticker: name 2-30 characters, description
+# empty or 2-100, tags 2-200; a server's sticker slots by boost tier 0/1/2/3: 5, 15, 30, 60.
+DISCORD_FILES_PER_MESSAGE = 10
+DISCORD_STICKER_DESCRIPTION_MAX = 100
+DISCORD_STICKER_SLOTS = (5, 15, 30, 60)
 
 
 class StickerTooLargeError(ValueError):
@@ -99,6 +192,16 @@ def to_whatsapp(image: Image.Image | bytes) -> bytes:
 def to_whatsapp_tray_icon(image: Image.Image | bytes) -> bytes:
     """The pack's tray icon: PNG 96 × 96, ≤ 50 KB."""
     return format_sticker(image, WHATSAPP_TRAY)
+
+
+def to_telegram_thumbnail(image: Image.Image | bytes) -> bytes:
+    """A sticker set's thumbnail: WEBP 100 × 100, ≤ 128 KB."""
+    return format_sticker(image, TELEGRAM_THUMBNAIL)
+
+
+def to_signal(image: Image.Image | bytes) -> bytes:
+    """A Signal pack sticker (or its cover): PNG 512 × 512, ≤ 300 KiB."""
+    return format_sticker(image, SIGNAL_STICKER)
 
 
 def format_sticker(image: Image.Image | bytes, spec: StickerSpec) -> bytes:
@@ -223,6 +326,14 @@ def validate_whatsapp_tray_icon(data: bytes) -> list[str]:
     return sticker_problems(data, WHATSAPP_TRAY)
 
 
+def validate_telegram_thumbnail(data: bytes) -> list[str]:
+    return sticker_problems(data, TELEGRAM_THUMBNAIL)
+
+
+def validate_signal(data: bytes) -> list[str]:
+    return sticker_problems(data, SIGNAL_STICKER)
+
+
 # -- names --------------------------------------------------------------------------------------
 TELEGRAM_SET_NAME_MAX = 64
 TELEGRAM_TITLE_MAX = 64
@@ -260,3 +371,19 @@ def discord_sticker_name(text: str) -> str:
     """A Discord guild sticker name: 2–30 characters."""
     name = " ".join(text.split())[:DISCORD_NAME_MAX].strip()
     return name if len(name) >= DISCORD_NAME_MIN else (name + " sticker")[:DISCORD_NAME_MAX].strip()
+
+
+def pack_keywords(words, rules: PackRules = TELEGRAM_SET) -> list[str]:
+    """Search keywords for one pack sticker: distinct, lower case, in order, as many as fit the
+    platform's count and total-length limits (Telegram: 20 keywords, 64 characters together)."""
+    chosen: list[str] = []
+    used = 0
+    for word in words:
+        word = " ".join(str(word).lower().split())
+        if not word or word in chosen or len(chosen) >= rules.max_keywords:
+            continue
+        if used + len(word) > rules.max_keyword_chars:
+            continue  # a shorter word further on may still fit
+        chosen.append(word)
+        used += len(word)
+    return chosen

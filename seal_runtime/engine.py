@@ -30,6 +30,7 @@ from seal_runtime.api.protocol import (
     RuntimeJobError,
 )
 from seal_runtime.imaging.cutout import prepare_sticker
+from seal_runtime.imaging.sticker_look import StickerLook
 from seal_runtime.imaging.subject_mask import compute_subject_mask
 from seal_runtime.job_control import JobControl
 from seal_runtime.models.backbone import DiffusionBackbone
@@ -85,11 +86,14 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def finish_image(image: Image.Image, denoise_size: int = 0) -> bytes:
+def finish_image(image: Image.Image, denoise_size: int = 0, *, background: str = "auto",
+                 look: StickerLook | None = None, masker=None) -> bytes:
     """One raw generation -> the sticker PNG: clean-up (a median filter of `denoise_size`,
-    GenerationSettings.denoise_size), then cut out and trimmed when the background is plain;
-    a requested scene (beach, city...) is kept whole, as asked for. CPU only."""
-    return png_bytes(prepare_sticker(median_filter(image, denoise_size)))
+    GenerationSettings.denoise_size), then a plain background is cut out, outlined and
+    shadowed (`look`); a requested scene (beach, city...) is kept whole, as asked for, and
+    framed. `masker`: the segmenter that cuts out, else the flood fill. CPU only."""
+    return png_bytes(prepare_sticker(median_filter(image, denoise_size), background=background,
+                                     look=look, masker=masker))
 
 
 @dataclass
@@ -103,9 +107,11 @@ class Generated:
 
 
 class StickerEngine:
-    def __init__(self, backbone: DiffusionBackbone, sam_predictor=None) -> None:
+    def __init__(self, backbone: DiffusionBackbone, sam_predictor=None, *, segment_stickers: bool = False) -> None:
         self.backbone = backbone
-        self.sam_predictor = sam_predictor
+        self.sam_predictor = sam_predictor  # the segmenter (SAM or rembg), or None
+        # Cut stickers out with it too (else the classical flood fill does).
+        self.sticker_masker = sam_predictor if segment_stickers else None
 
     @property
     def model_id(self) -> str:
@@ -163,7 +169,9 @@ class StickerEngine:
         generation = GenerationSettings.from_dict(request.generation)
         started = time.perf_counter()
         size = generation.denoise_size(pixel_space=self.backbone.vae is None)
-        pngs = tuple(finish_image(image, size) for image in generated.images)
+        look = StickerLook.from_generation(generation)
+        pngs = tuple(finish_image(image, size, background=request.background, look=look, masker=self.sticker_masker)
+                     for image in generated.images)
         timings = dict(generated.timings)
         timings["finish_s"] = time.perf_counter() - started
         timings["generate_per_image_s"] = (timings["generate_s"] + timings["finish_s"]) / max(1, len(pngs))

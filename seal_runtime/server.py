@@ -251,11 +251,12 @@ def create_app(settings: RuntimeSettings, engine_factory: Callable[[RuntimeSetti
 
 def build_engine(settings: RuntimeSettings):
     from seal_runtime.engine import StickerEngine
-    from seal_runtime.imaging.sam_loader import load_sam_predictor
+    from seal_runtime.imaging.sam_loader import load_segmenter
     from seal_runtime.models.loader import load_backbone
 
     backbone = load_backbone(settings)
-    engine = StickerEngine(backbone, sam_predictor=load_sam_predictor(settings, backbone.device))
+    engine = StickerEngine(backbone, sam_predictor=load_segmenter(settings, backbone.device),
+                           segment_stickers=settings.segment_stickers)
     if backbone.device.type == "cuda":  # first kernels, autotuning, compilation: before the first user
         log.info("runtime warmed up", extra={"seconds": round(engine.warm_up(), 2)})
     return engine

@@ -21,7 +21,7 @@ from storage.usage import utc_day
 
 def forget_user(db: sqlite_utils.Database, user_id: int, *, now: float | None = None,
                 counted_since: float | None = None) -> dict[str, int]:
-    """Delete the user's references, their embeddings, jobs, stickers, packs and user row
+    """Delete the user's references, their embeddings, jobs, pack orders, stickers, packs and user row
     (or leave the row as a tombstone, see the module docstring; requests before
     `counted_since` count for no limit any more). Returns how many rows of each kind went."""
     at = now if now is not None else _now()
@@ -38,6 +38,7 @@ def forget_user(db: sqlite_utils.Database, user_id: int, *, now: float | None = 
             "OR sticker_id IN (SELECT id FROM stickers WHERE user_id = ?)", [user_id, user_id]).rowcount
         counts["packs"] = db.execute("DELETE FROM packs WHERE user_id = ?", [user_id]).rowcount
         counts["stickers"] = db.execute("DELETE FROM stickers WHERE user_id = ?", [user_id]).rowcount
+        counts["pack_orders"] = db.execute("DELETE FROM pack_orders WHERE user_id = ?", [user_id]).rowcount
         counts["jobs"] = db.execute("DELETE FROM jobs WHERE user_id = ?", [user_id]).rowcount
         counts["references"] = db.execute("DELETE FROM reference_images WHERE user_id = ?", [user_id]).rowcount
         keep = db.execute(

@@ -165,6 +165,18 @@ def _m009_workers(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m010_pack_orders(db: sqlite_utils.Database) -> None:
+    """A /makepack: one row per pack, its sticker jobs in `jobs` (kind "pack_sticker"), and the
+    pack's own delivery claim, so the finished pack is handed out once."""
+    db.table("pack_orders").create(
+        {"id": str, "user_id": int, "words": str, "size": int, "job_ids": str, "chat": str, "created_at": float,
+         "delivery_owner": str, "delivery_expires_at": float, "delivered_at": float, "result": str},
+        pk="id", foreign_keys=[("user_id", "users", "id")],
+        not_null={"user_id", "words", "size", "job_ids", "created_at"},
+    )
+    db.table("pack_orders").create_index(["user_id", "created_at"])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core", _m001_core),
     Migration(2, "stickers_and_packs", _m002_stickers_and_packs),
@@ -175,6 +187,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "tombstones_and_usage_events", _m007_tombstones_and_usage_events),
     Migration(8, "sticker_sent_records", _m008_sticker_sent_records),
     Migration(9, "workers", _m009_workers),
+    Migration(10, "pack_orders", _m010_pack_orders),
 )
 
 

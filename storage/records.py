@@ -146,3 +146,23 @@ class Pack:
     def from_row(cls, row: dict) -> Pack:
         return cls(row["id"], row["user_id"], row["platform"], row["name"], row["title"],
                    row["sticker_count"], row["created_at"])
+
+
+@dataclass(frozen=True)
+class PackOrder:
+    """A /makepack: `size` sticker jobs (`job_ids`, in pack order) and the pack's delivery."""
+
+    id: str
+    user_id: int
+    words: str  # what the user added to every prompt
+    size: int
+    job_ids: tuple[str, ...]
+    chat: dict | None  # opaque to storage: where the adapter delivers
+    created_at: float
+    delivered_at: float | None
+    result: dict | None  # what the delivery reported (set name, link, counts)
+
+    @classmethod
+    def from_row(cls, row: dict) -> PackOrder:
+        return cls(row["id"], row["user_id"], row["words"], row["size"], tuple(_json(row["job_ids"], [])),
+                   _json(row["chat"]), row["created_at"], row["delivered_at"], _json(row["result"]))

@@ -119,3 +119,7 @@ def delete_unused_since(db: sqlite_utils.Database, cutoff: float) -> int:
         db.execute("DELETE FROM pack_stickers WHERE sticker_id IN "
                    "(SELECT id FROM stickers WHERE last_used_at < ?)", [cutoff])
         return db.execute("DELETE FROM stickers WHERE last_used_at < ?", [cutoff]).rowcount
+
+
+def count_for_user(db: sqlite_utils.Database, user_id: int) -> int:
+    return db.execute("SELECT COUNT(*) FROM stickers WHERE user_id = ?", [user_id]).fetchone()[0]

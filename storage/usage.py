@@ -34,24 +34,25 @@ def quota_used(db: sqlite_utils.Database, user_id: int, *, now: float | None = N
     return row[0] or 0
 
 
-def take_quota(db: sqlite_utils.Database, user_id: int, limit: int, *, now: float | None = None) -> bool:
-    """Count one sticker against today's quota, atomically; False (nothing counted) when
-    `limit` stickers were already counted today."""
-    if limit <= 0:
+def take_quota(db: sqlite_utils.Database, user_id: int, limit: int, *, count: int = 1,
+               now: float | None = None) -> bool:
+    """Count `count` stickers (a pack counts each of its stickers) against today's quota,
+    atomically; False (nothing counted) when they would go past `limit`."""
+    if limit <= 0 or count > limit:
         return False
     day = utc_day(_at(now))
     cursor = db.execute(
-        "UPDATE users SET quota_used = CASE WHEN quota_day = :day THEN quota_used + 1 ELSE 1 END, quota_day = :day "
-        "WHERE id = :id AND (quota_day IS NOT :day OR quota_used < :limit)",
-        {"day": day, "id": user_id, "limit": limit},
+        "UPDATE users SET quota_used = CASE WHEN quota_day = :day THEN quota_used + :count ELSE :count END, "
+        "quota_day = :day WHERE id = :id AND (quota_day IS NOT :day OR quota_used + :count <= :limit)",
+        {"day": day, "id": user_id, "limit": limit, "count": count},
     )
     return cursor.rowcount == 1
 
 
-def refund_quota(db: sqlite_utils.Database, user_id: int, *, now: float | None = None) -> None:
-    """Give back one counted sticker (the request was not queued after all)."""
-    db.execute("UPDATE users SET quota_used = MAX(quota_used - 1, 0) WHERE id = ? AND quota_day = ?",
-               [user_id, utc_day(_at(now))])
+def refund_quota(db: sqlite_utils.Database, user_id: int, *, count: int = 1, now: float | None = None) -> None:
+    """Give back `count` counted stickers (the request was not queued after all)."""
+    db.execute("UPDATE users SET quota_used = MAX(quota_used - ?, 0) WHERE id = ? AND quota_day = ?",
+               [count, user_id, utc_day(_at(now))])
 
 
 def reset_daily_quotas(db: sqlite_utils.Database, *, now: float | None = None) -> int:

@@ -79,7 +79,8 @@ RUNTIME_CODE = ("bot", "storage", "adapters/telegram", "adapters/discord", "adap
                 "adapters/cli/supervisor.py", "adapters/cli/runtime_child.py", "seal_runtime")
 NOT_RUNTIME = ("bench", "train_")  # benchmarks and training write to paths the operator passes
 REVIEWED = {
-    ("adapters/console.py", "deliver"): "out_dir / sticker-{sticker_id:05d}.webp: our own integer id",
+    ("adapters/console.py", "deliver"): "out_dir / [pack-<n>-]sticker-{sticker_id:05d}.webp: our own integer ids",
+    ("adapters/console.py", "_export"): "out_dir / ExportFile.name: stickers-<our user id>.<ext>",
     ("storage/database.py", "open_database"): "the operator's configured database path",
     ("seal_runtime/models/loader.py", "save_pixel_model"): "a model folder the operator names",
     ("seal_runtime/models/sd15_architecture.py", "save_sd15_test_model"): "make-test-model: a folder the operator names",

@@ -3,7 +3,7 @@ import io
 import pytest
 from PIL import Image
 
-from storage import embeddings, jobs, packs, references, stickers, users
+from storage import embeddings, jobs, pack_orders, packs, references, stickers, users
 from storage.database import open_database
 from storage.forget import forget_user
 
@@ -140,6 +140,7 @@ def _fill(db, platform_user_id, color, shared_png=None):
     sticker = stickers.save_sticker(db, uid, job.id, png(color), "😀", position=0)
     pack = packs.create_pack(db, uid, "telegram", f"p{platform_user_id}_by_bot", "t")
     packs.add_sticker_to_pack(db, uid, pack.id, sticker.id)
+    pack_orders.create_order(db, uid, "cozy", [{"text": "happy cozy"}])
     return uid, ref
 
 
@@ -149,9 +150,9 @@ def test_forget_deletes_everything_of_one_user_and_nothing_of_another(db):
     bob, bob_ref = _fill(db, "2", "blue", shared_png=shared_picture)
 
     counts = forget_user(db, ann)
-    assert counts == {"embeddings": 1, "pack_stickers": 1, "packs": 1, "stickers": 1, "jobs": 1,
-                      "references": 2, "users": 1}
-    for table in ("reference_images", "jobs", "stickers", "packs"):
+    assert counts == {"embeddings": 1, "pack_stickers": 1, "packs": 1, "stickers": 1, "jobs": 2,
+                      "pack_orders": 1, "references": 2, "users": 1}
+    for table in ("reference_images", "jobs", "stickers", "packs", "pack_orders"):
         assert db.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id = ?", [ann]).fetchone()[0] == 0
     assert users.get_user(db, ann) is None
     assert not embeddings.exists(db, ann_ref.sha256, "m", "h")
@@ -162,7 +163,7 @@ def test_forget_deletes_everything_of_one_user_and_nothing_of_another(db):
     assert embeddings.exists(db, references.active_reference(db, bob).sha256, "m", "h")
     assert len(stickers.stickers_for_user(db, bob)) == 1
     assert len(packs.packs_for_user(db, bob)) == 1
-    assert jobs.count_active(db, bob) == 1
+    assert jobs.count_active(db, bob) == 2  # the sticker job and the pack order's job
 
 
 def test_forget_keeps_a_ban(db):

@@ -206,7 +206,7 @@ def cmd_chat(args) -> int:
     sink = ConsoleSink(out_dir)
 
     async def body(service, client, make_worker):
-        session = ConsoleSession(service, UserRef("console", args.user, args.user))
+        session = ConsoleSession(service, UserRef("console", args.user, args.user), sink.out_dir)
         worker = make_worker(sink)
         print(help_text().splitlines()[0] + " Type /help for commands, Ctrl-D to quit.")
         loop = asyncio.get_running_loop()
@@ -324,6 +324,40 @@ def cmd_make_test_model(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """A user's pack as a file: what /export sends, for operators (PATH is theirs to name)."""
+    from bot.errors import UserError
+    from bot.exports.builder import build_export
+    from storage import users
+    from storage.database import open_database
+
+    settings = _settings(args)
+    platform, sep, platform_user_id = args.user.partition(":")
+    if not sep or not platform or not platform_user_id:
+        print("error: --user takes PLATFORM:ID, e.g. telegram:123456789 or console:me", file=sys.stderr)
+        return 2
+    db = open_database(settings.general.database)
+    try:
+        user = users.find_user(db, platform, platform_user_id)
+        if user is None:
+            print(f"error: no user {args.user} in {settings.general.database}", file=sys.stderr)
+            return 1
+        try:
+            export = build_export(db, settings, user.id, user.display_name or platform_user_id, args.format)
+        except UserError as exc:
+            print(f"error: {exc.user_message}", file=sys.stderr)
+            return 1
+    finally:
+        db.close()
+    path = Path(args.path)
+    if path.is_dir():
+        path = path / export.name
+    path.write_bytes(export.data)
+    print(f"wrote {path} ({len(export.data) // 1024} KiB): {export.count} stickers from {export.source}"
+          + (f", {export.left_out} left out (over the format's limit)" if export.left_out else ""))
+    return 0
+
+
 # -- train-builtin / bench -------------------------------------------------------------------
 def cmd_train_builtin(args) -> int:
     from stickerworld import train_builtin
@@ -399,6 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=float, default=TEST_MODEL_WIDTH, help="channel scale; 1.0 is SD 1.5's size")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_make_test_model)
+    p = sub.add_parser("export", help="write a user's pack as a WhatsApp (.wastickers), Signal or PNG zip file")
+    p.add_argument("--user", required=True, help="PLATFORM:ID, e.g. telegram:123456789, discord:42, console:me")
+    p.add_argument("--format", required=True, choices=("whatsapp", "signal", "png-zip"))
+    p.add_argument("path", help="the file to write (or a folder: the export's own name is used)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", help="benchmarks that write JSON")
     from benchmarks import commands as benchmarks

@@ -25,11 +25,13 @@ from discord import app_commands
 from adapters.chat_bot import ChatBotProcess
 from adapters.discord import admin_commands, commands
 from adapters.discord.buttons import ForgetButton, StickerButton
+from adapters.discord.gallery import PackSelect
 from adapters.discord.context import DiscordDeps, Refused, send_ephemeral
 from adapters.discord.sink import DiscordSink
 from bot.admin import AdminService
 from bot.errors import UserError
 from bot.job_worker import JobWorker
+from bot.pack_service import PackService
 from bot.service import StickerService
 from bot.settings import Settings
 from seal_runtime.api.client import RuntimeClient
@@ -71,7 +73,7 @@ class StickerClient(discord.Client):
         self.deps: DiscordDeps | None = None  # set by DiscordBot
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(StickerButton, ForgetButton)
+        self.add_dynamic_items(StickerButton, ForgetButton, PackSelect)
         if self.settings.discord.sync_commands:
             await sync_commands(self.tree, self.settings.discord.dev_guild_id)
 
@@ -116,8 +118,9 @@ class DiscordBot(ChatBotProcess):
         self.client = StickerClient(settings)
         self.sink = DiscordSink(self.client, db, progress_interval_s=settings.discord.progress_interval_s,
                                 button_timeout_s=settings.discord.button_timeout_s)
-        self.client.deps = DiscordDeps(settings, db, StickerService(db, settings), AdminService(db, settings),
-                                       self.sink)
+        service = StickerService(db, settings)
+        self.client.deps = DiscordDeps(settings, db, service, AdminService(db, settings), self.sink,
+                                       PackService(db, settings, service))
         super().__init__(JobWorker(db, settings, runtime, self.sink, worker_id=worker_id, platforms=("discord",)))
         self.gateway: asyncio.Task | None = None
 

@@ -7,6 +7,8 @@ through `StickerCommandTree.on_error` (app.py).
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
 
 import discord
@@ -16,6 +18,7 @@ from adapters.discord.buttons import forget_view
 from adapters.discord.context import deps, queue_and_track, send_ephemeral, user_ref
 from adapters.discord.server_stickers import add_server_sticker
 from bot.errors import UserError
+from bot.exports.builder import encode_export, select_export
 from bot.service import help_text
 from bot.schema.prompt_parser import suggest_prompts
 from storage import stickers
@@ -32,7 +35,9 @@ def discord_help() -> str:
                       "Apps → Use as my sticker reference")
             + "\n\nUnder each sticker: 🔁 Again, ➕ Add to server, 🗑️ Delete (only you can press them)."
             + "\n/sticker-add <name> adds your newest sticker to this server's stickers "
-              "(you and I both need Manage Expressions).")
+              "(you and I both need Manage Expressions)."
+            + "\n/makepack draws a whole pack as a gallery; members who manage the server's stickers pick "
+              "some to add.")
 
 
 # -- /setref and the message menu --------------------------------------------------------------
@@ -113,6 +118,33 @@ async def sticker_add(interaction: discord.Interaction, name: app_commands.Range
     await add_server_sticker(interaction, user_id, newest, name)
 
 
+# -- /makepack /export ------------------------------------------------------------------------
+@app_commands.command(name="makepack", description="A whole pack of your character: every emotion, one gallery")
+@app_commands.describe(size="How many stickers (12 if you leave it out)", words="Added to every sticker, e.g. cozy winter")
+@everywhere
+async def makepack(interaction: discord.Interaction, size: app_commands.Range[int, 1, 50] | None = None,
+                   words: app_commands.Range[str, 0, 150] | None = None) -> None:
+    d = deps(interaction)
+    if d.packs is None:
+        raise UserError("Packs are not available on this bot.", code="no_packs")
+    text = " ".join(t for t in (str(size) if size else "", (words or "").strip()) if t)
+    await queue_and_track(interaction, lambda chat: d.packs.make_pack(user_ref(interaction), text, chat))
+
+
+@app_commands.command(name="export", description="Your pack as a file for WhatsApp or Signal")
+@app_commands.describe(format="whatsapp: a .wastickers file; signal: a zip for Signal Desktop; png: the pictures")
+@app_commands.choices(format=[app_commands.Choice(name=n, value=n) for n in ("whatsapp", "signal", "png-zip")])
+@everywhere
+async def export(interaction: discord.Interaction, format: app_commands.Choice[str]) -> None:
+    d = deps(interaction)
+    user = user_ref(interaction)
+    request = select_export(d.db, d.settings, d.service.user_id(user), user.display_name, format.value)
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    exported = await asyncio.to_thread(encode_export, request)  # dozens of encodes: off the event loop
+    await interaction.followup.send(exported.user_message(), ephemeral=True,
+                                    file=discord.File(io.BytesIO(exported.data), filename=exported.name))
+
+
 # -- /status /forget /help ---------------------------------------------------------------------
 @app_commands.command(name="status", description="Where your stickers are in the queue")
 @everywhere
@@ -134,4 +166,4 @@ async def help_command(interaction: discord.Interaction) -> None:
     await send_ephemeral(interaction, discord_help())
 
 
-COMMANDS = (setref, use_as_reference, mysticker, again, sticker_add, status, forget, help_command)
+COMMANDS = (setref, use_as_reference, mysticker, again, sticker_add, makepack, export, status, forget, help_command)

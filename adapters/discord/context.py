@@ -16,7 +16,8 @@ from discord import app_commands
 
 from bot.admin import AdminService
 from bot.errors import UserError
-from bot.messages import QueuedJob, UserRef
+from bot.messages import QueuedJob, QueuedPack, UserRef
+from bot.pack_service import PackService
 from bot.service import StickerService
 from bot.settings import Settings
 from storage.guild_settings import get_guild_settings
@@ -32,6 +33,7 @@ class DiscordDeps:
     admin: AdminService
     sink: object  # adapters.discord.sink.DiscordSink (import cycle otherwise)
     clock: Callable[[], float] = time.time  # wall clock of the /forget deadline (tests set their own)
+    packs: PackService | None = None  # /makepack
 
 
 class Refused(app_commands.CheckFailure):
@@ -78,7 +80,7 @@ async def send_ephemeral(interaction: discord.Interaction, text: str, **kwargs) 
         await interaction.response.send_message(text, ephemeral=True, **kwargs)
 
 
-async def queue_and_track(interaction: discord.Interaction, make_job: Callable[[dict], QueuedJob]) -> None:
+async def queue_and_track(interaction: discord.Interaction, make_job: Callable[[dict], QueuedJob | QueuedPack]) -> None:
     """Queue a job (every check happens in `make_job`, before we answer, so a refusal is
     private), answer in public with its queue position, and hand the answer to the sink,
     which edits it with progress and finally with the sticker."""

@@ -25,6 +25,7 @@ import discord
 import sqlite_utils
 
 from adapters.discord.buttons import sticker_view
+from adapters.discord.gallery import files_of, gallery_pages, gallery_text, pack_view
 from bot.messages import JobView, ProgressUpdate, StickerOut
 from bot.sticker_spec import to_discord_message
 from storage import stickers
@@ -124,6 +125,9 @@ class DiscordSink:
     # -- results -----------------------------------------------------------------------------
     async def deliver(self, job: JobView, out: list[StickerOut]) -> None:
         chat = _checked_chat(job)
+        if job.pack is not None:
+            await self._deliver_gallery(job, chat, out)
+            return
         live = self._finish(job.job_id)
         already_sent = stickers.sent_sticker_ids(self.db, job.user_id, job.job_id)
         for index, sticker in enumerate(out):
@@ -146,6 +150,30 @@ class DiscordSink:
                                       file=_file(webp))
             if posted is not None:
                 stickers.record_sent(self.db, job.user_id, sticker.sticker_id, posted.id)
+
+    async def _deliver_gallery(self, job: JobView, chat: dict, out: list[StickerOut]) -> None:
+        """A finished /makepack: its stickers in gallery messages (adapters/discord/gallery.py),
+        the first one replacing the command's response when it can still be edited."""
+        assert job.pack is not None
+        live = self._finish(job.job_id)
+        owner = int(job.user.platform_user_id)
+        in_guild = bool(chat.get("guild_id"))
+        pages = gallery_pages(out)
+        number = 1
+        for index, page in enumerate(pages):
+            webps = [await asyncio.to_thread(to_discord_message, s.png) for s in page]
+            content = gallery_text(owner, job.pack, index, len(pages), in_guild)
+            view = pack_view(owner, page, number) if in_guild else discord.utils.MISSING
+            number += len(page)
+            if index == 0 and live is not None and await live.usable():
+                try:
+                    await live.interaction.edit_original_response(content=content, attachments=files_of(webps),
+                                                                  view=view)
+                    continue
+                except discord.HTTPException as exc:
+                    if not _answer_gone(exc):
+                        raise
+            await self._post(job, chat, content, files=files_of(webps), view=view)
 
     async def failed(self, job: JobView, message: str) -> None:
         chat = _checked_chat(job)

@@ -27,6 +27,7 @@ from adapters.telegram.pacing import ChatPacedRateLimiter, PerChatUpdateProcesso
 from adapters.telegram.sink import TelegramSink
 from bot.admin import AdminService
 from bot.job_worker import JobWorker
+from bot.pack_service import PackService
 from bot.service import StickerService
 from bot.settings import Settings
 from seal_runtime.api.client import RuntimeClient
@@ -58,11 +59,13 @@ def build_application(settings: Settings, token: str, db: sqlite_utils.Database)
         .concurrent_updates(PerChatUpdateProcessor(tg.max_concurrent_updates))
         .build()
     )
+    packs = TelegramPacks(db, settings)
     sink = TelegramSink(application.bot, db, job_queue=application.job_queue,
-                        progress_interval_s=tg.progress_interval_s)
+                        progress_interval_s=tg.progress_interval_s, packs=packs)
+    service = StickerService(db, settings)
     application.bot_data[handlers.DEPS] = handlers.TelegramDeps(
-        settings=settings, db=db, service=StickerService(db, settings), admin=AdminService(db, settings),
-        packs=TelegramPacks(db, settings), sink=sink)
+        settings=settings, db=db, service=service, admin=AdminService(db, settings),
+        packs=packs, sink=sink, pack_service=PackService(db, settings, service))
     handlers.register(application)
     return application
 

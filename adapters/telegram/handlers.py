@@ -7,13 +7,14 @@ the command, so the right person gets the answer.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import (Application, CallbackQueryHandler, CommandHandler, ContextTypes, ConversationHandler,
                           MessageHandler, filters)
@@ -23,7 +24,9 @@ from adapters.telegram.sink import ADD_TO_PACK, AGAIN, DELETE, TelegramSink
 from bot import confirmations
 from bot.admin import AdminService
 from bot.errors import UserError
+from bot.exports.builder import encode_export, select_export
 from bot.messages import UserRef
+from bot.pack_service import PackService
 from bot.service import StickerService, help_text
 from bot.settings import Settings
 from storage import jobs, packs, stickers, users
@@ -46,6 +49,8 @@ COMMANDS = [
     ("mysticker", "a new sticker, e.g. /mysticker happy waving beach"),
     ("again", "another take of your last sticker"),
     ("pack", "add your newest sticker to your own sticker pack"),
+    ("makepack", "a whole pack of your character, e.g. /makepack cozy winter"),
+    ("export", "your pack for WhatsApp or Signal: /export whatsapp"),
     ("mypack", "the link to your sticker pack"),
     ("status", "your place in the queue"),
     ("forget", "delete your character and everything stored for you"),
@@ -61,6 +66,7 @@ class TelegramDeps:
     admin: AdminService
     packs: TelegramPacks
     sink: TelegramSink
+    pack_service: PackService
     clock: Callable[[], float] = time.time  # wall clock of the /forget deadline (tests set their own)
 
 
@@ -108,6 +114,7 @@ def user_errors_as_replies(handler):
 def telegram_help(bot_username: str) -> str:
     return (help_text() + "\n\nYour own sticker pack:\n"
             "   /pack — add your newest sticker to it (or press ➕ under a sticker)\n"
+            "   /makepack — a whole pack at once, straight into your set\n"
             "   /mypack — the link to share it\n"
             f"In a group, address me as /mysticker@{bot_username} if several bots are there.")
 
@@ -295,6 +302,27 @@ async def mypack(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, f"Your pack \"{current.title}\": {set_link(current.name)}")
 
 
+# -- /makepack /export ----------------------------------------------------------------------
+@user_errors_as_replies
+async def makepack(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/makepack [N] [words]: N stickers into the user's set at once (the sink delivers it)."""
+    message = update.effective_message
+    queued = deps(context).pack_service.make_pack(user_ref(update), command_text(message), chat_context(message))
+    await queue_reply(context, queued, message)
+
+
+@user_errors_as_replies
+async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/export whatsapp | signal | png: the user's pack as a file (bot/exports/)."""
+    d = deps(context)
+    user = user_ref(update)
+    request = select_export(d.db, d.settings, d.service.user_id(user), user.display_name,
+                            command_text(update.effective_message) or "whatsapp")
+    exported = await asyncio.to_thread(encode_export, request)  # dozens of WebP encodes: off the event loop
+    await update.effective_message.reply_document(InputFile(exported.data, filename=exported.name),
+                                                  caption=exported.user_message())
+
+
 # -- /forget ---------------------------------------------------------------------------------
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     owner = update.effective_user.id
@@ -473,6 +501,8 @@ def register(application: Application) -> None:
     application.add_handler(CommandHandler("again", again))
     application.add_handler(CommandHandler("pack", pack))
     application.add_handler(CommandHandler("mypack", mypack))
+    application.add_handler(CommandHandler("makepack", makepack))
+    application.add_handler(CommandHandler("export", export))
     application.add_handler(CommandHandler("status", status))
     application.add_handler(CommandHandler("forget", forget))
     application.add_handler(CommandHandler("stats", stats))

@@ -22,14 +22,21 @@ from telegram.error import BadRequest, Forbidden
 from bot.errors import UserError
 from bot.messages import UserRef
 from bot.settings import Settings
-from bot.sticker_spec import telegram_set_name_problems, telegram_title, to_telegram_sticker
+from bot.sticker_spec import (
+    TELEGRAM_SET,
+    pack_keywords,
+    telegram_set_name_problems,
+    telegram_title,
+    to_telegram_sticker,
+    to_telegram_thumbnail,
+)
 from storage import packs, stickers
 from storage.records import Pack, Sticker
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "telegram"
-MAX_STATIC_STICKERS = 120
+MAX_STATIC_STICKERS = TELEGRAM_SET.max_stickers
 NAME_ATTEMPTS = 8
 
 
@@ -53,11 +60,14 @@ def set_title(template: str, display_name: str) -> str:
 
 @dataclass(frozen=True)
 class PackOutcome:
-    """status: created | added | already | full."""
+    """status: created | added | already | full. `added`/`left_out`: of the stickers asked
+    for, how many went in and how many did not fit (a set holds 120)."""
 
     status: str
     name: str
     count: int
+    added: int = 1
+    left_out: int = 0
 
     @property
     def link(self) -> str:
@@ -72,6 +82,20 @@ class PackOutcome:
             return f"That sticker is already in your pack: {self.link}"
         return (f"Your pack is full ({MAX_STATIC_STICKERS} stickers, Telegram's limit). Remove some in @Stickers "
                 f"and try again: {self.link}")
+
+    def pack_message(self, made: int, size: int) -> str:
+        """What a finished /makepack says: where the new stickers went, what did not fit."""
+        missing = f" ({size - made} of the {size} could not be made.)" if made < size else ""
+        full = (f"Your sticker set is full ({MAX_STATIC_STICKERS} stickers, Telegram's limit), so "
+                f"{self.left_out} new sticker{'s' if self.left_out != 1 else ''} did not fit. Remove some in "
+                "@Stickers and press ➕ under the ones you want, or take them elsewhere with /export whatsapp.")
+        if self.status == "full":
+            return full + f" {self.link}{missing}"
+        where = {"created": "Your new sticker pack is ready",
+                 "already": "Your pack already has them"}.get(self.status,
+                                                                 f"Added to your pack ({self.count}/{MAX_STATIC_STICKERS})")
+        text = f"{where}: {self.added} new stickers. Add it here: {self.link}{missing}"
+        return text + (" " + full if self.left_out else "")
 
 
 class TelegramPacks:
@@ -127,9 +151,76 @@ class TelegramPacks:
                 count = self.current_pack(user_id).sticker_count
                 return PackOutcome("added", pack.name, count)
 
-        pack = await self._create(bot, user, user_id, owner, input_sticker)
+        pack = await self._create(bot, user, user_id, owner, [input_sticker])
         packs.add_sticker_to_pack(self.db, user_id, pack.id, sticker.id, platform_file_id=input_sticker.sticker)
         return PackOutcome("created", pack.name, 1)
+
+    async def add_many(self, bot: Bot, user: UserRef, user_id: int, sticker_ids: list[int]) -> PackOutcome:
+        """A finished /makepack into the user's set: a new set is created with up to 50 of them in
+        one createNewStickerSet (then its 100 × 100 thumbnail is set), an existing one gets them
+        one by one until it holds 120. Stickers already in the set are skipped, so a retry after
+        a failure part-way adds only the rest."""
+        async with self._locks.setdefault(user_id, asyncio.Lock()):
+            return await self._add_many(bot, user, user_id, sticker_ids)
+
+    async def _add_many(self, bot: Bot, user: UserRef, user_id: int, sticker_ids: list[int]) -> PackOutcome:
+        chosen = [s for s in (stickers.get_sticker(self.db, user_id, i) for i in sticker_ids) if s is not None]
+        if not chosen:
+            raise UserError("Those stickers are gone (deleted, or /forget was used).", code="no_sticker")
+        owner = int(user.platform_user_id)
+        pack = self.current_pack(user_id)
+        count = 0
+        if pack is not None:
+            remote_count = await self._remote_count(bot, pack)
+            if remote_count is None:  # the user deleted the set
+                packs.delete_pack(self.db, user_id, pack.id)
+                pack = None
+            else:
+                count = remote_count
+                packs.set_sticker_count(self.db, user_id, pack.id, count)
+        if pack is not None:
+            present = set(packs.pack_sticker_ids(self.db, user_id, pack.id))
+            chosen = [s for s in chosen if s.id not in present]
+            if not chosen:  # all in already (a retry of a delivery that had got through)
+                return PackOutcome("already", pack.name, count, added=0)
+        todo = list(chosen)
+        status, added = "added", 0
+        if pack is None:
+            first = todo[:TELEGRAM_SET.max_per_call]
+            inputs = [await self._upload(bot, owner, s) for s in first]
+            pack = await self._create(bot, user, user_id, owner, inputs)
+            for sticker, input_sticker in zip(first, inputs, strict=True):
+                packs.add_sticker_to_pack(self.db, user_id, pack.id, sticker.id, platform_file_id=input_sticker.sticker)
+            await self._set_thumbnail(bot, owner, pack, first[0])
+            status, added, count, todo = "created", len(first), len(first), todo[len(first):]
+        for sticker in todo:
+            if count >= MAX_STATIC_STICKERS:
+                break
+            input_sticker = await self._upload(bot, owner, sticker)
+            try:
+                await bot.add_sticker_to_set(user_id=owner, name=pack.name, sticker=input_sticker)
+            except BadRequest as exc:
+                if "too_much" in exc.message.lower() or "too much" in exc.message.lower():
+                    count = MAX_STATIC_STICKERS
+                    break
+                raise _telegram_refused(exc) from exc
+            packs.add_sticker_to_pack(self.db, user_id, pack.id, sticker.id, platform_file_id=input_sticker.sticker)
+            count, added = count + 1, added + 1
+        packs.set_sticker_count(self.db, user_id, pack.id, count)
+        left_out = len(chosen) - added
+        if added == 0 and left_out:
+            status = "full"
+        return PackOutcome(status, pack.name, count, added=added, left_out=left_out)
+
+    async def _set_thumbnail(self, bot: Bot, owner: int, pack: Pack, sticker: Sticker) -> None:
+        """The set's 100 × 100 thumbnail from its first sticker; without one Telegram shows the
+        first sticker itself, so a refusal is only logged."""
+        thumbnail = await asyncio.to_thread(to_telegram_thumbnail, sticker.image)
+        try:
+            await bot.set_sticker_set_thumbnail(name=pack.name, user_id=owner, format=StickerFormat.STATIC,
+                                                thumbnail=InputFile(thumbnail, filename="thumbnail.webp"))
+        except (BadRequest, Forbidden) as exc:
+            log.warning("set thumbnail refused", extra={"set": pack.name, "error": exc.message})
 
     def _sticker(self, user_id: int, sticker_id: int | None) -> Sticker:
         sticker = stickers.use_sticker(self.db, user_id, sticker_id)
@@ -157,17 +248,18 @@ class TelegramPacks:
                                                      sticker_format=StickerFormat.STATIC)
         except (BadRequest, Forbidden) as exc:
             raise _telegram_refused(exc) from exc
-        return InputSticker(uploaded.file_id, emoji_list=[sticker.emoji or "🙂"], format=StickerFormat.STATIC)
+        return InputSticker(uploaded.file_id, emoji_list=[sticker.emoji or "🙂"], format=StickerFormat.STATIC,
+                            keywords=sticker_keywords(sticker))
 
     async def _create(self, bot: Bot, user: UserRef, user_id: int, owner: int,
-                      input_sticker: InputSticker) -> Pack:
+                      input_stickers: list[InputSticker]) -> Pack:
         title = set_title(self.settings.telegram.pack_title, user.display_name)
         for generation in range(1, NAME_ATTEMPTS + 1):
             name = set_name(user.platform_user_id, bot.username, generation)
             if packs.name_taken(self.db, PLATFORM, name):
                 continue
             try:
-                await bot.create_new_sticker_set(user_id=owner, name=name, title=title, stickers=[input_sticker])
+                await bot.create_new_sticker_set(user_id=owner, name=name, title=title, stickers=input_stickers)
             except BadRequest as exc:
                 if "occupied" in exc.message.lower():
                     continue  # e.g. the name of a set the user deleted: try the next one
@@ -175,10 +267,17 @@ class TelegramPacks:
             except Forbidden as exc:
                 raise _telegram_refused(exc) from exc
             pack = packs.create_pack(self.db, user_id, PLATFORM, name, title)
-            packs.set_sticker_count(self.db, user_id, pack.id, 1)
+            packs.set_sticker_count(self.db, user_id, pack.id, len(input_stickers))
             return pack
         raise UserError("I could not find a free name for your sticker pack. Please tell the bot's admin.",
                         code="pack_name")
+
+
+def sticker_keywords(sticker: Sticker) -> list[str]:
+    """Search keywords from the sticker's tags (emotion, action, ...), within Telegram's limits."""
+    tags = sticker.request or {}
+    words = [tags.get(k, "") for k in ("emotion", "action", "appearance", "background", "composition", "style")]
+    return pack_keywords(w for w in words if w and w != "plain")
 
 
 def telegram_webp(png: bytes) -> bytes:

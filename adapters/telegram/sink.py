@@ -25,7 +25,8 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile,
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes, JobQueue
 
-from adapters.telegram.packs import telegram_webp
+from adapters.telegram.packs import TelegramPacks, telegram_webp
+from bot.errors import UserError
 from bot.messages import JobView, ProgressUpdate, StickerOut
 from storage import stickers
 
@@ -55,9 +56,10 @@ class _Progress:
 
 class TelegramSink:
     def __init__(self, bot: Bot, db: sqlite_utils.Database, *, job_queue: JobQueue | None,
-                 progress_interval_s: float = 2.0) -> None:
+                 progress_interval_s: float = 2.0, packs: TelegramPacks | None = None) -> None:
         self.bot = bot
         self.db = db
+        self.packs = packs  # where a finished /makepack goes: the user's sticker set
         self.job_queue = job_queue
         self.interval = progress_interval_s
         self._progress: dict[str, _Progress] = {}
@@ -143,6 +145,9 @@ class TelegramSink:
         the rate limiter's retries) raise, so the JobWorker sends again later; a chat we can no
         longer write to (bot blocked, chat gone) is logged and given up at once."""
         chat = _checked_chat(job)
+        if job.pack is not None:
+            await self._deliver_pack(job, chat, out)
+            return
         entry = self._finish(job.job_id)
         if entry is not None and entry.message_id is not None:
             await self._delete(entry.chat_id, entry.message_id)
@@ -165,9 +170,31 @@ class TelegramSink:
                 stickers.set_platform_file_id(self.db, job.user_id, sticker.sticker_id, "telegram",
                                               message.sticker.file_id)
 
+    async def _deliver_pack(self, job: JobView, chat: dict, out: list[StickerOut]) -> None:
+        """A finished /makepack: into the user's sticker set (created in one call when new),
+        then the progress message becomes the t.me/addstickers link. Telegram refusing the set
+        (the user never opened a private chat with the bot, ...) is told, not retried."""
+        if self.packs is None:
+            raise LookupError("this Telegram sink has no TelegramPacks to put a pack into")
+        assert job.pack is not None
+        try:
+            outcome = await self.packs.add_many(self.bot, job.user, job.user_id, [s.sticker_id for s in out])
+            text = outcome.pack_message(job.pack.made, job.pack.size)
+        except UserError as exc:
+            text = exc.user_message
+        await self._final_text(job, text, edit=False)  # a new message: the user is notified
+
     async def failed(self, job: JobView, message: str) -> None:
+        await self._final_text(job, message)
+
+    async def _final_text(self, job: JobView, message: str, *, edit: bool = True) -> None:
+        """The job's last word: the progress message edited to `message` (or, without `edit`,
+        deleted), else a new reply."""
         chat = _checked_chat(job)
         entry = self._finish(job.job_id)
+        if not edit and entry is not None and entry.message_id is not None:
+            await self._delete(entry.chat_id, entry.message_id)
+            entry = None
         try:
             if entry is not None and entry.message_id is not None:
                 try:

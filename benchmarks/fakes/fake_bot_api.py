@@ -32,8 +32,15 @@ TOKEN = "123456:TEST-token-not-secret"
 BOT_ID = 424242
 BOT_USERNAME = "seal_test_bot"
 
+# The Bot API's documented limits (https://core.telegram.org/bots/api), written here on their
+# own so that the fake checks the bot's code instead of trusting its constants.
 STICKER_MAX_BYTES = 512 * 1024
 SET_MAX_STATIC = 120
+CREATE_MAX_STICKERS = 50  # createNewStickerSet: "A JSON-serialized list of 1-50 initial stickers"
+MAX_EMOJI = 20  # InputSticker.emoji_list: "List of 1-20 emoji"
+MAX_KEYWORDS, MAX_KEYWORD_CHARS = 20, 64  # InputSticker.keywords: "0-20 ... total length of up to 64 characters"
+THUMBNAIL_SIDE, THUMBNAIL_MAX_BYTES = 100, 128 * 1024  # setStickerSetThumbnail: "up to 128 kilobytes", "exactly 100px"
+DOCUMENT_MAX_BYTES = 50 * 1024 * 1024  # bots send files of up to 50 MB
 INT_FIELDS = {"chat_id", "message_id", "user_id", "offset", "limit", "timeout", "message_thread_id",
               "from_chat_id", "reply_to_message_id"}
 # Calls that never count toward flood control (polling and start-up housekeeping).
@@ -530,8 +537,11 @@ class FakeBotAPI:
         if not isinstance(item, dict) or item.get("format") != "static":
             raise ApiError(400, "Bad Request: STICKER_FORMAT_INVALID")
         emoji = item.get("emoji_list") or []
-        if not 1 <= len(emoji) <= 20:
+        if not 1 <= len(emoji) <= MAX_EMOJI:
             raise ApiError(400, "Bad Request: STICKER_EMOJI_INVALID")
+        keywords = item.get("keywords") or []
+        if len(keywords) > MAX_KEYWORDS or sum(len(k) for k in keywords) > MAX_KEYWORD_CHARS:
+            raise ApiError(400, "Bad Request: invalid sticker keywords specified")
         data, file_id = self._sticker_bytes(call, item.get("sticker"))
         problem = validate_static_sticker(data)
         if problem:
@@ -549,7 +559,7 @@ class FakeBotAPI:
         if not 1 <= len(title) <= 64:
             raise ApiError(400, "Bad Request: STICKERSET_TITLE_INVALID")
         items = call.get("stickers") or []
-        if not 1 <= len(items) <= 50:
+        if not 1 <= len(items) <= CREATE_MAX_STICKERS:
             raise ApiError(400, "Bad Request: STICKERS_INVALID")
         stickers = [self._input_sticker(call, item, name) for item in items]
         self.sticker_sets[name] = {"name": name, "title": title, "sticker_type": call.get("sticker_type") or "regular",
@@ -569,6 +579,44 @@ class FakeBotAPI:
             raise ApiError(400, "Bad Request: STICKERS_TOO_MUCH")
         sticker_set["stickers"].append(self._input_sticker(call, call.get("sticker"), sticker_set["name"]))
         return True
+
+    async def api_setStickerSetThumbnail(self, call: Call) -> bool:
+        sticker_set = self._owned_set(call)
+        if call.get("format") != "static":
+            raise ApiError(400, "Bad Request: STICKER_FORMAT_INVALID")
+        value = call.files.get("thumbnail") or call.get("thumbnail")
+        if value is None:  # "If omitted, then the thumbnail is dropped"
+            sticker_set.pop("thumbnail", None)
+            return True
+        data, _ = self._sticker_bytes(call, value)
+        if len(data) > THUMBNAIL_MAX_BYTES:
+            raise ApiError(400, "Bad Request: file is too big")
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                fmt, size = image.format, image.size
+        except Exception:
+            raise ApiError(400, "Bad Request: STICKER_THUMB_INVALID") from None
+        if fmt not in ("WEBP", "PNG") or size != (THUMBNAIL_SIDE, THUMBNAIL_SIDE):
+            raise ApiError(400, "Bad Request: STICKER_THUMB_DIMENSIONS_INVALID")
+        info = self.add_file(data, "thumbnails", fmt.lower())
+        sticker_set["thumbnail"] = {**info, "width": size[0], "height": size[1]}
+        return True
+
+    async def api_sendDocument(self, call: Call) -> dict:
+        chat = self._chat(call)
+        upload = call.files.get("document")
+        if upload is None:
+            raise ApiError(400, "Bad Request: there is no document in the request")
+        if len(upload.data) > DOCUMENT_MAX_BYTES:
+            raise ApiError(400, "Bad Request: file is too big")
+        info = self.add_file(upload.data, "documents", (upload.filename or "file").rsplit(".", 1)[-1])
+        document = {**info, "file_name": upload.filename, "mime_type": upload.content_type}
+        content = {"document": document, **self._reply_to(call, chat)}
+        if call.get("caption"):
+            content["caption"] = call["caption"]
+        return self._new_message(chat, self.bot, **content)
 
     async def api_getStickerSet(self, call: Call) -> dict:
         sticker_set = self.sticker_sets.get(call.get("name"))

@@ -83,6 +83,9 @@ class Call:
         return self.json.get(key, default)
 
 
+MAX_FILES_PER_MESSAGE = 10  # Discord, Create Message: up to 10 files per message
+
+
 def _json(data, status: int = 200) -> web.Response:
     # discord.py decodes a body only when its Content-Type is exactly application/json
     return web.Response(body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"})
@@ -235,6 +238,11 @@ class FakeDiscord:
         body, files = await self._read(request)
         call = Call(request.method, request.path.removeprefix("/api/v10"), body, files, time.monotonic())
         request[CALL] = call
+        if len(files) > MAX_FILES_PER_MESSAGE and not request.path.endswith("/stickers"):
+            call.status = 400
+            self.calls.append(call)
+            # Create Message: "files[n]" up to 10 (Discord answers 50035 Invalid Form Body past it)
+            return self._error(400, 50035, "Invalid Form Body: files: Must be 10 or fewer in length.")
         for rule in list(self.refuse_next):
             method, path_part = rule
             if call.method == method and path_part in call.path:
@@ -462,6 +470,15 @@ class FakeDiscord:
     def press(self, user: DcUser, message: dict, custom_id: str, *, guild_id: int | None = GUILD_ID,
               permissions: int = MEMBER_DEFAULT, app_permissions: int = BOT_DEFAULT) -> dict:
         data = {"custom_id": custom_id, "component_type": 2}
+        return self._interaction(3, user, data, guild_id=guild_id, channel_id=int(message["channel_id"]),
+                                 permissions=permissions, roles=(), app_permissions=app_permissions,
+                                 message=message)
+
+
+    def select(self, user: DcUser, message: dict, custom_id: str, values: list[str], *, guild_id: int | None = GUILD_ID,
+               permissions: int = MEMBER_DEFAULT, app_permissions: int = BOT_DEFAULT) -> dict:
+        """`user` picks `values` in the message's select menu `custom_id`."""
+        data = {"custom_id": custom_id, "component_type": 3, "values": values}
         return self._interaction(3, user, data, guild_id=guild_id, channel_id=int(message["channel_id"]),
                                  permissions=permissions, roles=(), app_permissions=app_permissions,
                                  message=message)

@@ -190,6 +190,15 @@ class GenerationSettings:
     # sticker negative prompt for SD-class models, see models/backbone.py).
     negative_prompt: str | None = None
 
+    # The sticker look (seal_runtime/imaging/sticker_look.py): cut-outs get a white outline of
+    # `outline_fraction` of the side and a soft drop shadow; scenes a rounded frame or "none".
+    # Finished stickers are `sticker_side`-px squares, so the look is drawn at the size shown.
+    outline: bool = True
+    outline_fraction: float = 0.02
+    shadow: bool = True
+    scene_frame: str = "rounded"  # "rounded" | "none"
+    sticker_side: int = 512
+
     @classmethod
     def from_dict(cls, data: dict) -> GenerationSettings:
         return cls(**_known_keys(cls, data, "generation"))
@@ -204,6 +213,9 @@ class GenerationSettings:
         if self.negative_prompt is not None and (not isinstance(self.negative_prompt, str)
                                                  or len(self.negative_prompt) > 1000):
             raise ValueError("generation.negative_prompt must be text of at most 1000 characters")
+        _within("generation.outline_fraction", self.outline_fraction, 0.0, 0.1, float)
+        _one_of("generation.scene_frame", self.scene_frame, ("rounded", "none"))
+        _within("generation.sticker_side", self.sticker_side, 64, 1024, int)
         return self
 
     def denoise_size(self, pixel_space: bool) -> int:
@@ -225,6 +237,11 @@ class RuntimeSettings:
     shared_secret: str | None = field(default=None, repr=False)
     sam_checkpoint: str | None = None
     sam_model_type: str = "vit_b"
+    # rembg from a local ONNX file (seal_runtime/imaging/rembg_loader.py); it wins over SAM.
+    rembg_model: str | None = None
+    rembg_architecture: str = "auto"  # auto (from the file name) | u2net | isnet | birefnet
+    # Cut generated stickers out with that segmenter too (plain backgrounds only), not the flood fill.
+    segment_stickers: bool = True
     allow_downloads: bool = False  # a model id may only be fetched when the operator allows it
     # Speed switches (README, "Running with real weights on a GPU"); every path is local.
     lcm_lora: str | None = None  # an LCM-LoRA (.safetensors or its folder), for generation only

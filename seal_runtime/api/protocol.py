@@ -22,6 +22,8 @@ SECRET_HEADER = "X-Seal-Secret"
 # Bounds of what one request may ask for (bad requests get a 400, never retried).
 MAX_PROMPTS = 16
 MAX_PROMPT_CHARS = 1000
+# What a request may say is behind the character (JobRequest.background).
+BACKGROUNDS = ("auto", "plain", "scene")
 
 
 def b64(data: bytes | None) -> str | None:
@@ -44,6 +46,9 @@ class JobRequest:
     embedding: bytes | None = None  # cached learned_embeds.safetensors; skips adaptation
     # Cached LoRA weights that belong with `embedding` when adaptation.method is "lora".
     adapter_weights: bytes | None = None
+    # What the prompts asked for behind the character: "plain" (cut it out), "scene" (keep
+    # it), "auto" (decide from the picture); see seal_runtime/imaging/cutout.py.
+    background: str = "auto"
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -80,7 +85,10 @@ class JobRequest:
                 mask_png=unb64(data.get("mask_png")),
                 embedding=unb64(data.get("embedding")),
                 adapter_weights=unb64(data.get("adapter_weights")),
+                background=str(data.get("background") or "auto"),
             )
+            if request.background not in BACKGROUNDS:
+                raise BadJobRequest(f"background must be one of {', '.join(BACKGROUNDS)}")
             # Settings are checked here, before the job waits for the GPU.
             AdaptationSettings.from_dict(request.adaptation).check(resolved=False)
             GenerationSettings.from_dict(request.generation).check()

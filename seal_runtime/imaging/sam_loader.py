@@ -38,6 +38,8 @@ MAX_AREA = 0.95
 class SamMasker:
     """Subject mask of a reference picture with a `SamPredictor`."""
 
+    source = "sam"
+
     def __init__(self, predictor) -> None:
         self.predictor = predictor
 
@@ -88,3 +90,10 @@ def load_sam_predictor(settings: RuntimeSettings, device) -> SamMasker | None:
     sam.to(device).eval()
     log.info("SAM loaded", extra={"checkpoint": settings.sam_checkpoint, "model_type": settings.sam_model_type})
     return SamMasker(segment_anything.SamPredictor(sam))
+
+
+def load_segmenter(settings: RuntimeSettings, device):
+    """The configured segmenter: rembg from its ONNX file, else SAM from its checkpoint, else None."""
+    from seal_runtime.imaging.rembg_loader import load_rembg_masker
+
+    return load_rembg_masker(settings) or load_sam_predictor(settings, device)

@@ -5,7 +5,8 @@ mask, so the reference's background is not learned as part of the character.
 
 `compute_subject_mask` tries, in order:
   1. "alpha"        - the picture has real transparency: its alpha channel is the mask;
-  2. "sam"          - a segment-anything masker, when the runtime has one loaded;
+  2. "sam"/"rembg"  - the runtime's segmenter, when one is configured (segment-anything
+                      from a checkpoint, or rembg from a local ONNX file);
   3. "flood_fill"   - the classical mask: the background is what is connected to the
                       border and close to the border's colour(s) (most stickers and
                       mascots sit on a plain background);
@@ -45,7 +46,7 @@ def compute_subject_mask(image: Image.Image, sam_predictor=None) -> tuple[Image.
     if sam_predictor is not None:
         mask = _sam_mask(rgba, sam_predictor)
         if mask is not None:
-            return mask, "sam"
+            return mask, getattr(sam_predictor, "source", "sam")  # "sam" | "rembg"
     return classical_mask(rgba)
 
 
