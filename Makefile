@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Code that mypy checks (the typed core: the domain, storage, and what the bot imports of the runtime).
 TYPED := bot storage seal_runtime/api
 
-.PHONY: demo test lint install clean bench lock mutation mutation-changed hand-mutants
+.PHONY: demo test lint install clean bench lock redis-server mutation mutation-changed hand-mutants
 
 # Installs exactly what requirements.lock names (resolved once with pip-compile), so a new
 # release upstream cannot break a fresh clone; torch is pinned there to the CPU 2.13.0 build.
@@ -23,8 +23,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stickerbot demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+# The scale-out tests start their own redis-server (Debian's package) on 127.0.0.1, on a free
+# port in a temporary folder, and stop it afterwards. `make demo` never needs it.
+test: $(STAMP) redis-server
+	$(BIN)/python -m pytest -q -rs
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+redis-server:
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server from Debian's packages"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	} || { [ "$$CI" != true ] && echo "warning: no redis-server: the Redis tests will be skipped"; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+from pathlib import Path
 
 BENCHMARKS = {
     "perf": ("benchmarks.bench_perf", "end-to-end timings on the builtin model; bot-layer overhead"),
@@ -12,6 +14,7 @@ BENCHMARKS = {
     "quality": ("benchmarks.bench_quality", "StickerWorld quality: identity, attributes, leakage, rigidity"),
     "telegram": ("benchmarks.bench_telegram", "commands/s and latency of the Telegram adapter vs a fake Bot API"),
     "reliability": ("benchmarks.bench_reliability", "kills, restarts, fuzzing and a soak: nothing lost or doubled"),
+    "scale": ("benchmarks.bench_scale", "1, 2, 4, 8 GPU workers through Redis: throughput, queue wait, bot CPU"),
     "gpu": ("benchmarks.bench_gpu", "SD-1.5 architecture at 512 px: adaptation TTF vs SEAL, samplers, batch, "
                                     "VRAM, end to end (a tiny smoke test on a CPU)"),
 }
@@ -26,6 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="quality: processes scoring configurations side by side (default: 2, 1 with --quick)")
     parser.add_argument("--dino", help="quality: also score DINO similarity with the DINO model in this folder")
+
+
+def report(figures: dict, json_path: str | None) -> None:
+    """Print a benchmark's figures, and write them to `json_path` when given."""
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(text + "\n")
 
 
 def run(args) -> int:

@@ -40,6 +40,7 @@ import logging
 import sqlite3
 import time
 import uuid
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
@@ -60,6 +61,9 @@ from seal_runtime.api.protocol import (
 from storage import embeddings, jobs, references, stickers, users
 from storage.records import Job
 
+if TYPE_CHECKING:
+    from seal_runtime.api.redis_client import RedisRuntimeClient
+
 log = logging.getLogger(__name__)
 
 REFERENCE_DELETED = "the character of this request was deleted"
@@ -78,7 +82,7 @@ class JobWorker:
     `worker_id` (stable across restarts of the same process, so `recover` can reclaim its
     jobs at once) and, when several run in one process, its own database connection."""
 
-    def __init__(self, db: sqlite_utils.Database, settings: Settings, client: RuntimeClient,
+    def __init__(self, db: sqlite_utils.Database, settings: Settings, client: RuntimeClient | RedisRuntimeClient,
                  sink: DeliverySink, worker_id: str | None = None, *,
                  platforms: tuple[str, ...] | None = None) -> None:
         self.db = db
@@ -368,6 +372,7 @@ class JobWorker:
             mask_png=reference.mask,
             embedding=cached.data if cached else None,
             adapter_weights=cached.adapter_weights if cached else None,
+            attempt=job.attempts,
             background=runtime_background(payload.get("tags")),
         )
         return request, (reference.sha256, model_id, settings_hash)

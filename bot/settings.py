@@ -21,9 +21,12 @@ from seal_runtime.api.config import (
     GenerationSettings,
     RuntimeSettings,
 )
+from seal_runtime.api.redis_jobs import redact_url
 
 SECRET_FIELDS = {"token", "shared_secret"}
+URL_FIELDS = {"redis_url"}  # printed with their password replaced
 REDACTED = "***"
+QUEUES = ("embedded", "redis")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,14 @@ class GeneralSettings:
     log_format: str = "json"  # json | text
     adapters: tuple[str, ...] = ()  # which adapters `stickerbot run` starts: telegram, discord
     health_port: int = 8766  # `stickerbot run` answers GET /healthz on 127.0.0.1:<port>; 0: off
+    # Where the work goes. "embedded": the one runtime at runtime_url (the default; no Redis).
+    # "redis": GPU workers (`stickerbot gpu-worker`) on any number of boxes, fed through Redis.
+    queue: str = "embedded"
+    # redis://[user:password@]host:port/db, or rediss:// for TLS (the password is never printed).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_ca_file: str | None = None  # the CA that signed Redis's TLS certificate (rediss://)
+    # Jobs the bot keeps on the GPU workers at once; 0: one per slot of the live GPU workers.
+    gpu_jobs: int = 0
 
 
 @dataclass(frozen=True)
@@ -132,7 +143,8 @@ class SettingsError(Exception):
 
 def _redact(data):
     if isinstance(data, dict):
-        return {k: (REDACTED if k in SECRET_FIELDS and v else _redact(v)) for k, v in data.items()}
+        return {k: (REDACTED if k in SECRET_FIELDS and v else redact_url(v) if k in URL_FIELDS else _redact(v))
+                for k, v in data.items()}
     if isinstance(data, (list, tuple)):
         return [_redact(v) for v in data]
     return data
@@ -207,7 +219,10 @@ def load_settings(path: str | Path | None = None, environ: typing.Mapping[str, s
         built["generation"].check()
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
-    return Settings(**built)
+    settings = Settings(**built)
+    if settings.general.queue not in QUEUES:
+        raise SettingsError(f"general.queue must be one of {', '.join(QUEUES)}, got {settings.general.queue!r}")
+    return settings
 
 
 def read_token(token: str | None, token_file: str | None, what: str) -> str:

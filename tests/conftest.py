@@ -23,3 +23,39 @@ def sd15_model_dir(tmp_path_factory):
     from seal_runtime.models.sd15_architecture import save_sd15_test_model
 
     return save_sd15_test_model(tmp_path_factory.mktemp("models") / "sd15-test")
+
+
+def _start_redis(directory, **options):
+    """A real redis-server (benchmarks/redis_server.py). Missing, it fails the test under
+    CI=true (the Makefile installs it there) and skips it, saying so, elsewhere."""
+    from benchmarks.redis_server import RedisServer, RedisUnavailable
+
+    try:
+        return RedisServer(directory, **options).start()
+    except RedisUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"Redis tests must run in CI: {exc}")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A fresh redis-server on a free 127.0.0.1 port, AOF on, in this test's own directory."""
+    server = _start_redis(tmp_path / "redis")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_redis(tmp_path):
+    """Start redis-servers with options (password, ACL user, TLS): `start_redis(tls=...)`."""
+    servers = []
+
+    def start(**options):
+        server = _start_redis(tmp_path / f"redis{len(servers)}", **options)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -143,3 +143,56 @@ def test_systemd_units_run_existing_commands_and_restart(name, command):
         assert args.no_runtime and "stickerbot-runtime.service" in dict(unit["Unit"])["After"]
         assert float(service["TimeoutStopSec"]) > args.grace
         assert environment["STICKERBOT_TELEGRAM__TOKEN_FILE"].startswith("%d/")  # a credential file
+
+
+def _compose(name: str) -> dict:
+    return yaml.safe_load((DEPLOY / name).read_text())
+
+
+def test_a_gpu_box_pairs_one_runtime_with_one_gpu_worker_per_gpu_id():
+    services = _compose("docker-compose.gpu.yml")["services"]
+    runtimes = sorted(name for name in services if name.startswith("runtime-gpu"))
+    assert runtimes and set(services) == set(runtimes) | {n.replace("runtime-", "gpu-worker-") for n in runtimes}
+    for index, name in enumerate(runtimes):
+        gpu = name.removeprefix("runtime-gpu")
+        runtime, worker = services[name], services[f"gpu-worker-gpu{gpu}"]
+        devices = runtime["deploy"]["resources"]["reservations"]["devices"]
+        assert devices == [{"driver": "nvidia", "device_ids": [gpu], "capabilities": ["gpu"]}]
+        assert gpu == str(index)  # gpu ids 0, 1, … once each
+        runtime_args = assert_stickerbot_command(runtime["command"])
+        worker_args = assert_stickerbot_command(worker["command"])
+        assert runtime_args.command == "runtime" and runtime_args.host == "0.0.0.0"
+        assert worker_args.command == "gpu-worker"
+        assert worker_args.runtime == f"http://{name}:{runtime_args.port}"  # its own runtime, no other
+        assert worker_args.id.endswith(f"-gpu{gpu}") and name in worker["depends_on"]
+        assert int(worker["stop_grace_period"].rstrip("s")) > worker_args.grace
+        assert "deploy" not in worker  # the worker itself needs no GPU
+        assert_known_settings({k: str(v) for k, v in runtime["environment"].items()})
+        assert set(worker["environment"]) == {"STICKERBOT_GENERAL__REDIS_URL"}
+    ids = [assert_stickerbot_command(services[n]["command"]).id for n in services if n.startswith("gpu-worker")]
+    assert len(set(ids)) == len(ids)
+
+
+def test_the_scale_box_runs_redis_with_aof_and_a_limited_user_and_the_bot_on_the_redis_queue():
+    compose = _compose("docker-compose.scale.yml")
+    assert compose["include"] == ["docker-compose.gpu.yml"]
+    services = compose["services"]
+    assert set(services) == {"redis", "bot"}
+    redis = services["redis"]["command"]
+    assert redis[:5] == ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec"]
+    assert redis[redis.index("default") + 1] == "off" and "-@all" in redis
+    assert not services["redis"]["ports"][0].startswith("6379")  # bound to an address, 127.0.0.1 unless set
+    bot = services["bot"]
+    args = assert_stickerbot_command(bot["command"])
+    assert args.command == "run"
+    settings = assert_known_settings({**{k: str(v) for k, v in bot["environment"].items()},
+                                      "STICKERBOT_GENERAL__REDIS_URL": "redis://stickerbot:pw@redis:6379/0"})
+    assert settings.general.queue == "redis"
+    assert "deploy" not in bot
+    tls = _compose("docker-compose.redis-tls.yml")["services"]
+    tls_command = tls["redis"]["command"]
+    assert tls_command[tls_command.index("stickerbot"):] == redis[redis.index("stickerbot"):]  # one ACL
+    assert "--tls-port" in tls_command and tls_command[tls_command.index("--port") + 1] == "0"
+    assert tls["bot"]["environment"]["STICKERBOT_GENERAL__REDIS_CA_FILE"] == "/tls/ca.crt"
+    environ = env_example()
+    assert {"REDIS_PASSWORD", "REDIS_URL", "BOX_NAME"} <= set(environ) and not environ["REDIS_PASSWORD"]

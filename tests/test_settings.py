@@ -64,6 +64,27 @@ def test_denoise_defaults_to_a_median_for_pixel_models_only():
     assert GenerationSettings(denoise_px=4).denoise_size(pixel_space=True) == 0  # a median needs an odd size
 
 
+def test_the_queue_is_embedded_by_default_and_redis_only_when_asked(capsys, monkeypatch):
+    from adapters.cli.supervisor import runtime_client
+    from seal_runtime.api.client import RuntimeClient
+    from seal_runtime.api.redis_client import RedisRuntimeClient
+
+    default = load_settings(None, environ={})
+    assert default.general.queue == "embedded" and isinstance(runtime_client(default), RuntimeClient)
+    scaled = load_settings(None, environ={"STICKERBOT_GENERAL__QUEUE": "redis",
+                                          "STICKERBOT_GENERAL__REDIS_URL": "rediss://bot:pw-of-redis@r.example:6380/1"})
+    client = runtime_client(scaled)
+    assert isinstance(client, RedisRuntimeClient) and client.redis_settings.ssl
+    assert client.redis_settings.username == "bot" and client.redis_settings.database == 1
+    with pytest.raises(SettingsError, match="general.queue must be one of embedded, redis"):
+        load_settings(None, environ={"STICKERBOT_GENERAL__QUEUE": "kafka"})
+    monkeypatch.setenv("STICKERBOT_GENERAL__REDIS_URL", "rediss://bot:pw-of-redis@r.example:6380/1")
+    assert main(["config", "--show"]) == 0
+    out = capsys.readouterr().out
+    assert "pw-of-redis" not in out
+    assert json.loads(out)["general"]["redis_url"] == "rediss://bot:***@r.example:6380/1"
+
+
 def test_a_setting_every_job_would_be_refused_for_is_a_configuration_error():
     with pytest.raises(SettingsError, match="adaptation.steps"):
         load_settings(None, environ={"STICKERBOT_ADAPTATION__STEPS": "1000000"})

@@ -215,7 +215,7 @@ def test_builtin_close_up_generations_are_cut_out_and_transparent_at_the_border(
         dataclasses.asdict(GenerationSettings()),
         background="plain",
     )
-    result = engine.run(request, lambda event: None)
+    result = engine.finish(request, engine.run(request))
     for png in result.images_png:
         sticker = Image.open(io.BytesIO(png))
         alpha = alpha_of(sticker.convert("RGBA"))

@@ -23,7 +23,10 @@ DEMO_PROMPTS = ("happy waving beach", "sad sitting night sky", "love thumbs up c
 
 def _settings(args) -> Settings:
     settings = load_settings(getattr(args, "config", None))
-    for secret in (settings.telegram.token, settings.discord.token, settings.runtime.shared_secret):
+    from urllib.parse import urlsplit
+
+    redis_password = urlsplit(settings.general.redis_url).password
+    for secret in (settings.telegram.token, settings.discord.token, settings.runtime.shared_secret, redis_password):
         register_secret(secret)
     return settings
 
@@ -36,6 +39,25 @@ def cmd_runtime(args) -> int:
     runtime = replace(settings.runtime, host=args.host or settings.runtime.host, port=args.port or settings.runtime.port)
     serve(runtime)
     return 0
+
+
+# -- gpu-worker --------------------------------------------------------------------------------
+def cmd_gpu_worker(args) -> int:
+    """One GPU worker: jobs from Redis to the runtime beside it (seal_runtime/gpu_worker.py)."""
+    from seal_runtime.gpu_worker import GpuWorker, serve
+
+    settings = _settings(args)
+    try:
+        worker = GpuWorker(args.redis or settings.general.redis_url, args.runtime or settings.general.runtime_url,
+                           secret=settings.runtime.shared_secret,
+                           ca_file=args.redis_ca_file or settings.general.redis_ca_file, worker_id=args.id,
+                           slots=args.slots, job_timeout_s=settings.limits.job_timeout_s,
+                           max_tries=args.max_tries or settings.limits.job_attempts, grace_s=args.grace,
+                           job_lease_s=args.job_lease)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return serve(worker)
 
 
 # -- config ------------------------------------------------------------------------------------
@@ -235,8 +257,8 @@ def _serve_chat_bot(settings: Settings, make_bot, describe_error) -> int:
     """Run one chat adapter and its job worker until SIGINT/SIGTERM; the runtime runs separately.
     `describe_error(exc)` turns the platform's start-up failures (bad token, unreachable API)
     into (exit code, message), or None for errors it does not know."""
+    from adapters.cli.supervisor import runtime_client
     from bot.worker_identity import WorkerIdClash
-    from seal_runtime.api.client import RuntimeClient
     from seal_runtime.api.protocol import RuntimeJobError
     from storage.database import open_database
 
@@ -248,14 +270,13 @@ def _serve_chat_bot(settings: Settings, make_bot, describe_error) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         db = open_database(settings.general.database)
-        client = RuntimeClient(settings.general.runtime_url, secret=settings.runtime.shared_secret,
-                               job_timeout_s=settings.limits.job_timeout_s)
+        client = runtime_client(settings)
         try:
             try:
                 await client.health()
             except RuntimeJobError:
                 log.warning("the SEAL runtime is not reachable yet; stickers wait in the queue until it is",
-                            extra={"runtime_url": settings.general.runtime_url})
+                            extra={"runtime_url": client.base_url})
             await make_bot(db, client).serve(stop)
         except WorkerIdClash as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -394,6 +415,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.set_defaults(func=cmd_runtime)
+
+    p = sub.add_parser("gpu-worker", help="take jobs from Redis and run them on the runtime beside this worker "
+                                          "(one per GPU; scale-out, general.queue = \"redis\")")
+    p.add_argument("--redis", help="redis:// or rediss:// URL (default: general.redis_url; prefer the setting "
+                                   "or STICKERBOT_GENERAL__REDIS_URL for a password, command lines are visible)")
+    p.add_argument("--runtime", help="this GPU's runtime (default: general.runtime_url)")
+    p.add_argument("--redis-ca-file", help="CA certificate that signed Redis's TLS certificate")
+    p.add_argument("--id", help="this worker's name in Redis (default: host-port-pid)")
+    p.add_argument("--slots", type=int, default=1, help="jobs this runtime takes at once (default 1)")
+    p.add_argument("--max-tries", type=int, default=None,
+                   help="a job that stops this many workers ends failed (default: limits.job_attempts)")
+    p.add_argument("--grace", type=float, default=60.0,
+                   help="seconds the jobs in hand may take to finish on SIGTERM before they go to another worker")
+    p.add_argument("--job-lease", type=float, default=10.0,
+                   help="seconds after which the job of a worker that died goes to another one (default 10)")
+    p.set_defaults(func=cmd_gpu_worker)
 
     p = sub.add_parser("config", help="print the effective settings (secrets redacted)")
     p.add_argument("--show", action="store_true", default=True)

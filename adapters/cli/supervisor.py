@@ -13,6 +13,9 @@ What runs in this process:
 - The adapters named in `general.adapters` (telegram, discord) take commands; they do not
   run their own workers. One `JobWorker` runs the queue for all of them and delivers
   through a sink that routes each job to its platform's adapter.
+- Scaled out (`general.queue = "redis"`) no runtime child is started (the runtimes run
+  beside `stickerbot gpu-worker` processes, on any box), and a `JobWorkerPool` runs one
+  JobWorker per free GPU slot, ids `<worker id>`, `<worker id>-1`, … (bot/worker_pool.py).
 - The APScheduler housekeeping of `bot.retention` (quota reset, retention, timeout sweep).
 - `GET /healthz` on 127.0.0.1:`general.health_port` for container health checks: 200 while
   the worker runs ("degraded" while the runtime is down), 503 when the worker died.
@@ -46,6 +49,7 @@ from bot.messages import JobView, ProgressUpdate, StickerOut
 from bot.settings import Settings
 from seal_runtime.api.client import RuntimeClient
 from seal_runtime.api.protocol import RuntimeJobError
+from seal_runtime.api.redis_client import RedisRuntimeClient
 
 log = logging.getLogger("stickerbot.supervisor")
 
@@ -56,7 +60,20 @@ class SupervisorError(Exception):
     """A configuration problem that stops `stickerbot run` before it starts."""
 
 
-# -- the runtime child -------------------------------------------------------------------------
+# -- the runtime ---------------------------------------------------------------------------------
+def runtime_client(settings: Settings) -> RuntimeClient | RedisRuntimeClient:
+    """The bot's way to the runtime: the one at general.runtime_url (embedded), or the GPU
+    workers behind Redis (general.queue = "redis")."""
+    if settings.general.queue == "redis":
+        try:
+            return RedisRuntimeClient(settings.general.redis_url, ca_file=settings.general.redis_ca_file,
+                                      job_timeout_s=settings.limits.job_timeout_s)
+        except ValueError as exc:
+            raise SupervisorError(str(exc)) from None
+    return RuntimeClient(settings.general.runtime_url, secret=settings.runtime.shared_secret,
+                         job_timeout_s=settings.limits.job_timeout_s)
+
+
 def runtime_command(port: int, config_path: str | None = None) -> list[str]:
     command = [sys.executable, "-m", "adapters.cli.commands", "runtime", "--host", "127.0.0.1", "--port", str(port)]
     if config_path:
@@ -366,7 +383,8 @@ class Supervisor:
         self.runtime_options = runtime_options or {}
         self.idle_sleep = idle_sleep
         self.runtime: RuntimeSupervisor | None = None
-        self.worker = None
+        self.pool = None
+        self.client: RuntimeClient | RedisRuntimeClient | None = None
         self.worker_task: asyncio.Task | None = None
         self.db = None
         self.started = asyncio.Event()
@@ -382,22 +400,29 @@ class Supervisor:
         return lambda secret: spawn_child(runtime_command(port, self.config_path),
                                           {"STICKERBOT_RUNTIME__SHARED_SECRET": secret})
 
+    @property
+    def worker(self):
+        """The first job worker (the only one when embedded)."""
+        return self.pool.workers[0] if self.pool is not None and self.pool.workers else None
+
     async def run(self, stop: asyncio.Event) -> int:
         from bot.job_worker import JobWorker
         from bot.retention import build_scheduler
+        from bot.worker_pool import JobWorkerPool, worker_id_of
         from storage.database import open_database
 
         settings = self.settings
+        scaled = settings.general.queue == "redis"
         spawn = None
-        if self.run_runtime:
+        if self.run_runtime and not scaled:  # scaled out, the runtimes run beside the GPU workers
             spawn = self.runtime_spawn or self._spawn_for_settings()
         self.db = db = open_database(settings.general.database)
+        client: RuntimeClient | RedisRuntimeClient
         if spawn is not None:  # our own child: its secret is made per launch, and only it is talked to
-            client: RuntimeClient = ChildRuntimeClient(settings.general.runtime_url,
-                                                       job_timeout_s=settings.limits.job_timeout_s)
+            client = ChildRuntimeClient(settings.general.runtime_url, job_timeout_s=settings.limits.job_timeout_s)
         else:
-            client = RuntimeClient(settings.general.runtime_url, secret=settings.runtime.shared_secret,
-                                   job_timeout_s=settings.limits.job_timeout_s)
+            client = runtime_client(settings)
+        self.client = client
         adapters = self.adapters
         if adapters is None:
             names = settings.general.adapters
@@ -409,8 +434,24 @@ class Supervisor:
                 raise SupervisorError(f"unknown adapters {unknown}; known: {sorted(ADAPTER_FACTORIES)}")
             adapters = [ADAPTER_FACTORIES[name](settings, db, client) for name in names]
         sink = RoutingSink({a.platform: a.sink for a in adapters})
-        self.worker = worker = JobWorker(db, settings, client, sink, worker_id=self.worker_id,
-                                         platforms=tuple(a.platform for a in adapters))
+        platforms = tuple(a.platform for a in adapters)
+
+        def make_worker(index: int) -> JobWorker:
+            # Worker 0 shares the adapters' connection; each other one has its own.
+            own = db if index == 0 else open_database(settings.general.database)
+            return JobWorker(own, settings, client, sink, worker_id=worker_id_of(self.worker_id, index),
+                             platforms=platforms)
+
+        def release(worker: JobWorker) -> None:
+            if worker.db is not db:
+                worker.db.close()
+
+        if scaled and not settings.general.gpu_jobs:
+            assert isinstance(client, RedisRuntimeClient)
+            self.pool = pool = JobWorkerPool(make_worker, capacity=client.capacity, release=release)
+        else:
+            self.pool = pool = JobWorkerPool(make_worker, size=settings.general.gpu_jobs if scaled else 1,
+                                             release=release)
         runtime_stop = asyncio.Event()
         runtime_task = None
         if spawn is not None:
@@ -424,21 +465,21 @@ class Supervisor:
         started_adapters: list[AdapterHandle] = []
         worker_stop = asyncio.Event()
         try:
-            worker.recover()  # first: a clash of worker ids stops the start before any adapter runs
+            pool.prepare()  # first: a clash of worker ids stops the start before any adapter runs
             for adapter in adapters:
                 await adapter.start()
                 started_adapters.append(adapter)
             scheduler.start()
-            self.worker_task = asyncio.create_task(worker.run_forever(worker_stop, idle_sleep=self.idle_sleep),
-                                                   name="job-worker")
+            self.worker_task = asyncio.create_task(pool.run(worker_stop, idle_sleep=self.idle_sleep),
+                                                   name="job-workers")
             self.started.set()
             log.info("stickerbot running", extra={"adapters": ",".join(a.platform for a in adapters),
-                                                  "runtime": "child" if spawn else settings.general.runtime_url})
+                                                  "runtime": "child" if spawn else client.base_url})
             stop_wait = asyncio.create_task(stop.wait())
             await asyncio.wait({stop_wait, self.worker_task}, return_when=asyncio.FIRST_COMPLETED)
             stop_wait.cancel()
             if self.worker_task.done() and not stop.is_set():
-                log.error("the job worker stopped unexpectedly", extra={"error": repr(self.worker_task.exception())})
+                log.error("the job workers stopped unexpectedly", extra={"error": repr(self.worker_task.exception())})
                 return 1
             return 0
         finally:
@@ -448,9 +489,9 @@ class Supervisor:
                 try:
                     await asyncio.wait_for(asyncio.shield(self.worker_task), timeout=self.grace_s)
                 except TimeoutError:
-                    self.worker_task.cancel()  # the job in hand goes back to the queue, attempt not counted
+                    self.worker_task.cancel()  # the jobs in hand go back to the queue, attempts not counted
                     await asyncio.gather(self.worker_task, return_exceptions=True)
-                    log.warning("grace over: the job in hand was requeued")
+                    log.warning("grace over: the jobs in hand were requeued")
             with contextlib.suppress(Exception):
                 scheduler.shutdown(wait=False)
             for adapter in reversed(started_adapters):
@@ -471,11 +512,19 @@ class Supervisor:
         from storage import jobs
 
         worker_alive = self.worker_task is not None and not self.worker_task.done()
-        runtime = self.runtime.status.as_dict() if self.runtime else {"external": self.settings.general.runtime_url}
         runtime_ok = self.runtime.status.healthy if self.runtime else None
+        if self.runtime:
+            runtime = self.runtime.status.as_dict()
+        elif isinstance(self.client, RedisRuntimeClient) and self.pool is not None:
+            runtime = {"redis": self.client.base_url, "gpu_slots": self.pool.offered,
+                       "job_workers": len(self.pool.slots)}
+            runtime_ok = self.pool.offered != 0
+        else:
+            runtime = {"external": self.settings.general.runtime_url}
+        counters = self.pool.counters if self.pool is not None else {}
         body = {
             "status": "ok" if worker_alive and runtime_ok is not False else ("degraded" if worker_alive else "down"),
-            "worker": {"alive": worker_alive, "id": self.worker_id, **(self.worker.counters if self.worker else {})},
+            "worker": {"alive": worker_alive, "id": self.worker_id, **counters},
             "runtime": runtime,
             "queue": jobs.count_active(self.db) if self.db is not None else None,
         }

@@ -125,3 +125,39 @@ async def running_stub_runtime(stub: StubRuntime | None = None):
         yield stub
     finally:
         await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m benchmarks.fakes.stub_runtime --count N`: N stub runtimes in one process
+    (they only sleep), for benchmarks that keep them apart from the bot they measure.
+    Prints {"urls": [...]} on one line once all listen; serves until SIGTERM."""
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(prog="stub_runtime")
+    parser.add_argument("--count", type=int, default=1)
+    parser.add_argument("--adapt-steps", type=int, default=0)
+    parser.add_argument("--generate-steps", type=int, default=10)
+    parser.add_argument("--step-delay", type=float, default=0.1, help="seconds per step")
+    args = parser.parse_args(argv)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with contextlib.AsyncExitStack() as stack:
+            stubs = [await stack.enter_async_context(running_stub_runtime(StubRuntime(
+                adapt_steps=args.adapt_steps, generate_steps=args.generate_steps, step_delay_s=args.step_delay)))
+                for _ in range(args.count)]
+            print(json.dumps({"urls": [stub.url for stub in stubs]}), flush=True)
+            await stop.wait()
+
+    asyncio.run(serve())
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -23,6 +23,7 @@ from seal_runtime.api.frames import (
 from seal_runtime.api.protocol import (
     SECRET_HEADER,
     TRANSPORT,
+    JobAnswer,
     JobRequest,
     JobResult,
     LearnedConcept,
@@ -71,7 +72,7 @@ class RuntimeClient:
         (before generation), so the caller can store it whatever happens next."""
         session = await self._client()
         reading = "the response"
-        concept: LearnedConcept | None = None
+        answer = JobAnswer(request, on_progress, on_concept)
         try:
             async with session.post(f"{self.base_url}/v1/jobs", json=request.to_json()) as resp:
                 if resp.status != 200:
@@ -83,22 +84,14 @@ class RuntimeClient:
                                           "it speaks another protocol version (update it)", retryable=False)
                 async for frame in read_frames(resp.content, max_total=self._max_job_bytes):
                     reading = f"a {frame.event!r} frame"
-                    if frame.event == "progress":
-                        if on_progress is not None:
-                            await on_progress(ProgressEvent.from_frame(frame))
-                    elif frame.event == "concept":
-                        concept = LearnedConcept.from_frame(frame)
-                        if on_concept is not None:
-                            await on_concept(concept)
-                    elif frame.event == "result":
-                        return JobResult.from_frame(frame, request, concept)
-                    elif frame.event == "error":
-                        raise RuntimeJobError.from_frame(frame)
+                    result = await answer.take(frame)
+                    if result is not None:
+                        return result
                     reading = "the response"
         except RuntimeJobError:
             raise
         except (*STREAM_ERRORS, KeyError) as exc:
             raise RuntimeJobError(f"lost the runtime during job {request.job_id} while reading {reading}"
-                                  + (" (after the concept arrived)" if concept else "")
+                                  + (" (after the concept arrived)" if answer.concept else "")
                                   + f": {type(exc).__name__}: {exc}", code=TRANSPORT) from exc
         raise RuntimeJobError(f"runtime closed job {request.job_id} without a result", code=TRANSPORT)

@@ -46,6 +46,9 @@ class JobRequest:
     embedding: bytes | None = None  # cached learned_embeds.safetensors; skips adaptation
     # Cached LoRA weights that belong with `embedding` when adaptation.method is "lora".
     adapter_weights: bytes | None = None
+    # Which claim of the bot's job this is (1, 2, …): names the attempt in Redis, where the
+    # same attempt sent twice must run once. The runtime itself ignores it.
+    attempt: int = 0
     # What the prompts asked for behind the character: "plain" (cut it out), "scene" (keep
     # it), "auto" (decide from the picture); see seal_runtime/imaging/cutout.py.
     background: str = "auto"
@@ -85,6 +88,7 @@ class JobRequest:
                 mask_png=unb64(data.get("mask_png")),
                 embedding=unb64(data.get("embedding")),
                 adapter_weights=unb64(data.get("adapter_weights")),
+                attempt=int(data.get("attempt") or 0),
                 background=str(data.get("background") or "auto"),
             )
             if request.background not in BACKGROUNDS:
@@ -230,3 +234,30 @@ class RuntimeJobError(Exception):
 
 class BadJobRequest(ValueError):
     """A request the runtime refuses to run (answered 400, never retried)."""
+
+
+class JobAnswer:
+    """Reads one job's answer frame by frame, in order, whatever carried the frames (the
+    runtime's HTTP stream, a GPU worker's Redis stream): progress and the learned concept
+    go to the callbacks, the result is returned, an error raised."""
+
+    def __init__(self, request: JobRequest, on_progress=None, on_concept=None) -> None:
+        self.request = request
+        self.on_progress = on_progress
+        self.on_concept = on_concept
+        self.concept: LearnedConcept | None = None
+
+    async def take(self, frame: Frame) -> "JobResult | None":
+        """The result once it came (None before); raises RuntimeJobError for an error frame."""
+        if frame.event == "progress":
+            if self.on_progress is not None:
+                await self.on_progress(ProgressEvent.from_frame(frame))
+        elif frame.event == "concept":
+            self.concept = LearnedConcept.from_frame(frame)
+            if self.on_concept is not None:
+                await self.on_concept(self.concept)
+        elif frame.event == "result":
+            return JobResult.from_frame(frame, self.request, self.concept)
+        elif frame.event == "error":
+            raise RuntimeJobError.from_frame(frame)
+        return None
