@@ -99,6 +99,29 @@ MUTANTS = (
         ("tests/test_telegram_adapter.py::test_a_chat_held_back_by_its_pace_does_not_hold_up_another_chat",),
     ),
     HandMutant(
+        "the engine skips the cut-out (stickers stop being transparent)",
+        "seal_runtime/engine.py",
+        "    return png_bytes(prepare_sticker(median_filter(image, denoise_size), background=background,\n"
+        "                                     look=look, masker=masker))\n",
+        "    return png_bytes(median_filter(image, denoise_size))\n",
+        ("tests/test_sticker_finish_cpu.py::test_the_measured_picture_is_really_cut_out",),
+    ),
+    HandMutant(
+        "the cut-out's mask is not scaled back up for a picture over 1024 px",
+        "seal_runtime/imaging/cutout.py",
+        "    if hard.size != rgba.size:\n"
+        "        hard = hard.resize(rgba.size, Image.Resampling.BILINEAR).point(lambda v: 255 if v >= 128 else 0)\n",
+        "",
+        ("tests/test_cutout.py::test_a_picture_over_the_work_side_is_cut_at_its_own_size_along_its_own_outline",),
+    ),
+    HandMutant(
+        "Discord's message file cap raised from 8 MB to 80 MB",
+        "bot/sticker_spec.py",
+        '"discord_message", "WEBP", 512, False, 8_000_000,',
+        '"discord_message", "WEBP", 512, False, 80_000_000,',
+        ("tests/test_sticker_spec.py::test_every_spec_keeps_to_its_platforms_published_numbers",),
+    ),
+    HandMutant(
         "the runtime accepts any non-empty X-Seal-Secret",
         "seal_runtime/server.py",
         'or secret_matches(given, secret)',
@@ -127,8 +150,15 @@ def apply(mutant: HandMutant, tree: Path) -> None:
     path.write_text(text.replace(mutant.old, mutant.new))
 
 
-def run(mutant: HandMutant) -> tuple[str, float]:
-    """'caught', 'MISSED' or 'STALE: why', and the seconds it took."""
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str  # "caught", "MISSED" or "STALE: why"
+    seconds: float
+    failed: str = ""  # the first test that failed
+    reason: str = ""  # its first error line (pytest's "E   ...")
+
+
+def run(mutant: HandMutant) -> Verdict:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hand-mutant-") as folder:
         tree = Path(folder)
@@ -136,30 +166,50 @@ def run(mutant: HandMutant) -> tuple[str, float]:
         try:
             apply(mutant, tree)
         except LookupError as exc:
-            return f"STALE: {exc}", time.monotonic() - started
+            return Verdict(f"STALE: {exc}", time.monotonic() - started)
         env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
         done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests],
                               cwd=tree, env=env, capture_output=True, text=True, check=False)
+    seconds = time.monotonic() - started
     if done.returncode == 1:
-        return "caught", time.monotonic() - started
+        return Verdict("caught", seconds, *first_failure(done.stdout))
     if done.returncode == 0:
-        return "MISSED", time.monotonic() - started
-    return f"STALE: pytest exit {done.returncode}: {done.stdout[-500:]}", time.monotonic() - started
+        return Verdict("MISSED", seconds)
+    return Verdict(f"STALE: pytest exit {done.returncode}: {done.stdout[-500:]}", seconds)
+
+
+def first_failure(output: str) -> tuple[str, str]:
+    """The first failed test's name and its first error line, from pytest's -q output."""
+    failed = next((line.split()[1] for line in output.splitlines() if line.startswith("FAILED ")), "")
+    reason = next((line[1:].strip() for line in output.splitlines() if line.startswith("E ")), "")
+    return failed.split("::")[-1], reason[:160]
+
+
+def markdown(rows: list[tuple[HandMutant, Verdict]]) -> str:
+    lines = ["| hand-made bug | in | failing test | how it fails |", "| --- | --- | --- | --- |"]
+    for mutant, verdict in rows:
+        how = verdict.reason.replace("|", "\\|") if verdict.outcome == "caught" else verdict.outcome
+        lines.append(f"| {mutant.name} | `{mutant.path}` | `{verdict.failed or mutant.tests[0].split('::')[-1]}` "
+                     f"| {how} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.hand_mutants", description=__doc__.split("\n")[0])
     parser.add_argument("-k", default="", help="only the bugs whose name contains this")
+    parser.add_argument("--markdown", action="store_true", help="end with the evidence table (docs/mutation.md)")
     args = parser.parse_args(argv)
-    failures = 0
+    rows = []
     for mutant in MUTANTS:
         if args.k not in mutant.name:
             continue
-        verdict, seconds = run(mutant)
-        failures += verdict != "caught"
-        print(f"{verdict:>8}  {seconds:5.1f} s  {mutant.name}  <- {', '.join(t.split('::')[-1] for t in mutant.tests)}",
-              flush=True)
-    return 1 if failures else 0
+        verdict = run(mutant)
+        rows.append((mutant, verdict))
+        print(f"{verdict.outcome:>8}  {verdict.seconds:5.1f} s  {mutant.name}  <- {verdict.failed or mutant.tests[0]}"
+              f"{': ' + verdict.reason if verdict.reason else ''}", flush=True)
+    if args.markdown:
+        print("\n" + markdown(rows))
+    return 1 if any(verdict.outcome != "caught" for _, verdict in rows) else 0
 
 
 if __name__ == "__main__":

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from seal_runtime.imaging.cutout import cut_out, has_plain_background, prepare_sticker, trim_and_pad
+from seal_runtime.imaging.cutout import (
+    WORK_SIDE,
+    cut_out,
+    has_plain_background,
+    prepare_sticker,
+    trim_and_pad,
+)
 
 
 def generated(size=64, background=(255, 255, 255), noise=0.0, seed=0):
@@ -40,6 +46,21 @@ def test_plain_background_becomes_transparent(size):
     assert alpha[size // 2, size // 2] == 255
     eye = int(size * 0.46), int(size * 0.4)
     assert alpha[eye[1], eye[0]] == 255  # enclosed background colour is part of the character
+
+
+def test_a_picture_over_the_work_side_is_cut_at_its_own_size_along_its_own_outline():
+    """Pictures larger than WORK_SIDE are analysed scaled down; the mask must come back at the
+    picture's size and in the right place (a 1500 px sticker once crashed on the shapes)."""
+    size = 1500
+    assert size > WORK_SIDE
+    out = cut_out(generated(size))
+    alpha = np.asarray(out.getchannel("A"))
+    assert out.size == (size, size)
+    assert alpha[0].max() == alpha[-1].max() == alpha[:, 0].max() == alpha[:, -1].max() == 0
+    assert alpha[size // 2, size // 2] == 255
+    # The body's left and right edges on the middle row are at 30 % and 70 % of the side.
+    opaque = np.flatnonzero(alpha[size // 2] >= 128)
+    assert abs(opaque[0] - 0.3 * size) <= 4 and abs(opaque[-1] - 0.7 * size) <= 4
 
 
 def test_edge_is_soft_one_or_two_pixels():
