@@ -307,12 +307,15 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             timings[group.name] = run_group(group, args.jobs)
         scores, stale = read_scores(group, equivalents)
-        all_scores += scores
-        problems += stale
+        group_problems = list(stale)
         for s in scores:
             for name, state in sorted(s.status.items()):
                 if state not in ("killed", "timeout", "type check") and name not in s.equivalent:
-                    problems.append(f"{state}: {name}\n{diff(group, name)}")
+                    group_problems.append(f"{state}: {name}\n{diff(group, name)}")
+        # Each group's own report stays next to its run; report.md is the last command's.
+        (WORK / group.name / "report.md").write_text(table(scores) + "\n\n" + "\n\n".join(group_problems) + "\n")
+        all_scores += scores
+        problems += group_problems
         if group.name in timings:
             print(f"mutation: {group.name} took {timings[group.name]:.0f} s", flush=True)
     report = table(all_scores)
