@@ -17,6 +17,7 @@ after an edit of the module stops counting (it is reported as stale).
     python -m tests.mutation storage_jobs     some groups
     python -m tests.mutation --changed BASE   the groups whose modules or tests changed since BASE
     python -m tests.mutation --changed auto   ... since this branch left main (on main: the last commit)
+    python -m tests.mutation --changed auto --budget-min 12   ... those that fit 12 minutes (CI)
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Group:
     modules: tuple[str, ...]
     tests: tuple[str, ...]
     functions: tuple[str, ...] = ()  # mutant-name globs: only these functions of the modules
+    minutes: float = 0.0  # how long its last full run took (2 loaded cores): what CI's budget reads
 
     def touched_by(self, paths: set[str]) -> bool:
         return any(path in paths for path in self.modules + self.tests)
@@ -80,10 +82,46 @@ class ModuleScore:
         return 100.0 * self.killed / self.judged if self.judged else 100.0
 
 
+def group_table(text: str) -> dict[str, dict]:
+    """The [tool.stickerbot-mutation] tables of a pyproject.toml's text ({} when it has none)."""
+    return tomllib.loads(text).get("tool", {}).get("stickerbot-mutation", {})
+
+
 def load_groups(pyproject: Path = ROOT / "pyproject.toml") -> list[Group]:
-    table = tomllib.loads(pyproject.read_text())["tool"]["stickerbot-mutation"]
-    return [Group(name, tuple(spec["modules"]), tuple(spec["tests"]), tuple(spec.get("functions", ())))
-            for name, spec in table.items()]
+    return [Group(name, tuple(spec["modules"]), tuple(spec["tests"]), tuple(spec.get("functions", ())),
+                  float(spec.get("minutes", 0.0)))
+            for name, spec in group_table(pyproject.read_text()).items()]
+
+
+# When the runner itself changed, this (small) group shows that it still runs and scores.
+RUNNER_CHECK = "runtime_secret"
+
+
+def changed_groups(groups: list[Group], paths: set[str], old_table: dict[str, dict],
+                   new_table: dict[str, dict]) -> list[Group]:
+    """The groups a change can have moved the score of: their modules or tests changed, or their
+    own table did (a re-measured `minutes` aside); plus RUNNER_CHECK when the runner changed.
+    Groups whose modules changed come first, then by size (cheapest first)."""
+    def spec(table: dict) -> dict:
+        return {key: value for key, value in table.items() if key != "minutes"}
+
+    by_name = {g.name: g for g in groups}
+    chosen = [g for g in groups if g.touched_by(paths) or spec(old_table.get(g.name, {})) != spec(new_table[g.name])]
+    if "tests/mutation.py" in paths and RUNNER_CHECK in by_name and by_name[RUNNER_CHECK] not in chosen:
+        chosen.append(by_name[RUNNER_CHECK])
+    return sorted(chosen, key=lambda g: (not any(m in paths for m in g.modules), g.minutes))
+
+
+def within_budget(groups: list[Group], minutes: float) -> tuple[list[Group], list[Group]]:
+    """The groups that fit `minutes` by their last measured length, in order, and the rest."""
+    kept, left, used = [], [], 0.0
+    for group in groups:
+        if used + group.minutes <= minutes:
+            kept.append(group)
+            used += group.minutes
+        else:
+            left.append(group)
+    return kept, left
 
 
 def load_equivalents(path: Path = EQUIVALENTS) -> dict[str, str]:
@@ -279,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only groups whose modules or tests differ from BASE (a commit, or auto)")
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("MUTATION_JOBS", "2")))
     parser.add_argument("--report", action="store_true", help="read the last run's results, run nothing")
+    parser.add_argument("--budget-min", type=float, metavar="M",
+                        help="run only the groups that fit M minutes by their measured `minutes` (CI)")
     args = parser.parse_args(argv)
 
     groups = load_groups()
@@ -292,13 +332,17 @@ def main(argv: list[str] | None = None) -> int:
         if base is None:
             print("mutation: no commit to compare with: every group runs")
         else:
-            paths = changed_paths(base)
-            # The runner itself or the group table changed: every group's score may have.
-            if not paths & {"tests/mutation.py", "pyproject.toml"}:
-                groups = [g for g in groups if g.touched_by(paths)]
+            old_text = git("show", f"{base}:pyproject.toml")
+            groups = changed_groups(groups, changed_paths(base), group_table(old_text) if old_text else {},
+                                    group_table((ROOT / "pyproject.toml").read_text()))
             print(f"mutation: changed since {base[:12]}: {', '.join(g.name for g in groups) or 'no group'}")
-            if not groups:
-                return 0
+    if args.budget_min is not None:
+        groups, left = within_budget(groups, args.budget_min)
+        if left:
+            print(f"mutation: over the {args.budget_min:.0f}-minute budget, not run here: "
+                  f"{', '.join(g.name for g in left)} (run `make mutation`)")
+    if not groups:
+        return 0
     equivalents = load_equivalents()
     all_scores, problems, timings = [], [], {}
     for group in groups:
