@@ -32,8 +32,8 @@ class DiscordDeps:
     service: StickerService
     admin: AdminService
     sink: object  # adapters.discord.sink.DiscordSink (import cycle otherwise)
-    clock: Callable[[], float] = time.time  # wall clock of the /forget deadline (tests set their own)
     packs: PackService | None = None  # /makepack
+    clock: Callable[[], float] = time.time  # wall clock of the /forget deadline (tests set their own)
 
 
 class Refused(app_commands.CheckFailure):
