@@ -3,9 +3,10 @@
 mutmut (tests/mutation.py) changes operators, numbers and strings one at a time; the bugs
 people write are bigger: a whole check left out, a step skipped, a limit raised tenfold. The
 ones that once passed the whole suite are listed here with the tests that now catch them.
-`python -m tests.hand_mutants` applies each to a fresh copy of the working tree, runs its
-tests there, and fails if any bug goes unnoticed (or no longer applies: the code moved on and
-the entry must follow it).
+`python -m tests.hand_mutants` first runs every guarding test on a fresh copy of the working
+tree as it is (each must pass there), then applies each bug to a fresh copy, runs its tests
+there, and fails if any bug goes unnoticed (or no longer applies: the code moved on and the
+entry must follow it).
 """
 
 from __future__ import annotations
@@ -158,18 +159,32 @@ class Verdict:
     reason: str = ""  # its first error line (pytest's "E   ...")
 
 
-def run(mutant: HandMutant) -> Verdict:
-    started = time.monotonic()
+def pytest_in_copy(tests: list[str], mutant: HandMutant | None = None) -> subprocess.CompletedProcess:
+    """Run `tests` in a fresh copy of the working tree, with `mutant` applied (LookupError if
+    it no longer applies)."""
     with tempfile.TemporaryDirectory(prefix="hand-mutant-") as folder:
         tree = Path(folder)
         scratch_copy(tree)
-        try:
+        if mutant is not None:
             apply(mutant, tree)
-        except LookupError as exc:
-            return Verdict(f"STALE: {exc}", time.monotonic() - started)
         env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
-        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests],
-                              cwd=tree, env=env, capture_output=True, text=True, check=False)
+        return subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                               cwd=tree, env=env, capture_output=True, text=True, check=False)
+
+
+def control(mutants: list[HandMutant]) -> str:
+    """The guarding tests on the unchanged code: each must pass there, or its failure under a
+    mutant says nothing about the mutant (a test broken by something else "catches" every bug)."""
+    done = pytest_in_copy(sorted({test for mutant in mutants for test in mutant.tests}))
+    return "" if done.returncode == 0 else "the guarding tests fail WITHOUT any bug:\n" + done.stdout[-2000:]
+
+
+def run(mutant: HandMutant) -> Verdict:
+    started = time.monotonic()
+    try:
+        done = pytest_in_copy(list(mutant.tests), mutant)
+    except LookupError as exc:
+        return Verdict(f"STALE: {exc}", time.monotonic() - started)
     seconds = time.monotonic() - started
     if done.returncode == 1:
         return Verdict("caught", seconds, *first_failure(done.stdout))
@@ -199,10 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", default="", help="only the bugs whose name contains this")
     parser.add_argument("--markdown", action="store_true", help="end with the evidence table (docs/mutation.md)")
     args = parser.parse_args(argv)
+    chosen = [mutant for mutant in MUTANTS if args.k in mutant.name]
+    started = time.monotonic()
+    broken = control(chosen)
+    if broken:
+        print(broken)
+        return 1
+    print(f"  passes  {time.monotonic() - started:5.1f} s  every guarding test, on the code without a bug", flush=True)
     rows = []
-    for mutant in MUTANTS:
-        if args.k not in mutant.name:
-            continue
+    for mutant in chosen:
         verdict = run(mutant)
         rows.append((mutant, verdict))
         print(f"{verdict.outcome:>8}  {verdict.seconds:5.1f} s  {mutant.name}  <- {verdict.failed or mutant.tests[0]}"
