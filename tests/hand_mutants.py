@@ -123,6 +123,13 @@ MUTANTS = (
         ("tests/test_sticker_spec.py::test_every_spec_keeps_to_its_platforms_published_numbers",),
     ),
     HandMutant(
+        "/setref decodes on the event loop (every chat waits while a big picture decodes)",
+        "bot/service.py",
+        "return self._save_reference(user, await self.images.run(self._decode, data))",
+        "return self._save_reference(user, self._decode(data))",
+        ("tests/test_setref_loop_lag.py::test_the_event_loop_keeps_answering_during_a_large_setref",),
+    ),
+    HandMutant(
         "the runtime accepts any non-empty X-Seal-Secret",
         "seal_runtime/server.py",
         'or secret_matches(given, secret)',
