@@ -344,3 +344,87 @@ def test_a_lab_tiff_becomes_rgba_in_its_colours():
     r, g, b, a = ref.image.getpixel((100, 80))
     assert ref.image.mode == "RGBA" and r > 200 and g < 60 and b < 60 and a == 255
     assert ref.image.getpixel((0, 0))[:3] == Image.open(io.BytesIO(data)).convert("RGB").getpixel((0, 0))
+
+
+# -- edges of the limits, and the big-picture paths (for the mutants that survived) ------------
+
+def test_a_picture_exactly_ten_times_as_long_as_it_is_wide_loads_and_one_pixel_more_is_refused():
+    assert load_reference_image(encode(Image.new("RGB", (320, 32), "red"), "PNG")).size == (320, 32)
+    with pytest.raises(UserError) as info:
+        load_reference_image(encode(Image.new("RGB", (321, 32), "red"), "PNG"))
+    assert info.value.code == "image_aspect"
+    assert info.value.user_message == ("That picture is very long and thin (321×32 px). Please send one closer "
+                                       "to square, with your character filling most of it.")
+
+
+def test_sizes_in_messages_are_rounded_megabytes_and_megapixels():
+    with pytest.raises(UserError) as info:
+        load_reference_image(b"x" * 1_050_000, max_bytes=1_000_000)
+    assert info.value.user_message == "That file is too big (1.1 MB). Please send a picture under 1.0 MB."
+    with pytest.raises(UserError) as info:
+        load_reference_image(raw_png(2000, 2000), max_pixels=3_500_000)
+    assert "under 4 megapixels" in info.value.user_message
+
+
+def test_a_float_picture_peaking_at_two_is_levels_not_a_zero_to_one_picture():
+    levels = np.zeros(32, dtype=np.float32)
+    levels[:3] = [0.0, 1.5, 2.0]
+    assert grey_of(levels, "F")[:3] == [0, 2, 2]
+
+
+def test_32_bit_grey_peaking_at_256_is_scaled():
+    edge = np.zeros(32, dtype=np.int32)
+    edge[:2] = [100, 256]
+    assert grey_of(edge, "I")[:2] == [0, 1]
+
+
+@pytest.mark.parametrize("mode, fmt, left, right, level", [
+    ("I;16", "PNG", 40000, 1000, lambda v: round(v / 257)),
+    ("I", "TIFF", 40000, 1000, lambda v: round(v / 257)),
+    ("F", "TIFF", 0.8, 0.2, lambda v: round(v * 255)),
+])
+def test_a_high_bit_depth_picture_over_1024_px_is_scaled_down_in_its_own_mode(mode, fmt, left, right, level):
+    dtype = {"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode]
+    array = np.full((1400, 2100), right, dtype=dtype)
+    array[:, :1000] = left
+    image = Image.fromarray(array)
+    assert image.mode == mode
+    ref = load_reference_image(encode(image, fmt, **({"compression": "tiff_deflate"} if fmt == "TIFF" else {})))
+    assert ref.size == (1024, 683) and ref.original_size == (2100, 1400)
+    assert ref.image.getpixel((100, 300))[0] == level(left) and ref.image.getpixel((900, 300))[0] == level(right)
+
+
+@pytest.fixture
+def drafts(monkeypatch):
+    """What JPEG decoding was asked to reduce to: (format, mode, size) per draft call."""
+    from PIL import JpegImagePlugin
+
+    calls = []
+    original = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self, mode, size):
+        calls.append((self.format, mode, size))
+        return original(self, mode, size)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    return calls
+
+
+def test_a_jpeg_over_twice_the_stored_size_is_decoded_at_a_reduced_scale(drafts):
+    assert load_reference_image(encode(character((2048, 1500)), "JPEG")).size == (1024, 750)
+    assert drafts == []  # at twice 1024 px: decoded in full
+    assert load_reference_image(encode(character((2049, 1500)), "JPEG")).size == (1024, 750)
+    assert drafts == [("JPEG", "RGB", (1024, 1024))]
+
+
+def test_a_multi_picture_jpeg_is_decoded_at_a_reduced_scale_too(drafts):
+    frames = [character((2100, 1400)), character((2100, 1400), mode="L").convert("RGB")]
+    data = encode(frames[0], "MPO", save_all=True, append_images=frames[1:])
+    ref = load_reference_image(data)
+    assert ref.original_format == "MPO" and ref.size == (1024, 683)
+    assert drafts == [("MPO", "RGB", (1024, 1024))]
+
+
+def test_big_pictures_of_other_formats_are_not_drafted(drafts):
+    assert load_reference_image(encode(character((2100, 1400)), "PNG")).size == (1024, 683)
+    assert drafts == []
