@@ -127,3 +127,110 @@ def test_prepare_sticker_cuts_plain_and_keeps_scene():
     assert plain.width == plain.height and plain.getpixel((0, 0))[3] == 0
     kept = prepare_sticker(scene())
     assert kept.size == (128, 128) and kept.getpixel((0, 0))[3] == 255
+
+
+# -- cut along a segmenter's mask (the runtime's rembg or SAM: `mask(image) -> L`) -------------
+
+def band_mask(size, values=(0, 255), *, rows=None):
+    """An L mask: `values[1]` over the middle half of the rows, `values[0]` elsewhere."""
+    mask = np.full((size, size), values[0], np.uint8)
+    top, bottom = rows or (size // 4, 3 * size // 4)
+    mask[top:bottom] = values[1]
+    return Image.fromarray(mask, "L")
+
+
+def test_a_plain_background_is_cut_along_the_segmenters_mask_not_the_flood_fill():
+    image = generated(64)
+    out = cut_out(image, background="plain", masker=lambda rgb: band_mask(64))
+    alpha = np.asarray(out.getchannel("A"))
+    assert out.size == (64, 64) and (alpha[16:48] == 255).all() and (alpha[:16] == 0).all() and (alpha[48:] == 0).all()
+
+
+def test_an_object_with_a_mask_method_is_a_segmenter_too_and_it_gets_the_rgb_picture():
+    seen = []
+
+    class Segmenter:
+        def mask(self, rgb):
+            seen.append(rgb.mode)
+            return band_mask(64)
+
+    alpha = np.asarray(cut_out(generated(64).convert("RGBA"), background="plain", masker=Segmenter()).getchannel("A"))
+    assert seen == ["RGB"] and alpha[32, 32] == 255 and alpha[0, 32] == 0
+
+
+def test_a_smaller_mask_is_scaled_to_the_picture():
+    alpha = np.asarray(cut_out(generated(128), background="plain", masker=lambda rgb: band_mask(32)).getchannel("A"))
+    assert alpha.shape == (128, 128) and alpha[64, 64] == 255 and alpha[5, 64] == 0 and alpha[122, 64] == 0
+
+
+def test_a_nearly_clear_or_nearly_solid_mask_value_is_made_exact_and_the_rest_kept():
+    def mask_of(inside, outside):
+        return lambda rgb: band_mask(64, (outside, inside))
+
+    for outside, expected in ((7, 0), (8, 8)):
+        alpha = np.asarray(cut_out(generated(64), background="plain", masker=mask_of(255, outside)).getchannel("A"))
+        assert alpha[0, 0] == expected, outside
+    for inside, expected in ((248, 255), (247, 247)):
+        alpha = np.asarray(cut_out(generated(64), background="plain", masker=mask_of(inside, 0)).getchannel("A"))
+        assert alpha[32, 32] == expected, inside
+
+
+def test_the_mask_never_uncovers_a_pixel_that_was_already_transparent():
+    image = generated(64).convert("RGBA")
+    for xy in ((30, 30), (31, 30), (30, 31), (31, 31)):  # a few clear pixels: not yet a transparent picture
+        image.putpixel(xy, (0, 0, 0, 0))
+    alpha = np.asarray(cut_out(image, background="plain", masker=lambda rgb: band_mask(64)).getchannel("A"))
+    assert alpha[30, 30] == alpha[31, 31] == 0 and alpha[32, 32] == 255
+
+
+@pytest.mark.parametrize("answer", ["raises", "none", "keeps_all", "keeps_too_little"])
+def test_a_failing_or_implausible_segmenter_falls_back_to_the_flood_fill(answer):
+    image = generated(64)
+
+    def masker(rgb):
+        if answer == "raises":
+            raise RuntimeError("segmenter crashed")
+        if answer == "none":
+            return None
+        if answer == "keeps_all":  # 99 % kept: removes nearly nothing
+            return band_mask(64, (0, 255), rows=(0, 63))
+        return _one_pixel_mask(64)
+
+    flood = np.asarray(cut_out(image, background="plain").getchannel("A"))
+    assert np.array_equal(np.asarray(cut_out(image, background="plain", masker=masker).getchannel("A")), flood)
+
+
+def _one_pixel_mask(size):
+    mask = np.zeros((size, size), np.uint8)
+    mask[size // 2, size // 2] = 255  # 1 of 4096 pixels: under the 0.5 % a sticker keeps at least
+    return Image.fromarray(mask, "L")
+
+
+def test_the_mask_decides_exactly_at_the_plausibility_edges():
+    image = generated(100)
+    # 2 % removed (rows 0-1 of 100) is enough; 1 % is not.
+    cut = np.asarray(cut_out(image, background="plain", masker=lambda rgb: band_mask(100, rows=(2, 100))).getchannel("A"))
+    assert (cut[:2] == 0).all() and (cut[2:] == 255).all()
+    kept_99 = cut_out(image, background="plain", masker=lambda rgb: band_mask(100, rows=(1, 100)))
+    assert np.array_equal(np.asarray(kept_99.getchannel("A")), np.asarray(cut_out(image, background="plain").getchannel("A")))
+    # 0.5 % kept (50 of 10,000 pixels) is a subject; 0.49 % is not.
+    def kept(n):
+        mask = np.zeros((100, 100), np.uint8)
+        mask.flat[:n] = 255
+        return lambda rgb: Image.fromarray(mask, "L")
+
+    assert (np.asarray(cut_out(image, background="plain", masker=kept(50)).getchannel("A")) == 255).sum() == 50
+    assert (np.asarray(cut_out(image, background="plain", masker=kept(49)).getchannel("A")) == 255).sum() != 49
+
+
+def test_a_segmenter_is_used_only_when_the_plain_background_was_asked_for():
+    calls = []
+    image = generated(64)
+
+    def masker(rgb):
+        calls.append(1)
+        return band_mask(64)
+
+    cut_out(image, background="auto", masker=masker)
+    cut_out(scene(), background="scene", masker=masker)
+    assert calls == []
