@@ -5,6 +5,7 @@ from PIL import Image, ImageDraw
 from seal_runtime.imaging.cutout import (
     WORK_SIDE,
     cut_out,
+    drop_specks,
     has_plain_background,
     prepare_sticker,
     trim_and_pad,
@@ -234,3 +235,168 @@ def test_a_segmenter_is_used_only_when_the_plain_background_was_asked_for():
     cut_out(image, background="auto", masker=masker)
     cut_out(scene(), background="scene", masker=masker)
     assert calls == []
+
+
+# -- the flood fill's decisions at their edges ------------------------------------------------
+
+def ring(height, width):
+    """The (row, column) positions of the 2-pixel border ring the background is read from."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    inside = (rows >= 2) & (rows < height - 2) & (cols >= 2) & (cols < width - 2)
+    return np.argwhere(~inside)
+
+
+def border_of(height, width, counts):
+    """A picture whose border ring holds `counts[colour]` pixels of each colour, in that order."""
+    array = np.full((height, width, 3), 128, np.uint8)
+    positions = ring(height, width)
+    assert sum(counts.values()) == len(positions)
+    start = 0
+    for colour, n in counts.items():
+        for r, c in positions[start : start + n]:
+            array[r, c] = colour
+        start += n
+    return Image.fromarray(array)
+
+
+WHITE, RED, GREEN, BLUE = (255, 255, 255), (220, 30, 30), (30, 200, 30), (30, 30, 220)
+
+
+def test_plain_means_three_quarters_of_the_border_exactly():
+    assert len(ring(100, 100)) == 784
+    assert has_plain_background(border_of(100, 100, {WHITE: 588, BLUE: 196}))  # 75 %
+    assert not has_plain_background(border_of(100, 100, {WHITE: 587, BLUE: 197}))
+
+
+def test_asked_for_plain_means_three_tenths_of_the_border_exactly():
+    assert len(ring(102, 102)) == 800
+    at_edge = border_of(102, 102, {WHITE: 240, RED: 187, GREEN: 187, BLUE: 186})  # 30 %, the most common
+    assert has_plain_background(at_edge, asked=True) and not has_plain_background(at_edge)
+    assert not has_plain_background(border_of(102, 102, {WHITE: 239, RED: 187, GREEN: 187, BLUE: 187}), asked=True)
+
+
+def test_plain_allows_a_spread_up_to_a_tolerance_of_40_exactly():
+    # Half the border 16 levels of red under grey 200, half 16 over: a spread of 16, a tolerance of 2.5 x 16.
+    def spread_by(d):
+        return border_of(100, 100, {(200 - d, 200, 200): 392, (200 + d, 200, 200): 392})
+
+    assert has_plain_background(spread_by(16))  # tolerance 40.0
+    assert not has_plain_background(spread_by(17))  # 42.5
+
+
+def halo_sticker(size=128):
+    """A blue disc with a pale grey halo (60 levels from white) on white: a small model's haze."""
+    image = Image.new("RGB", (size, size), WHITE)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse([size * 0.2, size * 0.2, size * 0.8, size * 0.8], fill=(220, 220, 220))
+    draw.ellipse([size * 0.3, size * 0.3, size * 0.7, size * 0.7], fill=BLUE)
+    return image
+
+
+def test_asked_for_plain_the_background_takes_in_pale_haze_that_auto_keeps():
+    asked = np.asarray(cut_out(halo_sticker(), background="plain").getchannel("A"))
+    auto = np.asarray(cut_out(halo_sticker(), background="auto").getchannel("A"))
+    halo = (64, 32)  # between the disc and the halo's outer edge
+    assert asked[halo] == 0 and auto[halo] == 255 and asked[64, 64] == auto[64, 64] == 255
+
+
+def test_a_plain_picture_asked_as_a_scene_is_kept_whole():
+    out = cut_out(generated(64), background="scene")
+    assert out.mode == "RGBA" and (np.asarray(out.getchannel("A")) == 255).all()
+
+
+def test_an_unknown_background_is_refused_by_name():
+    with pytest.raises(ValueError) as refused:
+        cut_out(generated(64), background="beach")
+    assert str(refused.value) == "background must be one of ('auto', 'plain', 'scene'), got 'beach'"
+
+
+def framed(frame_extra: int) -> Image.Image:
+    """200 x 200: a white 1-pixel frame (796 pixels) plus `frame_extra` white pixels, the rest blue."""
+    array = np.full((200, 200, 3), BLUE, np.uint8)
+    array[0], array[-1], array[:, 0], array[:, -1] = WHITE, WHITE, WHITE, WHITE
+    array[1, 1 : 1 + frame_extra] = WHITE
+    return Image.fromarray(array)
+
+
+def test_a_cut_that_removes_exactly_two_percent_is_made_and_one_that_removes_less_is_not():
+    cut = np.asarray(cut_out(framed(4), background="plain", edge_px=0).getchannel("A"))  # 800 = 2 %
+    assert (cut[0] == 0).all() and (cut[100] == 255).sum() == 198
+    assert (np.asarray(cut_out(framed(0), background="plain").getchannel("A")) == 255).all()  # 1.99 %
+
+
+def test_a_cut_that_keeps_exactly_half_a_percent_is_made_and_one_that_keeps_less_is_not():
+    def block(pixels: int) -> Image.Image:
+        image = Image.new("RGB", (200, 200), WHITE)
+        image.paste(BLUE, (90, 90, 90 + pixels // 10, 100))  # 10 rows high
+        return image
+
+    kept = np.asarray(cut_out(block(200), background="plain", edge_px=0).getchannel("A"))  # 0.5 %
+    assert (kept == 255).sum() == 200
+    assert (np.asarray(cut_out(block(190), background="plain").getchannel("A")) == 255).all()  # 0.475 %
+
+
+def test_the_soft_edge_follows_edge_px():
+    def ramp(edge_px):
+        row = np.asarray(cut_out(generated(256), edge_px=edge_px).getchannel("A"))[128]
+        return row[(row > 0) & (row < 255)]
+
+    assert len(ramp(0)) == 0  # 0: a hard edge
+    assert len(ramp(1.0)) > 0  # 1 px is still blurred
+    default = ramp(1.5)
+    assert len(default) == 8 and 40 <= default[1] <= 70  # a blur of 0.75 px: 5, 54, 201, 250 at each edge
+
+
+def test_specks_at_exactly_the_speck_share_are_kept_and_a_lone_pixel_beside_a_small_piece():
+    subject = np.zeros((60, 60), bool)
+    subject[0:20, 0:50] = True  # the biggest piece: 1000 pixels
+    subject[30:33, 0:10] = True  # 30 pixels: exactly 3 % of it
+    subject[40:42, 0:14] = True  # 28 pixels: under
+    kept = drop_specks(subject)
+    assert kept[31, 5] and not kept[41, 5] and kept[10, 10]
+    small = np.zeros((20, 20), bool)
+    small[0:2, 0:5] = True  # 10 pixels: 3 % of it is under one pixel
+    small[10, 10] = True
+    assert drop_specks(small)[10, 10]
+
+
+def test_a_close_up_counts_as_plain_only_when_plain_was_asked_for():
+    from tests.test_sticker_look import close_up
+
+    assert has_plain_background(close_up(), asked=True) and not has_plain_background(close_up())
+
+
+def test_a_picture_with_real_transparency_is_plain_whatever_its_colours():
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    alpha = np.zeros((64, 64), np.uint8)
+    alpha[16:48, 16:48] = 255
+    assert has_plain_background(Image.fromarray(np.dstack([grey, alpha]), "LA"))
+
+
+def test_prepare_sticker_passes_the_segmenter_and_its_look_and_margin_on():
+    from seal_runtime.imaging.sticker_look import StickerLook
+
+    cut = prepare_sticker(generated(64), background="plain", masker=lambda rgb: band_mask(64), margin_fraction=0)
+    assert cut.size == (64, 64)  # the band is 64 wide and 32 high: trimmed to it, squared, no margin
+    assert (np.asarray(cut.getchannel("A"))[16:48] == 255).all()
+    look = StickerLook(side=96)
+    assert prepare_sticker(generated(64), background="plain", look=look).size == (96, 96)
+    assert prepare_sticker(scene(), background="scene", look=look).size == (96, 96)
+
+
+def test_trim_and_pad_reads_alpha_over_eight_as_visible_and_pads_with_clear_black():
+    image = Image.new("RGBA", (60, 60), (0, 0, 0, 0))
+    image.paste((200, 40, 40, 255), (20, 20, 40, 40))
+    image.putpixel((5, 30), (200, 40, 40, 8))  # at the threshold: not part of the subject
+    assert trim_and_pad(image, 0).size == (20, 20)
+    image.putpixel((5, 30), (200, 40, 40, 9))
+    assert trim_and_pad(image, 0).size == (35, 35)
+    padded = trim_and_pad(Image.new("RGBA", (20, 20), (200, 40, 40, 255)))  # the default 5 % margin
+    assert padded.size == (22, 22)  # 20 + 2 x round(20 x 0.05 / 0.9)
+    pixels = np.asarray(padded)
+    assert (pixels[0] == 0).all() and (pixels[:, 0] == 0).all() and (pixels[1:21, 1:21, 3] == 255).all()
+
+
+def test_trim_and_pad_takes_a_picture_without_alpha():
+    assert trim_and_pad(Image.new("RGB", (30, 20), "red"), 0).size == (30, 30)
