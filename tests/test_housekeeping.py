@@ -161,7 +161,8 @@ async def wait_until(condition, timeout: float = 60.0) -> None:
     await asyncio.wait_for(poll(), timeout)
 
 
-async def test_the_scheduled_jobs_run_on_the_event_loop_and_do_their_work(tmp_path):
+def housekeeping_bed(tmp_path):
+    """A database with one of everything each job acts on, all long before the real clock."""
     base = Settings()
     settings = replace(base, limits=replace(base.limits, retention_days=30, job_timeout_s=1, job_lease_s=1))
     db = open_database(tmp_path / "bot.sqlite")
@@ -170,15 +171,33 @@ async def test_the_scheduled_jobs_run_on_the_event_loop_and_do_their_work(tmp_pa
     usage.record_event(db, user_id, usage.STICKER, now=NOW)  # long before any window of the real clock
     job = jobs.create_job(db, user_id, "sticker", {}, max_attempts=1, now=NOW)
     jobs.claim_next_job(db, "hung", 3600, now=NOW)  # claimed long ago (the real clock is later)
+
+    def done() -> dict[str, bool]:
+        return {"quota reset": usage.quota_used(db, user_id) == 0,
+                "embedding expired": not embeddings.exists(db, ref.sha256, "m", "h"),
+                "hung job failed": jobs.get_job(db, job.id).state == "failed",
+                "old requests pruned": usage.request_times_since(db, user_id, 0) == []}
+
+    return db, settings, done
+
+
+async def test_each_scheduled_job_does_its_work_with_the_bots_database_and_settings(tmp_path):
+    db, settings, done = housekeeping_bed(tmp_path)
+    scheduler = build_scheduler(db, settings)
+    assert not any(done().values())
+    for job_id in ("reset_daily_quotas", "retention", "timed_out_jobs"):
+        await scheduler.get_job(job_id).func()  # the job's own coroutine, run here
+    assert all(done().values()), done()
+
+
+async def test_the_scheduled_jobs_run_on_the_event_loop_and_do_their_work(tmp_path):
+    db, settings, done = housekeeping_bed(tmp_path)
     scheduler = build_scheduler(db, settings)
     scheduler.start()
     try:
         moment = datetime.now(UTC)
         for job_id in ("reset_daily_quotas", "retention", "timed_out_jobs"):
             scheduler.get_job(job_id).modify(next_run_time=moment)
-        await wait_until(lambda: usage.quota_used(db, user_id) == 0)
-        await wait_until(lambda: not embeddings.exists(db, ref.sha256, "m", "h"))
-        await wait_until(lambda: jobs.get_job(db, job.id).state == "failed")
-        await wait_until(lambda: usage.request_times_since(db, user_id, 0) == [])
+        await wait_until(lambda: all(done().values()))  # one wait for all four effects
     finally:
         scheduler.shutdown(wait=False)
