@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -236,6 +236,8 @@ def read_scores(group: Group, equivalents: dict[str, str]) -> tuple[list[ModuleS
         for name, line in equivalents.items():
             if not name.startswith(module_name(module) + "."):
                 continue
+            if group.functions and not any(fnmatch.fnmatch(name, glob) for glob in group.functions):
+                continue  # a run of some functions only: the others' entries are not its business
             if score.status.get(name) != "survived":
                 stale.append(f"{name}: listed as equivalent but {score.status.get(name, 'no such mutant')}")
             elif line.strip() not in diff(group, name):
@@ -301,6 +303,71 @@ def changed_paths(base: str) -> set[str]:
     return {name for listing in listings for name in (listing or "").split()}
 
 
+def changed_lines(base: str, path: str) -> set[int] | None:
+    """Line numbers of `path` (as it is now) that differ from `base`, committed or not; None
+    when git cannot tell."""
+    lines: set[int] = set()
+    for args in ((f"{base}...HEAD",), ("HEAD",)):
+        diff = git("diff", "-U0", *args, "--", path)
+        if diff is None:
+            return None
+        for start, count in re.findall(r"^@@ -\S+ \+(\d+)(?:,(\d+))? @@", diff, re.MULTILINE):
+            first, n = int(start), int(count) if count else 1
+            lines.update(range(first, first + max(n, 1)))  # a deletion touches the line it left
+    return lines
+
+
+def function_globs(path: str, lines: set[int], source: str | None = None) -> dict[str, int] | None:
+    """mutmut's names (as globs) of the functions and methods of `path` that hold one of
+    `lines`, each with its length in lines; None when a changed line is outside every function
+    (a constant, an import: any function may read it)."""
+    import ast
+
+    def span(node) -> tuple[int, int]:  # a decorator's lines belong to its function
+        return min([node.lineno] + [d.lineno for d in node.decorator_list]), node.end_lineno or node.lineno
+
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    spans: list[tuple[int, int, str]] = []
+    for node in ast.parse((ROOT / path).read_text() if source is None else source).body:
+        if isinstance(node, functions):
+            spans.append((*span(node), f"x_{node.name}"))
+        elif isinstance(node, ast.ClassDef):
+            spans += [(*span(item), f"x\u01c1{node.name}\u01c1{item.name}") for item in node.body
+                      if isinstance(item, functions)]
+    chosen: dict[str, int] = {}
+    for line in lines:
+        owners = [(name, end - start + 1) for start, end, name in spans if start <= line <= end]
+        if not owners:
+            return None
+        chosen.update(owners)
+    return {f"{module_name(path)}.{name}__mutmut_*": size for name, size in sorted(chosen.items())}
+
+
+def narrowed(group: Group, base: str) -> Group | None:
+    """The group cut down to the functions of its modules that changed since `base` (a run that
+    fits where the whole group does not), or None when that cannot be told: a test, the table or
+    a line outside any function changed."""
+    globs: dict[str, int] = {}
+    total = 0
+    for module in group.modules:
+        lines = changed_lines(base, module)
+        if lines is None:
+            return None
+        found = function_globs(module, lines) if lines else {}
+        if found is None:
+            return None
+        globs.update(found)
+        total += len((ROOT / module).read_text().splitlines())
+    if group.functions:  # keep to the group's own choice of functions
+        globs = {g: n for g, n in globs.items() if any(fnmatch.fnmatch(g.replace("*", "1"), own)
+                                                       for own in group.functions)}
+    if not globs:
+        return None
+    # Its time: the group's, in proportion to the lines mutated, plus a minute of mutmut's setup.
+    minutes = 1.0 + group.minutes * sum(globs.values()) / max(1, total)
+    return replace(group, functions=tuple(globs), minutes=round(minutes, 1))
+
+
 def table(scores: list[ModuleScore]) -> str:
     rows = ["| module | mutants | killed | survived | no tests | equivalent | score |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -327,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown groups: {', '.join(sorted(unknown))}; known: {', '.join(g.name for g in groups)}")
     if args.groups:
         groups = [g for g in groups if g.name in args.groups]
+    base = None
     if args.changed:
         base = automatic_base() if args.changed == "auto" else args.changed
         if base is None:
@@ -338,6 +406,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mutation: changed since {base[:12]}: {', '.join(g.name for g in groups) or 'no group'}")
     if args.budget_min is not None:
         groups, left = within_budget(groups, args.budget_min)
+        if left and args.changed and base is not None:
+            # Over the budget whole: the functions this change touched may still fit.
+            cut = [n for n in (narrowed(g, base) for g in left) if n is not None]
+            extra, _ = within_budget(cut, args.budget_min - sum(g.minutes for g in groups))
+            for group in extra:
+                print(f"mutation: {group.name} whole is over the budget: only the functions this change "
+                      f"touched ({', '.join(group.functions)}), about {group.minutes:.0f} min")
+            groups += extra
+            left = [g for g in left if g.name not in {e.name for e in extra}]
         if left:
             print(f"mutation: over the {args.budget_min:.0f}-minute budget, not run here: "
                   f"{', '.join(g.name for g in left)} (run `make mutation`)")

@@ -130,3 +130,39 @@ def test_every_hand_mutant_applies_to_the_code_as_it_is_now():
     for mutant in hand_mutants.MUTANTS:
         assert (mutation.ROOT / mutant.path).read_text().count(mutant.old) == 1, mutant.name
         assert mutant.tests and all("::" in test for test in mutant.tests), mutant.name
+
+
+SOURCE = '''"""A module."""
+LIMIT = 3
+
+
+def plain(x):
+    return x + LIMIT
+
+
+class Thing:
+    size = 2
+
+    @property
+    def area(self):
+        return self.size ** 2
+
+    async def grow(self):
+        self.size += 1
+'''
+
+
+def test_a_change_inside_functions_names_those_functions_as_mutmut_does():
+    globs = mutation.function_globs("pkg/mod.py", {6, 12}, SOURCE)  # plain's body, the decorator of area
+    assert globs == {"pkg.mod.x_plain__mutmut_*": 2, "pkg.mod.x\u01c1Thing\u01c1area__mutmut_*": 3}
+    assert mutation.function_globs("pkg/mod.py", {17}, SOURCE) == {"pkg.mod.x\u01c1Thing\u01c1grow__mutmut_*": 2}
+
+
+@pytest.mark.parametrize("line", [2, 10, 1])  # a constant, a class attribute, the docstring
+def test_a_change_outside_any_function_cannot_be_narrowed(line):
+    assert mutation.function_globs("pkg/mod.py", {6, line}, SOURCE) is None
+
+
+def test_mutmuts_names_for_a_method_use_its_separator():
+    name = "seal_runtime.seal.attention_loss.x\u01c1SpatialAttentionLoss\u01c1__init____mutmut_11"
+    assert mutation.fnmatch.fnmatch(name, "seal_runtime.seal.attention_loss.x\u01c1SpatialAttentionLoss\u01c1*")
