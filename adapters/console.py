@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bot.errors import UserError
 from bot.exports.builder import build_export
-from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
+from bot.messages import JobView, ProgressEvent, StickerOut, UserRef, progress_text
 from bot.pack_service import PackService
 from bot.service import StickerService, help_text
 from bot.sticker_spec import to_telegram_sticker
@@ -32,8 +32,8 @@ class ConsoleSink:
         self.packs: dict[str, int] = {}  # pack order id -> its number in this session's output
         self._last_line = ""
 
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
-        line = update.user_message()
+    async def progress(self, job: JobView, update: ProgressEvent) -> None:
+        line = progress_text(update)
         if line != self._last_line and (update.step in (1, update.total) or update.stage in ("queued", "started", "pack")):
             self.print(f"  … {line}")
             self._last_line = line

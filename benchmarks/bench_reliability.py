@@ -43,7 +43,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
+from bot.messages import JobView, ProgressEvent, StickerOut, UserRef
 from bot.settings import Settings
 
 # -- shared pieces -----------------------------------------------------------------------------
@@ -57,7 +57,7 @@ class RecordingSink:
         self.failures: dict[str, list[str]] = collections.defaultdict(list)
         self.delivered_at: dict[str, float] = {}
 
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+    async def progress(self, job: JobView, update: ProgressEvent) -> None:
         pass
 
     async def deliver(self, job: JobView, stickers: list[StickerOut]) -> None:
@@ -87,7 +87,7 @@ class FileSink:
             log_file.flush()
             os.fsync(log_file.fileno())
 
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+    async def progress(self, job: JobView, update: ProgressEvent) -> None:
         pass
 
     async def deliver(self, job: JobView, stickers: list[StickerOut]) -> None:
@@ -276,10 +276,10 @@ def worker_command(database: Path, runtime_url: str, deliveries: Path, *, lease_
 
 async def bot_kills(workdir: Path, *, kills: int = 3, jobs_n: int | None = None, step_delay_s: float = 0.05,
                     adapt_steps: int = 20, timeout_s: float = 180) -> dict:
-    from bot.service import StickerService
-    from storage.database import open_database
     from benchmarks.fakes.reliability_stub import CrashingStub
     from benchmarks.fakes.stub_runtime import running_stub_runtime
+    from bot.service import StickerService
+    from storage.database import open_database
 
     jobs_n = jobs_n or kills
     database = workdir / "botkill.sqlite"
@@ -429,9 +429,9 @@ def fuzz_target(strategy, target, examples: int, seed: int = 0) -> dict:
 
 
 def fuzz(parser_examples: int = 5000, image_examples: int = 2000, seed: int = 0) -> dict:
+    from benchmarks.fakes.fuzz_inputs import image_uploads, prompts
     from bot.image_input import load_reference_image
     from bot.schema.prompt_parser import parse_prompt
-    from benchmarks.fakes.fuzz_inputs import image_uploads, prompts
 
     with warnings.catch_warnings():  # Pillow's notes on broken TIFF tags and APNG chunks: expected here
         warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
@@ -455,13 +455,13 @@ async def soak(workdir: Path, *, requests: int = 1000, users: int = 50, workers:
                arrival_s: float = 2.0, step_delay_s: float = 0.01, timeout_s: float = 600) -> dict:
     """Mixed requests: /mysticker (new words, poison words), /again, /status, a new /setref
     now and then; 10 % of the users send `heavy_share` of the requests."""
+    from benchmarks.fakes.reliability_stub import CrashingStub
+    from benchmarks.fakes.stub_runtime import running_stub_runtime
     from bot.errors import UserError
     from bot.job_worker import JobWorker
     from bot.service import StickerService
     from seal_runtime.api.client import RuntimeClient
     from storage.database import open_database
-    from benchmarks.fakes.reliability_stub import CrashingStub
-    from benchmarks.fakes.stub_runtime import running_stub_runtime
 
     rng = random.Random(seed)
     database = workdir / "soak.sqlite"

@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.bench_reliability import RecordingSink, bench_settings, character_png
-from bot.messages import JobView, ProgressUpdate, UserRef
+from bot.messages import JobView, ProgressEvent, UserRef
 
 
 class TimingSink(RecordingSink):
@@ -39,7 +39,7 @@ class TimingSink(RecordingSink):
         self.first_progress: dict[str, float] = {}
         self.stages: dict[str, set[str]] = {}
 
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+    async def progress(self, job: JobView, update: ProgressEvent) -> None:
         self.first_progress.setdefault(job.job_id, time.time())
         self.stages.setdefault(job.job_id, set()).add(update.stage)
 

@@ -55,8 +55,10 @@ class UserSummary:
         quota = f"{self.daily_quota}/day" + (" (set by an admin)" if self.quota_overridden else " (default)")
         name = f" {self.display_name}" if self.display_name else ""
         state = "banned" if self.banned else "active"
-        return (f"{self.platform} user {self.platform_user_id}{name}: {state}, quota {quota}, "
-                f"{self.jobs_last_24h} stickers asked in the last 24 h")
+        return (
+            f"{self.platform} user {self.platform_user_id}{name}: {state}, quota {quota}, "
+            f"{self.jobs_last_24h} stickers asked in the last 24 h"
+        )
 
 
 class AdminService:
@@ -75,8 +77,9 @@ class AdminService:
         def count(sql: str, params: list | None = None) -> int:
             return self.db.execute(sql, params or []).fetchone()[0]
 
-        jobs_by_state = {state: n for state, n in
-                         self.db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()}
+        jobs_by_state = {
+            state: n for state, n in self.db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+        }
         return BotStats(
             users=count("SELECT COUNT(*) FROM users WHERE forgotten_at IS NULL"),
             banned=count("SELECT COUNT(*) FROM users WHERE banned = 1"),
@@ -101,20 +104,28 @@ class AdminService:
     def set_quota(self, platform: str, platform_user_id: str | int, quota: int | None) -> UserSummary:
         """`quota` stickers per day for this user; None goes back to the configured default."""
         if quota is not None and not 0 <= quota <= 100_000:
-            raise UserError("The quota must be a number of stickers per day from 0 to 100000, or 'default'.",
-                            code="bad_quota")
+            raise UserError(
+                "The quota must be a number of stickers per day from 0 to 100000, or 'default'.", code="bad_quota"
+            )
         record = users.get_or_create_user(self.db, platform, _checked_id(platform_user_id))
         users.set_daily_quota(self.db, record.id, quota)
         return self.user_summary(platform, platform_user_id)
 
     def user_summary(self, platform: str, platform_user_id: str | int) -> UserSummary:
         record = self._existing(platform, platform_user_id)
-        recent = self.db.execute("SELECT COUNT(*) FROM jobs WHERE user_id = ? AND created_at >= ?",
-                                 [record.id, time.time() - DAY_S]).fetchone()[0]
+        recent = self.db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE user_id = ? AND created_at >= ?", [record.id, time.time() - DAY_S]
+        ).fetchone()[0]
         overridden = record.daily_quota is not None
-        return UserSummary(platform, record.platform_user_id, record.display_name, record.banned,
-                           record.daily_quota if overridden else self.settings.limits.daily_quota,
-                           overridden, recent)
+        return UserSummary(
+            platform,
+            record.platform_user_id,
+            record.display_name,
+            record.banned,
+            record.daily_quota if overridden else self.settings.limits.daily_quota,
+            overridden,
+            recent,
+        )
 
     def _existing(self, platform: str, platform_user_id: str | int):
         record = users.find_user(self.db, platform, _checked_id(platform_user_id))
@@ -126,6 +137,5 @@ class AdminService:
 def _checked_id(platform_user_id: str | int) -> str:
     text = str(platform_user_id).strip()
     if not text or len(text) > 64 or not text.isdigit():
-        raise UserError(f"{text[:20]!r} is not a user id: give the numeric id of the user.",
-                        code="bad_user_id")
+        raise UserError(f"{text[:20]!r} is not a user id: give the numeric id of the user.", code="bad_user_id")
     return text

@@ -60,14 +60,17 @@ class ReferenceImage:
         return hashlib.sha256(self.png_bytes()).hexdigest()
 
 
-def load_reference_image(data: bytes, *, max_bytes: int = 10_000_000, max_pixels: int = 40_000_000,
-                         min_side: int = 32) -> ReferenceImage:
+def load_reference_image(
+    data: bytes, *, max_bytes: int = 10_000_000, max_pixels: int = 40_000_000, min_side: int = 32
+) -> ReferenceImage:
     """Decode an upload into a `ReferenceImage`, or raise `UserError` saying what is wrong."""
     if not data:
         raise UserError("That file is empty. Please send a picture of your character.", code="empty_image")
     if len(data) > max_bytes:
-        raise UserError(f"That file is too big ({_mb(len(data))}). Please send a picture under {_mb(max_bytes)}.",
-                        code="image_too_big")
+        raise UserError(
+            f"That file is too big ({_mb(len(data))}). Please send a picture under {_mb(max_bytes)}.",
+            code="image_too_big",
+        )
     with warnings.catch_warnings():
         # Pillow warns (then errors) on huge images; both mean "refuse", never "decode".
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -91,11 +94,16 @@ def _load(data: bytes, *, max_pixels: int, min_side: int) -> ReferenceImage:
     if width * height > max_pixels:
         raise UserError(_too_many_pixels_message(max_pixels, (width, height)), code="image_too_large")
     if min(width, height) < min_side:
-        raise UserError(f"That picture is too small ({width}×{height} px). Please send one at least "
-                        f"{min_side} px on each side.", code="image_too_small")
+        raise UserError(
+            f"That picture is too small ({width}×{height} px). Please send one at least {min_side} px on each side.",
+            code="image_too_small",
+        )
     if max(width, height) / min(width, height) > MAX_ASPECT:
-        raise UserError(f"That picture is very long and thin ({width}×{height} px). Please send one closer "
-                        "to square, with your character filling most of it.", code="image_aspect")
+        raise UserError(
+            f"That picture is very long and thin ({width}×{height} px). Please send one closer "
+            "to square, with your character filling most of it.",
+            code="image_aspect",
+        )
 
     notes: list[str] = []
     # `is_animated` peeks at one more frame only; n_frames would walk them all.
@@ -113,15 +121,18 @@ def _load(data: bytes, *, max_pixels: int, min_side: int) -> ReferenceImage:
         # full size took about 1 GB and seconds; at 1024 px it is a few MB.
         # (`thumbnail` would call `reduce`, which has no 16-bit mode: resize directly.)
         scale = MAX_SIDE / max(image.size)
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.Resampling.LANCZOS)
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS
+        )
     rgba = _to_rgba(image)
     if max(rgba.size) > MAX_SIDE:
         rgba.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     alpha = np.asarray(rgba.getchannel("A"))
     if alpha.max() == 0:
-        raise UserError("That picture is completely transparent. Please send one where your character is visible.",
-                        code="image_transparent")
+        raise UserError(
+            "That picture is completely transparent. Please send one where your character is visible.",
+            code="image_transparent",
+        )
     return ReferenceImage(rgba, notes, (width, height), original_format)
 
 
@@ -179,8 +190,10 @@ def _icc_to_srgb(image: Image.Image) -> Image.Image | None:
 
 def _too_many_pixels_message(max_pixels: int, size: tuple[int, int] | None = None) -> str:
     dims = f" ({size[0]}×{size[1]} px)" if size else ""
-    return (f"That picture is too large{dims}. Please send one under {max_pixels / 1e6:.0f} megapixels "
-            "(a normal photo is fine).")
+    return (
+        f"That picture is too large{dims}. Please send one under {max_pixels / 1e6:.0f} megapixels "
+        "(a normal photo is fine)."
+    )
 
 
 def _mb(n: int) -> str:

@@ -44,11 +44,12 @@ from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from bot.delivery import DeliverySink
-from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
-from bot.schema.vocabulary import emoji_for_emotion
+from bot.delivery import REFERENCE_DELETED_CODE, DeliverySink, JobDelivery, job_view
+from bot.messages import JobView, StickerOut
 from bot.pack_delivery import PackAssembler
+from bot.schema.vocabulary import emoji_for_emotion
 from bot.settings import Settings
+from bot.sticker_job import StickerJob
 from bot.worker_identity import WorkerIdentity, claim_worker_id
 from seal_runtime.api.client import RuntimeClient
 from seal_runtime.api.protocol import (
@@ -58,7 +59,7 @@ from seal_runtime.api.protocol import (
     ProgressEvent,
     RuntimeJobError,
 )
-from storage import embeddings, jobs, references, stickers, users
+from storage import embeddings, jobs, references, stickers
 from storage.records import Job
 
 if TYPE_CHECKING:
@@ -73,8 +74,8 @@ RUNTIME_DOWN_PAUSE_S = 2.0
 class JobRefused(RuntimeJobError):
     """The job cannot be done at all (not worth a retry)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, retryable=False)
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message, retryable=False, code=code)
 
 
 class JobWorker:
@@ -82,15 +83,20 @@ class JobWorker:
     `worker_id` (stable across restarts of the same process, so `recover` can reclaim its
     jobs at once) and, when several run in one process, its own database connection."""
 
-    def __init__(self, db: sqlite_utils.Database, settings: Settings, client: RuntimeClient | RedisRuntimeClient,
-                 sink: DeliverySink, worker_id: str | None = None, *,
-                 platforms: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        settings: Settings,
+        client: RuntimeClient | RedisRuntimeClient,
+        sink: DeliverySink,
+        worker_id: str | None = None,
+        *,
+        platforms: tuple[str, ...] | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.client = client
         self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
-        # A pack's jobs reach the adapter as one finished pack (bot/pack_delivery.py).
-        self.sink = PackAssembler(db, sink, worker_id=self.worker_id, lease_s=5 * float(settings.limits.job_lease_s))
         self.platforms = platforms
         limits = settings.limits
         self.lease_s = float(limits.job_lease_s)
@@ -106,8 +112,29 @@ class JobWorker:
         self.identity: WorkerIdentity | None = None
         self._told_id_lost = False
         self.last_timings: dict = {}
-        self.counters = {"done": 0, "retried": 0, "failed": 0, "released": 0, "delivered": 0,
-                         "delivery_errors": 0}
+        self.counters = {"done": 0, "retried": 0, "failed": 0, "released": 0, "delivered": 0, "delivery_errors": 0}
+        # A pack's jobs reach the adapter as one finished pack (bot/pack_delivery.py).
+        assembler = PackAssembler(db, sink, worker_id=self.worker_id, lease_s=self.delivery_lease_s)
+        self.delivery = JobDelivery(
+            db,
+            assembler,
+            self.worker_id,
+            lease_s=self.delivery_lease_s,
+            retry_base_s=self.retry_base_s,
+            retry_max_s=self.retry_max_s,
+            max_attempts=self.delivery_attempts,
+            counters=self.counters,
+            platforms=platforms,
+        )
+
+    @property
+    def sink(self) -> DeliverySink:
+        """Where progress and results go (the delivery half holds it; tests swap it)."""
+        return self.delivery.sink
+
+    @sink.setter
+    def sink(self, value: DeliverySink) -> None:
+        self.delivery.sink = value
 
     # -- loop --------------------------------------------------------------------------------
     def recover(self) -> dict[str, int]:
@@ -117,8 +144,7 @@ class JobWorker:
         self._recovered = True
         held = jobs.expire_leases(self.db, self.worker_id)
         if any(held.values()):
-            log.warning("recovering jobs of a previous run of this worker",
-                        extra={"worker": self.worker_id, **held})
+            log.warning("recovering jobs of a previous run of this worker", extra={"worker": self.worker_id, **held})
         return held
 
     async def run_forever(self, stop: asyncio.Event, idle_sleep: float = 0.2) -> None:
@@ -181,8 +207,7 @@ class JobWorker:
         work = asyncio.create_task(self._run_on_runtime(job, view, accepted))
         watch = asyncio.create_task(self._keep_lease(job.id))
         try:
-            done, _ = await asyncio.wait({work, watch}, timeout=self.job_timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({work, watch}, timeout=self.job_timeout_s, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             # Shutdown (or the caller gave up): the job goes back, this attempt not counted.
             work.cancel()
@@ -199,8 +224,12 @@ class JobWorker:
             if watch in done:
                 log.warning("lease lost; dropping this attempt", extra={"job_id": job.id, "worker": self.worker_id})
                 return
-            await self._attempt_failed(job, view, RuntimeJobError(f"timed out after {self.job_timeout_s:.0f} s"),
-                                       accepted=True)
+            await self._attempt_failed(
+                job,
+                view,
+                RuntimeJobError(f"timed out after {self.job_timeout_s:.0f} s", code=jobs.TIMED_OUT),
+                accepted=True,
+            )
             return
         try:
             result, runtime_s = work.result()
@@ -209,20 +238,28 @@ class JobWorker:
             return
         except Exception as exc:  # a bug on our side counts as a failed attempt, not a stuck job
             log.exception("job attempt crashed", extra={"job_id": job.id})
-            await self._attempt_failed(job, view, RuntimeJobError(f"internal error: {type(exc).__name__}: {exc}"),
-                                       accepted=True)
+            await self._attempt_failed(
+                job, view, RuntimeJobError(f"internal error: {type(exc).__name__}: {exc}"), accepted=True
+            )
             return
         out, finished = self._store_result(job, result)
         total_s = time.perf_counter() - started
-        self.last_timings = {"total_s": total_s, "runtime_s": runtime_s, "bot_overhead_s": total_s - runtime_s,
-                             "adapted": result.adapted, **result.timings}
+        self.last_timings = {
+            "total_s": total_s,
+            "runtime_s": runtime_s,
+            "bot_overhead_s": total_s - runtime_s,
+            "adapted": result.adapted,
+            **result.timings,
+        }
         if not finished:
             # Our lease expired and the job was taken over (or forgotten): not ours to deliver.
             log.warning("lease lost before finishing", extra={"job_id": job.id, "worker": self.worker_id})
             return
         self.counters["done"] += 1
-        log.info("job done", extra={"job_id": job.id, "adapted": result.adapted, "seconds": round(total_s, 3),
-                                    "attempt": job.attempts})
+        log.info(
+            "job done",
+            extra={"job_id": job.id, "adapted": result.adapted, "seconds": round(total_s, 3), "attempt": job.attempts},
+        )
         finished_job = jobs.get_job(self.db, job.id)
         if finished_job is not None:
             await self._deliver(view, finished_job, out)
@@ -239,8 +276,9 @@ class JobWorker:
                 last_stage = event.stage
             jobs.set_progress(self.db, job.id, dataclasses.asdict(event), worker_id=self.worker_id)
             try:
-                await self.sink.progress(view, ProgressUpdate(job.id, event.stage, event.step, event.total))
-            except Exception as exc:  # progress is cosmetic: never fail the job over it
+                await self.sink.progress(view, ProgressEvent(job.id, event.stage, event.step, event.total))
+            # Progress is cosmetic: never fail the job over it, whatever went wrong.
+            except Exception as exc:  # noqa: BLE001
                 log.info("progress not shown", extra={"job_id": job.id, "error": str(exc)[:200]})
 
         async def on_concept(concept: LearnedConcept) -> None:
@@ -258,8 +296,10 @@ class JobWorker:
                 # The cached concept cannot be used (corrupt, or made for other shapes): drop
                 # it and learn the character again, once, instead of failing every job of
                 # this user for as long as the entry lives.
-                log.warning("cached embedding unusable; dropped, learning it again",
-                            extra={"job_id": job.id, "error": str(exc)[:300]})
+                log.warning(
+                    "cached embedding unusable; dropped, learning it again",
+                    extra={"job_id": job.id, "error": str(exc)[:300]},
+                )
                 embeddings.delete_embedding(self.db, *cache_key)
                 request = dataclasses.replace(request, embedding=None, adapter_weights=None)
                 result = await self.client.run_job(request, on_progress, on_concept)
@@ -284,10 +324,24 @@ class JobWorker:
         self._runtime_ok = False
         self._model_id = None
         retry_in = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, job.attempts - 1))
-        final = jobs.fail_job(self.db, job.id, str(exc), retry_delay=retry_in if exc.retryable else None,
-                              worker_id=self.worker_id)
-        log.warning("job attempt failed", extra={"job_id": job.id, "attempt": job.attempts, "final": final,
-                                                 "retry_in_s": None if final else retry_in, "error": str(exc)[:300]})
+        final = jobs.fail_job(
+            self.db,
+            job.id,
+            str(exc),
+            retry_delay=retry_in if exc.retryable else None,
+            worker_id=self.worker_id,
+            code=exc.code,
+        )
+        log.warning(
+            "job attempt failed",
+            extra={
+                "job_id": job.id,
+                "attempt": job.attempts,
+                "final": final,
+                "retry_in_s": None if final else retry_in,
+                "error": str(exc)[:300],
+            },
+        )
         if not final:
             self.counters["retried"] += 1
             return
@@ -296,49 +350,17 @@ class JobWorker:
         if failed is not None and failed.state == "failed":
             await self._deliver(view, failed)
 
-    # -- delivery ----------------------------------------------------------------------------
+    # -- delivery (bot/delivery.py) ----------------------------------------------------------
     async def deliver_pending(self) -> int:
-        """Finished jobs whose result was not handed out yet (the process died, a send
-        failed and its backoff is over) go out now. Returns how many were sent."""
-        sent = 0
-        for job in jobs.undelivered_finished_jobs(self.db, platforms=self.platforms):
-            view = self._view(job)
-            if view is not None and await self._deliver(view, job):
-                sent += 1
-        return sent
+        """Finished jobs whose result was not handed out yet go out now; how many were sent."""
+        return await self.delivery.deliver_pending()
 
     async def _deliver(self, view: JobView, job: Job, out: list[StickerOut] | None = None) -> bool:
-        """Send under the job's delivery claim; True when this call delivered it."""
-        if not jobs.claim_delivery(self.db, job.id, self.worker_id, self.delivery_lease_s):
-            return False
-        try:
-            if job.state == "done":
-                if out is None:
-                    out = [_sticker_out(s, job) for s in stickers.stickers_for_job(self.db, job.user_id, job.id)]
-                await self.sink.deliver(view, out)
-            else:
-                await self.sink.failed(view, failure_message(job))
-        except Exception as exc:  # the platform call failed: try again later, a bounded number of times
-            self.counters["delivery_errors"] += 1
-            retry_in = min(self.retry_max_s, self.retry_base_s * 2 ** max(0, job.delivery_attempts))
-            gave_up = jobs.fail_delivery(self.db, job.id, self.worker_id, f"{type(exc).__name__}: {exc}"[:500],
-                                         retry_delay=retry_in, max_attempts=self.delivery_attempts)
-            log.warning("delivery failed", extra={"job_id": job.id, "gave_up": gave_up, "error": str(exc)[:300]})
-            return False
-        # A cancellation while sending leaves the claim to expire: the result is sent again
-        # later (the documented at-least-once window), never dropped.
-        if not jobs.confirm_delivery(self.db, job.id, self.worker_id):
-            log.warning("delivery claim lost while sending", extra={"job_id": job.id})
-        self.counters["delivered"] += 1
-        return True
+        return await self.delivery.deliver(view, job, out)
 
     # -- helpers -----------------------------------------------------------------------------
     def _view(self, job: Job) -> JobView | None:
-        user = users.get_user(self.db, job.user_id)
-        if user is None:
-            return None
-        return JobView(job.id, UserRef(user.platform, user.platform_user_id, user.display_name or ""),
-                       job.user_id, job.chat or {})
+        return job_view(self.db, job)
 
     async def _keep_lease(self, job_id: str) -> None:
         """Renew the lease; returns when it was lost (taken over, timed out, forgotten)."""
@@ -352,10 +374,14 @@ class JobWorker:
 
     async def _build_request(self, job: Job) -> tuple[JobRequest, tuple[str, str, str]]:
         """The request for the runtime and its concept's cache key (reference, model, settings)."""
-        payload = job.request
-        reference = references.get_reference(self.db, job.user_id, payload["reference_id"])
+        payload = StickerJob.from_json(job.request)
+        reference = (
+            None
+            if payload.reference_id is None
+            else references.get_reference(self.db, job.user_id, payload.reference_id)
+        )
         if reference is None:
-            raise JobRefused(REFERENCE_DELETED)
+            raise JobRefused(REFERENCE_DELETED, code=REFERENCE_DELETED_CODE)
         model_id = await self.model_id()
         # The request carries resolved settings: the runtime runs exactly what was hashed.
         adaptation = self.settings.adaptation.resolved(self._model_profile)
@@ -365,48 +391,58 @@ class JobWorker:
         request = JobRequest(
             job_id=job.id,
             reference_png=reference.image,
-            prompts=(payload["prompt"],) * count,
-            seeds=tuple(payload["seed"] + i for i in range(count)),
+            prompts=(payload.prompt,) * count,
+            seeds=tuple(payload.seed + i for i in range(count)),
             adaptation=dataclasses.asdict(adaptation),
             generation=dataclasses.asdict(self.settings.generation),
             mask_png=reference.mask,
             embedding=cached.data if cached else None,
             adapter_weights=cached.adapter_weights if cached else None,
             attempt=job.attempts,
-            background=runtime_background(payload.get("tags")),
+            background=runtime_background(payload.tags),
         )
         return request, (reference.sha256, model_id, settings_hash)
 
     def _store_concept(self, job: Job, concept: LearnedConcept) -> bool:
         """Cache a freshly learned concept, unless the job was forgotten meanwhile (checked
         and written in one transaction, so /forget can never be undone by a late answer)."""
+        payload = StickerJob.from_json(job.request)
         stored = embeddings.put_embedding_for_job(
-            self.db, job.id, job.request["reference_sha256"], concept.model_id, concept.settings_hash,
-            concept.embedding, meta={"timings": concept.timings}, adapter_weights=concept.adapter_weights)
+            self.db,
+            job.id,
+            payload.reference_sha256,
+            concept.model_id,
+            concept.settings_hash,
+            concept.embedding,
+            meta={"timings": concept.timings},
+            adapter_weights=concept.adapter_weights,
+        )
         if not stored:
             log.info("job forgotten while adapting; its embedding is not kept", extra={"job_id": job.id})
-        elif concept.mask_png is not None and concept.mask_source:
+        elif concept.mask_png is not None and concept.mask_source and payload.reference_id is not None:
             # The runtime made the subject mask (the bot never does): cache it with the reference.
-            references.update_mask(self.db, job.user_id, job.request["reference_id"], concept.mask_png,
-                                   concept.mask_source)
+            references.update_mask(self.db, job.user_id, payload.reference_id, concept.mask_png, concept.mask_source)
         return stored
 
     def _store_result(self, job: Job, result) -> tuple[list[StickerOut], bool]:
         """Stickers first, job state last (the embedding was stored when it arrived, see
         `_store_concept`): any crash before the end repeats the job, and a repeat finds the
         embedding cached. Returns (stickers, finished by us)."""
-        payload = job.request
+        payload = StickerJob.from_json(job.request)
         if jobs.get_job(self.db, job.id) is None:  # forgotten while it ran: store nothing more
             return [], False
-        emoji = emoji_for_emotion(payload["tags"]["emotion"])
+        emoji = emoji_for_emotion(payload.tags["emotion"])
         out = []
         for position, png in enumerate(result.images_png):
             # Keyed by (job, position): a job that runs twice replaces, never duplicates.
-            record = stickers.save_sticker(self.db, job.user_id, job.id, png, emoji, payload["tags"], position=position)
-            out.append(StickerOut(record.id, job.id, png, emoji, payload["description"], payload["tags"]))
-        finished = jobs.finish_job(self.db, job.id, {"sticker_ids": [s.sticker_id for s in out],
-                                                     "adapted": result.adapted, "timings": result.timings},
-                                   worker_id=self.worker_id)
+            record = stickers.save_sticker(self.db, job.user_id, job.id, png, emoji, payload.tags, position=position)
+            out.append(StickerOut(record.id, job.id, png, emoji, payload.description, payload.tags))
+        finished = jobs.finish_job(
+            self.db,
+            job.id,
+            {"sticker_ids": [s.sticker_id for s in out], "adapted": result.adapted, "timings": result.timings},
+            worker_id=self.worker_id,
+        )
         return out, finished
 
 
@@ -417,28 +453,9 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
-def _sticker_out(record, job: Job) -> StickerOut:
-    return StickerOut(record.id, job.id, record.image, record.emoji, job.request.get("description", ""),
-                      job.request.get("tags", {}))
-
-
 def runtime_background(tags: dict | None) -> str:
     """The runtime's cut-out hint from a request's tags: a plain background is cut out, a
     named scene kept; a job stored without tags lets the runtime decide ("auto")."""
     if not tags or not tags.get("background"):
         return "auto"
     return "plain" if tags["background"] == "plain" else "scene"
-
-
-def failure_message(job: Job) -> str:
-    """What the user reads when a job ends without a sticker: what happened, what to do."""
-    what = job.request.get("description") or "your sticker"
-    error = job.error or ""
-    if REFERENCE_DELETED in error:
-        return (f"I could not make “{what}”: your character was deleted before I got to it. "
-                "Send /setref with a picture, then ask again.")
-    if "timed out" in error:
-        return (f"Sorry, “{what}” took too long {job.attempts} times, so I stopped trying. "
-                "Please try again later, maybe with fewer words.")
-    return (f"Sorry, I could not make “{what}” after {job.attempts} tries. Something about this request "
-            "keeps failing on my side; please try other words, or another picture with /setref.")

@@ -52,7 +52,7 @@ class RedactingStream(io.TextIOBase):
         return self.stream.isatty()
 
     @property
-    def encoding(self):  # type: ignore[override]
+    def encoding(self):
         return getattr(self.stream, "encoding", "utf-8")
 
     def writable(self) -> bool:

@@ -1,8 +1,25 @@
-"""Typed messages between the bot layer and the adapters."""
+"""Typed messages between the bot layer and the adapters.
+
+Progress travels as the runtime API's own `ProgressEvent` (one progress type from the runtime
+to the chat), re-exported here so adapters import `bot/` only."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from seal_runtime.api.protocol import ProgressEvent
+
+__all__ = [
+    "JobView",
+    "PackInfo",
+    "ProgressEvent",
+    "QueuedJob",
+    "QueuedPack",
+    "ReferenceSaved",
+    "StickerOut",
+    "UserRef",
+    "progress_text",
+]
 
 
 @dataclass(frozen=True)
@@ -34,7 +51,7 @@ class ReferenceSaved:
 @dataclass(frozen=True)
 class QueuedJob:
     job_id: str
-    position: int
+    position: int | None  # None only if a worker claimed it in between
     description: str
     cached: bool  # an embedding for this character exists: no adaptation needed
 
@@ -43,25 +60,18 @@ class QueuedJob:
         return f"Queued at position {self.position}: {self.description}.{first}"
 
 
-@dataclass(frozen=True)
-class ProgressUpdate:
-    """stage: queued | started | adapting | generating."""
-
-    job_id: str
-    stage: str
-    step: int = 0
-    total: int = 0
-
-    def user_message(self) -> str:
-        if self.stage == "queued":
-            return f"Queued at position {self.step}…"
-        if self.stage == "adapting":
-            return f"Learning your character (step {self.step}/{self.total})…"
-        if self.stage == "generating":
-            return f"Drawing your sticker ({self.step}/{self.total})…"
-        if self.stage == "pack":
-            return f"Drawing your pack: {self.step}/{self.total} stickers done…"
-        return "Starting…"
+def progress_text(update: ProgressEvent) -> str:
+    """What the user reads while a job runs. The runtime's stages (queued, started, adapting,
+    generating), plus the bot's own "pack": step stickers of total done."""
+    if update.stage == "queued":
+        return f"Queued at position {update.step}…"
+    if update.stage == "adapting":
+        return f"Learning your character (step {update.step}/{update.total})…"
+    if update.stage == "generating":
+        return f"Drawing your sticker ({update.step}/{update.total})…"
+    if update.stage == "pack":
+        return f"Drawing your pack: {update.step}/{update.total} stickers done…"
+    return "Starting…"
 
 
 @dataclass(frozen=True)

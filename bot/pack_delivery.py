@@ -3,7 +3,7 @@
 The JobWorker runs a pack's jobs (storage/pack_orders.py) like any other and hands their
 progress and results to its sink. `PackAssembler` sits in front of the adapter's sink:
 
-- a pack job's progress becomes the pack's: `ProgressUpdate(stage="pack", step=done,
+- a pack job's progress becomes the pack's: `ProgressEvent(stage="pack", step=done,
   total=size)`, shown when the count changes ("Drawing your pack: 7/12 stickers done…");
 - a pack job's result (or final failure) is not sent on its own. When it is the last of its
   pack, the assembler takes the pack's delivery claim and calls the adapter's `deliver` once
@@ -22,8 +22,8 @@ import logging
 
 import sqlite_utils
 
-from bot.delivery import DeliverySink
-from bot.messages import JobView, PackInfo, ProgressUpdate, StickerOut
+from bot.delivery import DeliverySink, sticker_out
+from bot.messages import JobView, PackInfo, ProgressEvent, StickerOut
 from storage import pack_orders, stickers
 from storage.records import PackOrder
 
@@ -50,7 +50,7 @@ class PackAssembler:
         self._shown: dict[str, int] = {}  # pack order id -> the count last shown
 
     # -- the DeliverySink protocol ---------------------------------------------------------
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+    async def progress(self, job: JobView, update: ProgressEvent) -> None:
         order = self._order_of(job.job_id)
         if order is None:
             await self.inner.progress(job, update)
@@ -59,7 +59,7 @@ class PackAssembler:
         if self._shown.get(order.id) == done:
             return
         self._shown[order.id] = done
-        await self.inner.progress(self._pack_view(job, order, done), ProgressUpdate(order.id, "pack", done, order.size))
+        await self.inner.progress(self._pack_view(job, order, done), ProgressEvent(order.id, "pack", done, order.size))
 
     async def deliver(self, job: JobView, out: list[StickerOut]) -> None:
         order = self._order_of(job.job_id)
@@ -80,12 +80,12 @@ class PackAssembler:
     async def _member_finished(self, job: JobView, order: PackOrder) -> None:
         members = pack_orders.member_jobs(self.db, order)
         if any(not m.finished for m in members):
-            await self.progress(job, ProgressUpdate(job.job_id, "pack"))
+            await self.progress(job, ProgressEvent(job.job_id, "pack"))
             return
         if not pack_orders.claim_delivery(self.db, order.id, self.worker_id, self.lease_s):
             return  # delivered already, or another worker is sending it right now
         out = [
-            _sticker_out(s, m.request)
+            sticker_out(s, m.request)
             for m in members
             if m.state == "done"
             for s in stickers.stickers_for_job(self.db, order.user_id, m.id)
@@ -126,14 +126,3 @@ class PackAssembler:
             order.chat or job.chat,
             pack=PackInfo(order.id, order.size, made, order.words),
         )
-
-
-def _sticker_out(record, request: dict) -> StickerOut:
-    return StickerOut(
-        record.id,
-        record.job_id or "",
-        record.image,
-        record.emoji or "",
-        request.get("description", ""),
-        request.get("tags", {}),
-    )

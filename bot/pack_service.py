@@ -17,8 +17,9 @@ import sqlite_utils
 from bot.errors import NoReferenceError, UserError
 from bot.messages import QueuedPack, UserRef
 from bot.pack_plan import plan_pack
-from bot.service import StickerService, sticker_payload
+from bot.service import StickerService
 from bot.settings import Settings
+from bot.sticker_job import StickerJob
 from storage import jobs, pack_orders, references
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class PackService:
                 self.db,
                 user_id,
                 words,
-                [sticker_payload(r, t, reference) for r, t in zip(requests, texts, strict=True)],
+                [StickerJob.new(r, t, reference).to_json() for r, t in zip(requests, texts, strict=True)],
                 chat=chat,
                 max_attempts=self.settings.limits.job_attempts,
             )

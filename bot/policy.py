@@ -44,34 +44,45 @@ class RateLimitedError(UserError):
 
 class QuotaExceededError(UserError):
     def __init__(self, quota: int) -> None:
-        message = (f"You have had your {quota} stickers for today. The counter resets at midnight (UTC)."
-                   if quota > 0 else "Making stickers is switched off for your account. Ask the bot's admin.")
+        message = (
+            f"You have had your {quota} stickers for today. The counter resets at midnight (UTC)."
+            if quota > 0
+            else "Making stickers is switched off for your account. Ask the bot's admin."
+        )
         super().__init__(message, code="quota")
         self.quota = quota
 
 
 class PackQuotaError(UserError):
     def __init__(self, size: int, left: int) -> None:
-        super().__init__(f"A pack of {size} stickers counts {size} against your daily quota, and you have {left} "
-                         f"left today. Ask for a smaller pack (e.g. /makepack {left}) or try again after midnight "
-                         "(UTC)." if left else
-                         "You have had all your stickers for today. The counter resets at midnight (UTC).",
-                         code="quota")
+        super().__init__(
+            f"A pack of {size} stickers counts {size} against your daily quota, and you have {left} "
+            f"left today. Ask for a smaller pack (e.g. /makepack {left}) or try again after midnight "
+            "(UTC)."
+            if left
+            else "You have had all your stickers for today. The counter resets at midnight (UTC).",
+            code="quota",
+        )
         self.size, self.left = size, left
 
 
 class UserQueueFullError(UserError):
     def __init__(self, cap: int) -> None:
-        super().__init__(f"You already have {cap} stickers on the way. Wait for one of them to arrive, "
-                         "then ask again.", code="user_queue_full")
+        super().__init__(
+            f"You already have {cap} stickers on the way. Wait for one of them to arrive, then ask again.",
+            code="user_queue_full",
+        )
         self.cap = cap
 
 
 class SetrefRateLimitedError(UserError):
     def __init__(self, per_hour: int, retry_in_s: float) -> None:
         minutes = max(1, math.ceil(retry_in_s / 60))
-        super().__init__(f"You have changed your character {per_hour} times in the last hour. You can save a new "
-                         f"one in {minutes} min.", code="setref_rate_limited")
+        super().__init__(
+            f"You have changed your character {per_hour} times in the last hour. You can save a new "
+            f"one in {minutes} min.",
+            code="setref_rate_limited",
+        )
         self.retry_in_s = retry_in_s
 
 
@@ -87,7 +98,9 @@ class Admission:
 
 
 class RequestPolicy:
-    def __init__(self, db: sqlite_utils.Database, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, db: sqlite_utils.Database, settings: Settings, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.db = db
         self.limits = settings.limits
         self.clock = clock

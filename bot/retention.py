@@ -63,8 +63,10 @@ def expire_unused(db: sqlite_utils.Database, retention_days: int, *, now: float 
 def prune_usage(db: sqlite_utils.Database, *, now: float | None = None) -> dict[str, int]:
     """Drop requests no limit counts any more, then the tombstones that kept only them."""
     at = now if now is not None else _now()
-    counts = {"usage_events": usage.prune_events(db, at - LONGEST_WINDOW_S),
-              "tombstones": users.delete_spent_tombstones(db, usage.utc_day(at))}
+    counts = {
+        "usage_events": usage.prune_events(db, at - LONGEST_WINDOW_S),
+        "tombstones": users.delete_spent_tombstones(db, usage.utc_day(at)),
+    }
     if any(counts.values()):
         log.info("old usage records dropped", extra=counts)
     return counts
@@ -102,6 +104,6 @@ def build_scheduler(db: sqlite_utils.Database, settings: Settings) -> AsyncIOSch
 
 
 def _soon():
-    from datetime import datetime, timedelta, timezone
+    from datetime import UTC, datetime, timedelta
 
-    return datetime.fromtimestamp(time.time(), timezone.utc) + timedelta(seconds=5)
+    return datetime.fromtimestamp(time.time(), UTC) + timedelta(seconds=5)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 
 import sqlite_utils
 
@@ -23,6 +22,8 @@ from bot.schema.prompt_builder import build_prompt
 from bot.schema.prompt_parser import PromptError, parse_prompt, words_for_help
 from bot.schema.sticker_request import StickerRequest
 from bot.settings import Settings
+from bot.sticker_job import StickerJob
+from bot.sticker_library import Sticker, StickerLibrary
 from seal_runtime.api.config import ADAPTATION_PROFILES
 from storage import embeddings, jobs, references, users
 from storage.forget import forget_user
@@ -50,23 +51,11 @@ def help_text(setref_how: str = SETREF_HOW) -> str:
     ]
     for attribute, words in vocab.items():
         lines.append(f"• {attribute}: {', '.join(words)}")
-    lines.append("Examples: /mysticker sad sitting rain · /mysticker love close up night sky · "
-                 "/mysticker angry thumbs up city flat")
+    lines.append(
+        "Examples: /mysticker sad sitting rain · /mysticker love close up night sky · "
+        "/mysticker angry thumbs up city flat"
+    )
     return "\n".join(lines)
-
-
-def sticker_payload(request: StickerRequest, text: str, reference, seed: int | None = None) -> dict:
-    """What a sticker job stores: the user's text, its tags, the model prompt, a seed and the
-    character (`reference`: the active `storage.records.Reference`)."""
-    return {
-        "text": text,
-        "tags": request.as_tags(),
-        "prompt": build_prompt(request),
-        "description": request.describe(),
-        "seed": seed if seed is not None else random.randrange(2**31),
-        "reference_id": reference.id,
-        "reference_sha256": reference.sha256,
-    }
 
 
 class StickerService:
@@ -76,6 +65,7 @@ class StickerService:
         self._blocklist = Blocklist(settings.limits.blocklist)
         self.policy = RequestPolicy(db, settings)
         self.images = ImageWork(settings.limits.image_threads)
+        self.stickers = StickerLibrary(db)
 
     # -- users -------------------------------------------------------------------------------
     def user_id(self, user: UserRef) -> int:
@@ -116,8 +106,7 @@ class StickerService:
         user_id = self.user_id(user)
         current = references.active_reference(self.db, user_id)
         png = image.png_bytes()
-        saved = references.save_reference(self.db, user_id, png, None, None, width=image.size[0],
-                                          height=image.size[1])
+        saved = references.save_reference(self.db, user_id, png, None, None, width=image.size[0], height=image.size[1])
         self.policy.count_reference(user_id)
         # Old pictures no queued job needs go now, so repeated /setref does not fill the disk.
         references.delete_unneeded_references(self.db, user_id)
@@ -148,10 +137,11 @@ class StickerService:
         if reference is None:
             raise NoReferenceError()
         admission = self.policy.admit(user_id)  # queue cap, rate limit, daily quota (bot/policy.py)
-        payload = sticker_payload(request, text, reference, seed)
+        payload = StickerJob.new(request, text, reference, seed).to_json()
         try:
-            job = jobs.create_job(self.db, user_id, "sticker", payload, chat=chat,
-                                  max_attempts=self.settings.limits.job_attempts)
+            job = jobs.create_job(
+                self.db, user_id, "sticker", payload, chat=chat, max_attempts=self.settings.limits.job_attempts
+            )
         except BaseException:
             self.policy.refund(admission)
             raise
@@ -164,16 +154,27 @@ class StickerService:
         last = jobs.last_job(self.db, user_id, kind="sticker")
         if last is None:
             raise UserError("There is no sticker to redo yet. Try /mysticker happy waving first.", code="no_last")
-        return self.request_sticker(user, last.request["text"], chat)
+        return self.request_sticker(user, StickerJob.from_json(last.request).text, chat)
+
+    def words_of(self, user_id: int, sticker: Sticker) -> str:
+        """The words a sticker was asked for with (the "Again" button under it makes another
+        take of them); a friendly refusal when its job is gone."""
+        job = jobs.get_job(self.db, sticker.job_id, user_id=user_id) if sticker.job_id else None
+        if job is None:
+            raise UserError("I no longer know how this sticker was made. Try /mysticker.", code="no_job")
+        return StickerJob.from_json(job.request).text
 
     def has_cached_embedding(self, reference_sha256: str) -> bool:
         model_id = embeddings.last_model_id(self.db)
         if model_id is None:
             return False
         # The model's adaptation profile is the runtime's to say; either one's key may be cached.
-        return any(embeddings.exists(self.db, reference_sha256, model_id,
-                                     self.settings.adaptation.settings_hash(model_id, profile))
-                   for profile in ADAPTATION_PROFILES)
+        return any(
+            embeddings.exists(
+                self.db, reference_sha256, model_id, self.settings.adaptation.settings_hash(model_id, profile)
+            )
+            for profile in ADAPTATION_PROFILES
+        )
 
     # -- /status, /forget --------------------------------------------------------------------
     def status(self, user: UserRef) -> str:
@@ -185,10 +186,11 @@ class StickerService:
             return f"Nothing in the queue for you. {ref}"
         lines = []
         for job in active:
+            description = StickerJob.from_json(job.request).description
             if job.state == "queued":
-                lines.append(f"• {job.request['description']}: queued at position {jobs.queue_position(self.db, job.id)}")
+                lines.append(f"• {description}: queued at position {jobs.queue_position(self.db, job.id)}")
             else:
-                lines.append(f"• {job.request['description']}: {job.state}")
+                lines.append(f"• {description}: {job.state}")
         return "Your stickers in progress:\n" + "\n".join(lines)
 
     def forget(self, user: UserRef) -> dict[str, int]:
@@ -199,4 +201,3 @@ class StickerService:
         counts = forget_user(self.db, record.id, now=now, counted_since=now - LONGEST_WINDOW_S)
         log.info("user forgotten", extra={"user_id": record.id, "counts": json.dumps(counts)})
         return counts
-

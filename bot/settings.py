@@ -143,8 +143,10 @@ class SettingsError(Exception):
 
 def _redact(data):
     if isinstance(data, dict):
-        return {k: (REDACTED if k in SECRET_FIELDS and v else redact_url(v) if k in URL_FIELDS else _redact(v))
-                for k, v in data.items()}
+        return {
+            k: (REDACTED if k in SECRET_FIELDS and v else redact_url(v) if k in URL_FIELDS else _redact(v))
+            for k, v in data.items()
+        }
     if isinstance(data, (list, tuple)):
         return [_redact(v) for v in data]
     return data
@@ -157,7 +159,7 @@ def _coerce(value, annotation, where: str):
     if origin in (typing.Union, types.UnionType):
         if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
             return None
-        inner = [a for a in args if a is not type(None)][0]
+        inner = next(a for a in args if a is not type(None))
         return _coerce(value, inner, where)
     if origin is tuple:
         items = value.split(",") if isinstance(value, str) else list(value)
@@ -206,7 +208,7 @@ def load_settings(path: str | Path | None = None, environ: typing.Mapping[str, s
     merged: dict[str, dict] = {name: dict(raw.get(name, {})) for name in sections}
     for key, value in environ.items():
         if key.startswith("STICKERBOT_") and "__" in key:
-            section, _, name = key[len("STICKERBOT_"):].partition("__")
+            section, _, name = key[len("STICKERBOT_") :].partition("__")
             if section.lower() in merged:
                 merged[section.lower()][name.lower()] = value
     if environ.get("TELEGRAM_BOT_TOKEN"):

@@ -89,8 +89,18 @@ WHATSAPP_TRAY = StickerSpec("whatsapp_tray", "PNG", 96, True, 50_000, "png", "im
 # The pack's cover is an image of the same kind.
 SIGNAL_STICKER = StickerSpec("signal_sticker", "PNG", 512, True, 300 * 1024, "png", "image/png")
 
-SPECS = {s.name: s for s in (TELEGRAM_STATIC, TELEGRAM_THUMBNAIL, DISCORD_MESSAGE, DISCORD_SERVER_STICKER,
-                             WHATSAPP_STATIC, WHATSAPP_TRAY, SIGNAL_STICKER)}
+SPECS = {
+    s.name: s
+    for s in (
+        TELEGRAM_STATIC,
+        TELEGRAM_THUMBNAIL,
+        DISCORD_MESSAGE,
+        DISCORD_SERVER_STICKER,
+        WHATSAPP_STATIC,
+        WHATSAPP_TRAY,
+        SIGNAL_STICKER,
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -125,8 +135,9 @@ class PackRules:
         if len(keywords) > self.max_keywords:
             problems.append(f"{len(keywords)} keywords, at most {self.max_keywords}")
         if sum(len(k) for k in keywords) > self.max_keyword_chars:
-            problems.append(f"keywords of {sum(len(k) for k in keywords)} characters, at most "
-                            f"{self.max_keyword_chars} together")
+            problems.append(
+                f"keywords of {sum(len(k) for k in keywords)} characters, at most {self.max_keyword_chars} together"
+            )
         return problems
 
 
@@ -134,19 +145,47 @@ class PackRules:
 # stickers", title "1-64 characters"; a static set holds up to 120 stickers (addStickerToSet,
 # and the @Stickers limit); InputSticker "emoji_list: List of 1-20 emoji", "keywords: List of
 # 0-20 search keywords for the sticker with total length of up to 64 characters".
-TELEGRAM_SET = PackRules("telegram_set", TELEGRAM_STATIC, TELEGRAM_THUMBNAIL, min_stickers=1, max_stickers=120,
-                         min_emoji=1, max_emoji=20, max_title_chars=64, max_per_call=50, max_keywords=20,
-                         max_keyword_chars=64)
+TELEGRAM_SET = PackRules(
+    "telegram_set",
+    TELEGRAM_STATIC,
+    TELEGRAM_THUMBNAIL,
+    min_stickers=1,
+    max_stickers=120,
+    min_emoji=1,
+    max_emoji=20,
+    max_title_chars=64,
+    max_per_call=50,
+    max_keywords=20,
+    max_keyword_chars=64,
+)
 # WhatsApp Android README: "Each sticker pack must have a minimum of 3 stickers and a maximum of
 # 30 stickers", "emojis (optional): add up to a maximum of three emoji for each sticker",
 # `name` and `publisher` "128 characters max" (Limits.swift: MaxEmojisCount = 3, MaxCharLimit128).
-WHATSAPP_PACK = PackRules("whatsapp_pack", WHATSAPP_STATIC, WHATSAPP_TRAY, min_stickers=3, max_stickers=30,
-                          min_emoji=0, max_emoji=3, max_title_chars=128, max_author_chars=128)
+WHATSAPP_PACK = PackRules(
+    "whatsapp_pack",
+    WHATSAPP_STATIC,
+    WHATSAPP_TRAY,
+    min_stickers=3,
+    max_stickers=30,
+    min_emoji=0,
+    max_emoji=3,
+    max_title_chars=128,
+    max_author_chars=128,
+)
 # Signal-Art-Creator constants.ts: MIN_STICKERS = 1, MAX_STICKERS = 200; its emoji stage asks
 # one emoji per sticker; title and author are typed into the creator (no limit stated there,
 # so the WhatsApp-like 128 is used to keep them readable).
-SIGNAL_PACK = PackRules("signal_pack", SIGNAL_STICKER, SIGNAL_STICKER, min_stickers=1, max_stickers=200,
-                        min_emoji=1, max_emoji=1, max_title_chars=128, max_author_chars=128)
+SIGNAL_PACK = PackRules(
+    "signal_pack",
+    SIGNAL_STICKER,
+    SIGNAL_STICKER,
+    min_stickers=1,
+    max_stickers=200,
+    min_emoji=1,
+    max_emoji=1,
+    max_title_chars=128,
+    max_author_chars=128,
+)
 
 PACK_RULES = {r.name: r for r in (TELEGRAM_SET, WHATSAPP_PACK, SIGNAL_PACK)}
 

@@ -15,28 +15,50 @@ from storage.transactions import immediate_transaction
 from storage.transactions import now as _now
 
 
-def get_embedding(db: sqlite_utils.Database, reference_sha256: str, model_id: str, settings_hash: str, *,
-                  touch: bool = True, now: float | None = None) -> Embedding | None:
+def get_embedding(
+    db: sqlite_utils.Database,
+    reference_sha256: str,
+    model_id: str,
+    settings_hash: str,
+    *,
+    touch: bool = True,
+    now: float | None = None,
+) -> Embedding | None:
     """The cached embedding or None; a hit refreshes `last_used_at` (retention keeps used ones)."""
     key = [reference_sha256, model_id, settings_hash]
     if touch:
-        db.execute("UPDATE embeddings SET last_used_at = ? "
-                   "WHERE reference_sha256 = ? AND model_id = ? AND settings_hash = ?",
-                   [now if now is not None else _now(), *key])
-    rows = list(db.query("SELECT * FROM embeddings WHERE reference_sha256 = ? AND model_id = ? "
-                         "AND settings_hash = ?", key))
+        db.execute(
+            "UPDATE embeddings SET last_used_at = ? WHERE reference_sha256 = ? AND model_id = ? AND settings_hash = ?",
+            [now if now is not None else _now(), *key],
+        )
+    rows = list(
+        db.query("SELECT * FROM embeddings WHERE reference_sha256 = ? AND model_id = ? AND settings_hash = ?", key)
+    )
     return Embedding.from_row(rows[0]) if rows else None
 
 
 def exists(db: sqlite_utils.Database, reference_sha256: str, model_id: str, settings_hash: str) -> bool:
     """Is it cached? Does not count as a use."""
-    return db.execute("SELECT 1 FROM embeddings WHERE reference_sha256 = ? AND model_id = ? AND settings_hash = ?",
-                      [reference_sha256, model_id, settings_hash]).fetchone() is not None
+    return (
+        db.execute(
+            "SELECT 1 FROM embeddings WHERE reference_sha256 = ? AND model_id = ? AND settings_hash = ?",
+            [reference_sha256, model_id, settings_hash],
+        ).fetchone()
+        is not None
+    )
 
 
-def put_embedding(db: sqlite_utils.Database, reference_sha256: str, model_id: str, settings_hash: str,
-                  data: bytes, meta: dict | None = None, *, adapter_weights: bytes | None = None,
-                  now: float | None = None) -> Embedding:
+def put_embedding(
+    db: sqlite_utils.Database,
+    reference_sha256: str,
+    model_id: str,
+    settings_hash: str,
+    data: bytes,
+    meta: dict | None = None,
+    *,
+    adapter_weights: bytes | None = None,
+    now: float | None = None,
+) -> Embedding:
     """Insert or replace the embedding for this key (upsert; `created_at` is kept on replace)."""
     at = now if now is not None else _now()
     db.execute(
@@ -51,24 +73,39 @@ def put_embedding(db: sqlite_utils.Database, reference_sha256: str, model_id: st
     return embedding
 
 
-def put_embedding_for_job(db: sqlite_utils.Database, job_id: str, reference_sha256: str, model_id: str,
-                          settings_hash: str, data: bytes, meta: dict | None = None, *,
-                          adapter_weights: bytes | None = None, now: float | None = None) -> bool:
+def put_embedding_for_job(
+    db: sqlite_utils.Database,
+    job_id: str,
+    reference_sha256: str,
+    model_id: str,
+    settings_hash: str,
+    data: bytes,
+    meta: dict | None = None,
+    *,
+    adapter_weights: bytes | None = None,
+    now: float | None = None,
+) -> bool:
     """Store a job's learned embedding only while the job exists, checked and written in one
     transaction: once /forget has deleted the job, nothing of it comes back. False when the
     job was gone (nothing written)."""
     with immediate_transaction(db):
         if db.execute("SELECT 1 FROM jobs WHERE id = ?", [job_id]).fetchone() is None:
             return False
-        put_embedding(db, reference_sha256, model_id, settings_hash, data, meta,
-                      adapter_weights=adapter_weights, now=now)
+        put_embedding(
+            db, reference_sha256, model_id, settings_hash, data, meta, adapter_weights=adapter_weights, now=now
+        )
     return True
 
 
 def delete_embedding(db: sqlite_utils.Database, reference_sha256: str, model_id: str, settings_hash: str) -> bool:
     """Drop one cache entry (one that the runtime could not use). True if there was one."""
-    return db.execute("DELETE FROM embeddings WHERE reference_sha256 = ? AND model_id = ? AND settings_hash = ?",
-                      [reference_sha256, model_id, settings_hash]).rowcount == 1
+    return (
+        db.execute(
+            "DELETE FROM embeddings WHERE reference_sha256 = ? AND model_id = ? AND settings_hash = ?",
+            [reference_sha256, model_id, settings_hash],
+        ).rowcount
+        == 1
+    )
 
 
 def last_model_id(db: sqlite_utils.Database) -> str | None:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from storage.transactions import immediate_transaction, now as _now
+from storage.transactions import immediate_transaction
+from storage.transactions import now as _now
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,10 @@ class GuildSettings:
 
 
 def get_guild_settings(db: sqlite_utils.Database, platform: str, guild_id: str | int) -> GuildSettings:
-    row = db.execute("SELECT allowed_channels, admin_role_id FROM guild_settings WHERE platform = ? AND guild_id = ?",
-                     [platform, str(guild_id)]).fetchone()
+    row = db.execute(
+        "SELECT allowed_channels, admin_role_id FROM guild_settings WHERE platform = ? AND guild_id = ?",
+        [platform, str(guild_id)],
+    ).fetchone()
     if row is None:
         return GuildSettings(platform, str(guild_id))
     return GuildSettings(platform, str(guild_id), tuple(json.loads(row[0])), row[1])
@@ -39,14 +42,20 @@ def _save(db: sqlite_utils.Database, settings: GuildSettings) -> GuildSettings:
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (platform, guild_id) DO UPDATE SET "
         "allowed_channels = excluded.allowed_channels, admin_role_id = excluded.admin_role_id, "
         "updated_at = excluded.updated_at",
-        [settings.platform, settings.guild_id, json.dumps(list(settings.allowed_channels)), settings.admin_role_id,
-         _now()],
+        [
+            settings.platform,
+            settings.guild_id,
+            json.dumps(list(settings.allowed_channels)),
+            settings.admin_role_id,
+            _now(),
+        ],
     )
     return settings
 
 
-def set_channel_allowed(db: sqlite_utils.Database, platform: str, guild_id: str | int, channel_id: str | int,
-                        allowed: bool) -> GuildSettings:
+def set_channel_allowed(
+    db: sqlite_utils.Database, platform: str, guild_id: str | int, channel_id: str | int, allowed: bool
+) -> GuildSettings:
     """Add a channel to (or remove it from) the server's list of channels the bot answers in."""
     with immediate_transaction(db):
         current = get_guild_settings(db, platform, guild_id)
@@ -56,8 +65,9 @@ def set_channel_allowed(db: sqlite_utils.Database, platform: str, guild_id: str 
         return _save(db, GuildSettings(platform, str(guild_id), tuple(channels), current.admin_role_id))
 
 
-def set_admin_role(db: sqlite_utils.Database, platform: str, guild_id: str | int,
-                   role_id: str | int | None) -> GuildSettings:
+def set_admin_role(
+    db: sqlite_utils.Database, platform: str, guild_id: str | int, role_id: str | int | None
+) -> GuildSettings:
     with immediate_transaction(db):
         current = get_guild_settings(db, platform, guild_id)
         role = str(role_id) if role_id is not None else None

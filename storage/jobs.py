@@ -15,14 +15,7 @@ Fairness rule of `claim_next_job` (one transaction, BEGIN IMMEDIATE):
      first; ties by the candidate's age). A claim moves the user to the back,
      so users take turns round-robin, however many jobs one of them queued.
 
-Delivery of a finished (done or failed) job is a second, short lease:
-`claim_delivery` gives one worker the right to send, for `lease_seconds`;
-`confirm_delivery` records that the platform accepted it (`delivered_at`);
-`fail_delivery` gives the claim back with a backoff, or gives up after N tries.
-A sender that dies between its claim and its confirmation leaves a claim that
-expires, and the result is sent again: at least once, never lost, and twice only
-if the process died in the moment between the platform's answer and the commit.
-`mark_delivered` is the one-shot test-and-set for callers that need no claim.
+Delivering a finished job's result (its own claim) is storage/deliveries.py.
 """
 
 from __future__ import annotations
@@ -37,6 +30,8 @@ from storage.transactions import immediate_transaction
 from storage.transactions import now as _now
 
 _RUNNING = "('adapting', 'generating')"
+# The error code of an attempt that ran out of time (the sweep below; the worker's own timeout too).
+TIMED_OUT = "timed_out"
 _FINAL = "('done', 'failed', 'cancelled')"
 
 
@@ -50,15 +45,24 @@ def _dump(value) -> str | None:
 
 def get_job(db: sqlite_utils.Database, job_id: str, *, user_id: int | None = None) -> Job | None:
     """The job by id. Code acting for a user passes `user_id`, and gets None for others' jobs."""
-    sql, params = "SELECT * FROM jobs WHERE id = ?", [job_id]
+    sql, params = "SELECT * FROM jobs WHERE id = ?", [job_id]  # type: str, list[object]
     if user_id is not None:
         sql, params = sql + " AND user_id = ?", [job_id, user_id]
     rows = list(db.query(sql, params))
     return Job.from_row(rows[0]) if rows else None
 
 
-def create_job(db: sqlite_utils.Database, user_id: int, kind: str, request: dict, *, chat: dict | None = None,
-               max_attempts: int = 3, job_id: str | None = None, now: float | None = None) -> Job:
+def create_job(
+    db: sqlite_utils.Database,
+    user_id: int,
+    kind: str,
+    request: dict,
+    *,
+    chat: dict | None = None,
+    max_attempts: int = 3,
+    job_id: str | None = None,
+    now: float | None = None,
+) -> Job:
     at = _at(now)
     job_id = job_id or str(uuid.uuid4())
     db.execute(
@@ -71,8 +75,14 @@ def create_job(db: sqlite_utils.Database, user_id: int, kind: str, request: dict
     return job
 
 
-def claim_next_job(db: sqlite_utils.Database, worker_id: str, lease_seconds: float, *,
-                   now: float | None = None, platforms: tuple[str, ...] | None = None) -> Job | None:
+def claim_next_job(
+    db: sqlite_utils.Database,
+    worker_id: str,
+    lease_seconds: float,
+    *,
+    now: float | None = None,
+    platforms: tuple[str, ...] | None = None,
+) -> Job | None:
     """Atomically take the next job by the fairness rule (module docstring); None if none is ready.
 
     The claimed job is "adapting", leased to `worker_id` until now + `lease_seconds`, with
@@ -130,8 +140,9 @@ def claim_next_job(db: sqlite_utils.Database, worker_id: str, lease_seconds: flo
     return get_job(db, job_id)
 
 
-def heartbeat(db: sqlite_utils.Database, job_id: str, worker_id: str, lease_seconds: float, *,
-              now: float | None = None) -> bool:
+def heartbeat(
+    db: sqlite_utils.Database, job_id: str, worker_id: str, lease_seconds: float, *, now: float | None = None
+) -> bool:
     """Extend the lease. False when this worker no longer holds the job (it expired and was
     taken by another worker, or the job was finished/cancelled/forgotten): stop working on it."""
     at = _at(now)
@@ -143,41 +154,57 @@ def heartbeat(db: sqlite_utils.Database, job_id: str, worker_id: str, lease_seco
     return cursor.rowcount == 1
 
 
-def set_state(db: sqlite_utils.Database, job_id: str, state: str, *, worker_id: str,
-              now: float | None = None) -> bool:
+def set_state(db: sqlite_utils.Database, job_id: str, state: str, *, worker_id: str, now: float | None = None) -> bool:
     """Move a running job between adapting and generating. False (nothing written) unless
     `worker_id` holds the job's lease: a worker that lost it does not move the job."""
     if state not in RUNNING_STATES:
         raise ValueError(f"set_state is for running states {RUNNING_STATES}, got {state!r}")
-    cursor = db.execute(f"UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND lease_owner = ? "
-                        f"AND state IN {_RUNNING}", [state, _at(now), job_id, worker_id])
+    cursor = db.execute(
+        f"UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state IN {_RUNNING}",
+        [state, _at(now), job_id, worker_id],
+    )
     return cursor.rowcount == 1
 
 
-def set_progress(db: sqlite_utils.Database, job_id: str, progress: dict, *, worker_id: str,
-                 now: float | None = None) -> bool:
+def set_progress(
+    db: sqlite_utils.Database, job_id: str, progress: dict, *, worker_id: str, now: float | None = None
+) -> bool:
     """The running job's latest progress event; only the lease holder's is written."""
-    cursor = db.execute(f"UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND lease_owner = ? "
-                        f"AND state IN {_RUNNING}", [json.dumps(progress), _at(now), job_id, worker_id])
+    cursor = db.execute(
+        f"UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ? AND lease_owner = ? AND state IN {_RUNNING}",
+        [json.dumps(progress), _at(now), job_id, worker_id],
+    )
     return cursor.rowcount == 1
 
 
-def finish_job(db: sqlite_utils.Database, job_id: str, result: dict, *, worker_id: str | None = None,
-               now: float | None = None) -> bool:
+def finish_job(
+    db: sqlite_utils.Database, job_id: str, result: dict, *, worker_id: str | None = None, now: float | None = None
+) -> bool:
     """Mark done with its result. False if the job was already final (or, with `worker_id`,
     is no longer leased to that worker)."""
     at = _at(now)
-    sql = (f"UPDATE jobs SET state = 'done', result = ?, finished_at = ?, updated_at = ?, lease_owner = NULL, "
-           f"lease_expires_at = NULL, error = NULL WHERE id = ? AND state NOT IN {_FINAL}")
+    sql = (
+        f"UPDATE jobs SET state = 'done', result = ?, finished_at = ?, updated_at = ?, lease_owner = NULL, "
+        f"lease_expires_at = NULL, error = NULL WHERE id = ? AND state NOT IN {_FINAL}"
+    )
     params = [json.dumps(result), at, at, job_id]
     if worker_id is not None:
         sql, params = sql + " AND lease_owner = ?", [*params, worker_id]
     return db.execute(sql, params).rowcount == 1
 
 
-def fail_job(db: sqlite_utils.Database, job_id: str, error: str, retry_delay: float | None = None, *,
-             worker_id: str | None = None, now: float | None = None) -> bool:
-    """Record a failed attempt. With `retry_delay` (seconds) and attempts left, the job goes
+def fail_job(
+    db: sqlite_utils.Database,
+    job_id: str,
+    error: str,
+    retry_delay: float | None = None,
+    *,
+    worker_id: str | None = None,
+    now: float | None = None,
+    code: str | None = None,
+) -> bool:
+    """Record a failed attempt, its error text and `code` (what kind of failure it was, for
+    the message the user gets). With `retry_delay` (seconds) and attempts left, the job goes
     back to the queue, runnable after the delay; otherwise it ends "failed".
 
     Returns True when the failure is final (tell the user), False when it will be retried.
@@ -185,8 +212,9 @@ def fail_job(db: sqlite_utils.Database, job_id: str, error: str, retry_delay: fl
     """
     at = _at(now)
     with immediate_transaction(db):
-        row = db.execute("SELECT attempts, max_attempts, state, lease_owner FROM jobs WHERE id = ?",
-                         [job_id]).fetchone()
+        row = db.execute(
+            "SELECT attempts, max_attempts, state, lease_owner FROM jobs WHERE id = ?", [job_id]
+        ).fetchone()
         if row is None:
             return True
         attempts, max_attempts, state, lease_owner = row
@@ -196,15 +224,15 @@ def fail_job(db: sqlite_utils.Database, job_id: str, error: str, retry_delay: fl
             return False
         if retry_delay is not None and attempts < max_attempts:
             db.execute(
-                "UPDATE jobs SET state = 'queued', error = ?, next_attempt_at = ?, lease_owner = NULL, "
+                "UPDATE jobs SET state = 'queued', error = ?, error_code = ?, next_attempt_at = ?, lease_owner = NULL, "
                 "lease_expires_at = NULL, updated_at = ? WHERE id = ?",
-                [error, at + max(0.0, retry_delay), at, job_id],
+                [error, code, at + max(0.0, retry_delay), at, job_id],
             )
             return False
         db.execute(
-            "UPDATE jobs SET state = 'failed', error = ?, finished_at = ?, updated_at = ?, lease_owner = NULL, "
-            "lease_expires_at = NULL WHERE id = ?",
-            [error, at, at, job_id],
+            "UPDATE jobs SET state = 'failed', error = ?, error_code = ?, finished_at = ?, updated_at = ?, "
+            "lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+            [error, code, at, at, job_id],
         )
         return True
 
@@ -212,8 +240,11 @@ def fail_job(db: sqlite_utils.Database, job_id: str, error: str, retry_delay: fl
 def cancel_job(db: sqlite_utils.Database, user_id: int, job_id: str, *, now: float | None = None) -> bool:
     """A user cancels their own queued job. Running jobs are not interrupted."""
     at = _at(now)
-    cursor = db.execute("UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ? "
-                        "WHERE id = ? AND user_id = ? AND state = 'queued'", [at, at, job_id, user_id])
+    cursor = db.execute(
+        "UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ? "
+        "WHERE id = ? AND user_id = ? AND state = 'queued'",
+        [at, at, job_id, user_id],
+    )
     return cursor.rowcount == 1
 
 
@@ -229,8 +260,15 @@ def requeue_running(db: sqlite_utils.Database, worker_id: str, *, now: float | N
     return cursor.rowcount
 
 
-def release_job(db: sqlite_utils.Database, job_id: str, worker_id: str, *, delay: float = 0.0,
-                count_attempt: bool = False, now: float | None = None) -> bool:
+def release_job(
+    db: sqlite_utils.Database,
+    job_id: str,
+    worker_id: str,
+    *,
+    delay: float = 0.0,
+    count_attempt: bool = False,
+    now: float | None = None,
+) -> bool:
     """Give one running job back to the queue, runnable after `delay` seconds. The attempt
     is not counted unless `count_attempt` (use that when the job may have caused the
     trouble; not when the runtime never received it, or on shutdown). False when this
@@ -254,10 +292,13 @@ def expire_leases(db: sqlite_utils.Database, worker_id: str, *, now: float | Non
     at = _at(now)
     running = db.execute(
         f"UPDATE jobs SET lease_expires_at = ?, updated_at = ? WHERE lease_owner = ? AND state IN {_RUNNING}",
-        [at - 1e-3, at, worker_id]).rowcount
+        [at - 1e-3, at, worker_id],
+    ).rowcount
     delivering = db.execute(
         "UPDATE jobs SET delivery_owner = NULL, delivery_expires_at = NULL, updated_at = ? "
-        "WHERE delivery_owner = ? AND delivered_at IS NULL", [at, worker_id]).rowcount
+        "WHERE delivery_owner = ? AND delivered_at IS NULL",
+        [at, worker_id],
+    ).rowcount
     return {"running": running, "delivering": delivering}
 
 
@@ -266,10 +307,17 @@ def fail_timed_out(db: sqlite_utils.Database, timeout_s: float, *, now: float | 
     that still heartbeats) are failed for this attempt: requeued at once while attempts are
     left, otherwise failed. Returns the ids of the jobs that ended failed."""
     at = _at(now)
-    ids = [r[0] for r in db.execute(f"SELECT id FROM jobs WHERE state IN {_RUNNING} AND claimed_at < ?",
-                                    [at - timeout_s]).fetchall()]
-    return [job_id for job_id in ids
-            if fail_job(db, job_id, f"timed out after {timeout_s:.0f} s", retry_delay=0, now=at)]
+    ids = [
+        r[0]
+        for r in db.execute(
+            f"SELECT id FROM jobs WHERE state IN {_RUNNING} AND claimed_at < ?", [at - timeout_s]
+        ).fetchall()
+    ]
+    return [
+        job_id
+        for job_id in ids
+        if fail_job(db, job_id, f"timed out after {timeout_s:.0f} s", retry_delay=0, now=at, code=TIMED_OUT)
+    ]
 
 
 def _queued_in_fair_order(db: sqlite_utils.Database) -> list[str]:
@@ -302,76 +350,6 @@ def queue_position(db: sqlite_utils.Database, job_id: str) -> int | None:
         return None
 
 
-def mark_delivered(db: sqlite_utils.Database, job_id: str, *, now: float | None = None) -> bool:
-    """True only for the first call per job: whoever gets True sends the result."""
-    cursor = db.execute("UPDATE jobs SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
-                        [_at(now), job_id])
-    return cursor.rowcount == 1
-
-
-def claim_delivery(db: sqlite_utils.Database, job_id: str, worker_id: str, lease_seconds: float, *,
-                   now: float | None = None) -> bool:
-    """The right to send this finished job's result, for `lease_seconds`. True for one
-    holder at a time; False when it was delivered, another sender holds a live claim, or
-    a failed send is still backing off."""
-    at = _at(now)
-    cursor = db.execute(
-        f"UPDATE jobs SET delivery_owner = ?, delivery_expires_at = ?, delivery_attempts = delivery_attempts + 1, "
-        f"updated_at = ? WHERE id = ? AND state IN ('done', 'failed') AND delivered_at IS NULL "
-        f"AND (delivery_owner IS NULL OR delivery_expires_at < ?) AND COALESCE(delivery_next_at, 0) <= ?",
-        [worker_id, at + lease_seconds, at, job_id, at, at],
-    )
-    return cursor.rowcount == 1
-
-
-def confirm_delivery(db: sqlite_utils.Database, job_id: str, worker_id: str, *, now: float | None = None) -> bool:
-    """The platform accepted the result: record it. False if this worker's claim was lost
-    (it expired and another sender took it) or the job is gone."""
-    at = _at(now)
-    cursor = db.execute(
-        "UPDATE jobs SET delivered_at = ?, delivery_owner = NULL, delivery_expires_at = NULL, delivery_error = NULL, "
-        "updated_at = ? WHERE id = ? AND delivery_owner = ? AND delivered_at IS NULL",
-        [at, at, job_id, worker_id],
-    )
-    return cursor.rowcount == 1
-
-
-def fail_delivery(db: sqlite_utils.Database, job_id: str, worker_id: str, error: str, *, retry_delay: float,
-                  max_attempts: int, now: float | None = None) -> bool:
-    """A send failed. While tries are left the claim is given back, to be tried again after
-    `retry_delay`; after `max_attempts` sends the job is closed as delivered-with-error
-    (`delivered_at` set, `delivery_error` kept) so it is not retried for ever.
-    Returns True when it gave up."""
-    at = _at(now)
-    with immediate_transaction(db):
-        row = db.execute("SELECT delivery_attempts, delivery_owner FROM jobs WHERE id = ? AND delivered_at IS NULL",
-                         [job_id]).fetchone()
-        if row is None or row[1] != worker_id:
-            return False
-        if row[0] >= max_attempts:
-            db.execute("UPDATE jobs SET delivered_at = ?, delivery_owner = NULL, delivery_expires_at = NULL, "
-                       "delivery_error = ?, updated_at = ? WHERE id = ?", [at, error, at, job_id])
-            return True
-        db.execute("UPDATE jobs SET delivery_owner = NULL, delivery_expires_at = NULL, delivery_next_at = ?, "
-                   "delivery_error = ?, updated_at = ? WHERE id = ?", [at + max(0.0, retry_delay), error, at, job_id])
-        return False
-
-
-def undelivered_finished_jobs(db: sqlite_utils.Database, limit: int = 100, *, now: float | None = None,
-                              platforms: tuple[str, ...] | None = None) -> list[Job]:
-    """Done or failed jobs whose result was never handed out (e.g. the bot died in between),
-    that nobody is sending right now and whose retry backoff is over."""
-    at = _at(now)
-    sql = ("SELECT j.* FROM jobs j JOIN users u ON u.id = j.user_id "
-           "WHERE j.state IN ('done', 'failed') AND j.delivered_at IS NULL "
-           "AND (j.delivery_owner IS NULL OR j.delivery_expires_at < ?) AND COALESCE(j.delivery_next_at, 0) <= ?")
-    params: list = [at, at]
-    if platforms is not None:
-        sql += f" AND u.platform IN ({','.join('?' * len(platforms)) or 'NULL'})"
-        params += list(platforms)
-    return [Job.from_row(r) for r in db.query(sql + " ORDER BY j.finished_at LIMIT ?", [*params, limit])]
-
-
 def count_active(db: sqlite_utils.Database, user_id: int | None = None) -> int:
     """Queued plus running jobs, of everyone or of one user (for the global queue cap)."""
     sql = "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'adapting', 'generating')"
@@ -382,13 +360,18 @@ def count_active(db: sqlite_utils.Database, user_id: int | None = None) -> int:
 
 
 def active_jobs_for_user(db: sqlite_utils.Database, user_id: int) -> list[Job]:
-    return [Job.from_row(r) for r in db.query(
-        "SELECT * FROM jobs WHERE user_id = ? AND state IN ('queued', 'adapting', 'generating') "
-        "ORDER BY created_at, rowid", [user_id])]
+    return [
+        Job.from_row(r)
+        for r in db.query(
+            "SELECT * FROM jobs WHERE user_id = ? AND state IN ('queued', 'adapting', 'generating') "
+            "ORDER BY created_at, rowid",
+            [user_id],
+        )
+    ]
 
 
 def last_job(db: sqlite_utils.Database, user_id: int, *, kind: str | None = None) -> Job | None:
-    sql, params = "SELECT * FROM jobs WHERE user_id = ?", [user_id]
+    sql, params = "SELECT * FROM jobs WHERE user_id = ?", [user_id]  # type: str, list[object]
     if kind is not None:
         sql, params = sql + " AND kind = ?", [user_id, kind]
     rows = list(db.query(sql + " ORDER BY created_at DESC, rowid DESC LIMIT 1", params))
@@ -397,5 +380,4 @@ def last_job(db: sqlite_utils.Database, user_id: int, *, kind: str | None = None
 
 def jobs_created_since(db: sqlite_utils.Database, user_id: int, since: float) -> int:
     """How many jobs the user created since `since` (for rate limits and daily quotas)."""
-    return db.execute("SELECT COUNT(*) FROM jobs WHERE user_id = ? AND created_at >= ?",
-                      [user_id, since]).fetchone()[0]
+    return db.execute("SELECT COUNT(*) FROM jobs WHERE user_id = ? AND created_at >= ?", [user_id, since]).fetchone()[0]

@@ -28,8 +28,16 @@ class User:
 
     @classmethod
     def from_row(cls, row: dict) -> User:
-        return cls(row["id"], row["platform"], row["platform_user_id"], row["display_name"],
-                   row["created_at"], bool(row["banned"]), row["daily_quota"], row.get("forgotten_at"))
+        return cls(
+            row["id"],
+            row["platform"],
+            row["platform_user_id"],
+            row["display_name"],
+            row["created_at"],
+            bool(row["banned"]),
+            row["daily_quota"],
+            row.get("forgotten_at"),
+        )
 
 
 @dataclass(frozen=True)
@@ -47,8 +55,18 @@ class Reference:
 
     @classmethod
     def from_row(cls, row: dict) -> Reference:
-        return cls(row["id"], row["user_id"], row["sha256"], row["image"], row["mask"], row["mask_source"],
-                   row["width"], row["height"], row["created_at"], bool(row["active"]))
+        return cls(
+            row["id"],
+            row["user_id"],
+            row["sha256"],
+            row["image"],
+            row["mask"],
+            row["mask_source"],
+            row["width"],
+            row["height"],
+            row["created_at"],
+            bool(row["active"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -65,8 +83,17 @@ class Embedding:
 
     @classmethod
     def from_row(cls, row: dict) -> Embedding:
-        return cls(row["id"], row["reference_sha256"], row["model_id"], row["settings_hash"], row["data"],
-                   _json(row["meta"], {}), row["created_at"], row["last_used_at"], row.get("adapter_weights"))
+        return cls(
+            row["id"],
+            row["reference_sha256"],
+            row["model_id"],
+            row["settings_hash"],
+            row["data"],
+            _json(row["meta"], {}),
+            row["created_at"],
+            row["last_used_at"],
+            row.get("adapter_weights"),
+        )
 
 
 @dataclass(frozen=True)
@@ -90,8 +117,9 @@ class Job:
     delivered_at: float | None
     chat: dict | None  # opaque to storage: where the adapter delivers
     claimed_at: float | None = None  # start of the current attempt
-    delivery_attempts: int = 0  # claims to send the result (see jobs.claim_delivery)
+    delivery_attempts: int = 0  # claims to send the result (see deliveries.claim_delivery)
     delivery_error: str | None = None  # last failed send; with delivered_at set: given up
+    error_code: str | None = None  # the last failed attempt's code (jobs.fail_job), None: unnamed
 
     @property
     def running(self) -> bool:
@@ -104,11 +132,28 @@ class Job:
     @classmethod
     def from_row(cls, row: dict) -> Job:
         return cls(
-            row["id"], row["user_id"], row["kind"], _json(row["request"], {}), row["state"], row["attempts"],
-            row["max_attempts"], _json(row["progress"]), row["error"], _json(row["result"]),
-            row["lease_owner"], row["lease_expires_at"], row["next_attempt_at"], row["created_at"],
-            row["updated_at"], row["finished_at"], row["delivered_at"], _json(row["chat"]), row.get("claimed_at"),
-            row.get("delivery_attempts") or 0, row.get("delivery_error"),
+            row["id"],
+            row["user_id"],
+            row["kind"],
+            _json(row["request"], {}),
+            row["state"],
+            row["attempts"],
+            row["max_attempts"],
+            _json(row["progress"]),
+            row["error"],
+            _json(row["result"]),
+            row["lease_owner"],
+            row["lease_expires_at"],
+            row["next_attempt_at"],
+            row["created_at"],
+            row["updated_at"],
+            row["finished_at"],
+            row["delivered_at"],
+            _json(row["chat"]),
+            row.get("claimed_at"),
+            row.get("delivery_attempts") or 0,
+            row.get("delivery_error"),
+            row.get("error_code"),
         )
 
 
@@ -127,9 +172,18 @@ class Sticker:
 
     @classmethod
     def from_row(cls, row: dict) -> Sticker:
-        return cls(row["id"], row["user_id"], row["job_id"], row["position"], _json(row["request"], {}),
-                   row["emoji"], row["image"], row["created_at"], row["last_used_at"],
-                   _json(row["platform_file_ids"], {}))
+        return cls(
+            row["id"],
+            row["user_id"],
+            row["job_id"],
+            row["position"],
+            _json(row["request"], {}),
+            row["emoji"],
+            row["image"],
+            row["created_at"],
+            row["last_used_at"],
+            _json(row["platform_file_ids"], {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -144,8 +198,15 @@ class Pack:
 
     @classmethod
     def from_row(cls, row: dict) -> Pack:
-        return cls(row["id"], row["user_id"], row["platform"], row["name"], row["title"],
-                   row["sticker_count"], row["created_at"])
+        return cls(
+            row["id"],
+            row["user_id"],
+            row["platform"],
+            row["name"],
+            row["title"],
+            row["sticker_count"],
+            row["created_at"],
+        )
 
 
 @dataclass(frozen=True)
@@ -164,5 +225,14 @@ class PackOrder:
 
     @classmethod
     def from_row(cls, row: dict) -> PackOrder:
-        return cls(row["id"], row["user_id"], row["words"], row["size"], tuple(_json(row["job_ids"], [])),
-                   _json(row["chat"]), row["created_at"], row["delivered_at"], _json(row["result"]))
+        return cls(
+            row["id"],
+            row["user_id"],
+            row["words"],
+            row["size"],
+            tuple(_json(row["job_ids"], [])),
+            _json(row["chat"]),
+            row["created_at"],
+            row["delivered_at"],
+            _json(row["result"]),
+        )

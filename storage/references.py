@@ -23,8 +23,16 @@ def _png_size(png: bytes) -> tuple[int, int]:
         return image.size
 
 
-def save_reference(db: sqlite_utils.Database, user_id: int, image_png: bytes, mask_png: bytes | None,
-                   mask_source: str | None, *, width: int | None = None, height: int | None = None) -> Reference:
+def save_reference(
+    db: sqlite_utils.Database,
+    user_id: int,
+    image_png: bytes,
+    mask_png: bytes | None,
+    mask_source: str | None,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+) -> Reference:
     """Store `image_png` (already validated and normalised) as the user's active reference.
 
     The same picture again reactivates the existing row instead of adding a copy (keeping
@@ -37,13 +45,17 @@ def save_reference(db: sqlite_utils.Database, user_id: int, image_png: bytes, ma
         width, height = _png_size(image_png)
     with immediate_transaction(db):
         db.execute("UPDATE reference_images SET active = 0 WHERE user_id = ? AND active = 1", [user_id])
-        existing = db.execute("SELECT id FROM reference_images WHERE user_id = ? AND sha256 = ? "
-                              "ORDER BY id DESC LIMIT 1", [user_id, sha256]).fetchone()
+        existing = db.execute(
+            "SELECT id FROM reference_images WHERE user_id = ? AND sha256 = ? ORDER BY id DESC LIMIT 1",
+            [user_id, sha256],
+        ).fetchone()
         if existing:
             reference_id = existing[0]
-            db.execute("UPDATE reference_images SET active = 1, mask = COALESCE(?, mask), "
-                       "mask_source = COALESCE(?, mask_source) WHERE id = ?",
-                       [mask_png, mask_source, reference_id])
+            db.execute(
+                "UPDATE reference_images SET active = 1, mask = COALESCE(?, mask), "
+                "mask_source = COALESCE(?, mask_source) WHERE id = ?",
+                [mask_png, mask_source, reference_id],
+            )
         else:
             reference_id = db.execute(
                 "INSERT INTO reference_images (user_id, sha256, image, mask, mask_source, width, height, "
@@ -56,8 +68,9 @@ def save_reference(db: sqlite_utils.Database, user_id: int, image_png: bytes, ma
 
 
 def active_reference(db: sqlite_utils.Database, user_id: int) -> Reference | None:
-    rows = list(db.query("SELECT * FROM reference_images WHERE user_id = ? AND active = 1 "
-                         "ORDER BY id DESC LIMIT 1", [user_id]))
+    rows = list(
+        db.query("SELECT * FROM reference_images WHERE user_id = ? AND active = 1 ORDER BY id DESC LIMIT 1", [user_id])
+    )
     return Reference.from_row(rows[0]) if rows else None
 
 
@@ -68,15 +81,18 @@ def get_reference(db: sqlite_utils.Database, user_id: int, reference_id: int) ->
 
 
 def references_for_user(db: sqlite_utils.Database, user_id: int) -> list[Reference]:
-    return [Reference.from_row(r) for r in
-            db.query("SELECT * FROM reference_images WHERE user_id = ? ORDER BY id", [user_id])]
+    return [
+        Reference.from_row(r)
+        for r in db.query("SELECT * FROM reference_images WHERE user_id = ? ORDER BY id", [user_id])
+    ]
 
 
-def update_mask(db: sqlite_utils.Database, user_id: int, reference_id: int, mask_png: bytes,
-                mask_source: str) -> bool:
+def update_mask(db: sqlite_utils.Database, user_id: int, reference_id: int, mask_png: bytes, mask_source: str) -> bool:
     """Replace the subject mask (e.g. a better SAM mask from the runtime). True when updated."""
-    cursor = db.execute("UPDATE reference_images SET mask = ?, mask_source = ? WHERE id = ? AND user_id = ?",
-                        [mask_png, mask_source, reference_id, user_id])
+    cursor = db.execute(
+        "UPDATE reference_images SET mask = ?, mask_source = ? WHERE id = ? AND user_id = ?",
+        [mask_png, mask_source, reference_id, user_id],
+    )
     return cursor.rowcount == 1
 
 
@@ -87,14 +103,21 @@ def delete_unneeded_references(db: sqlite_utils.Database, user_id: int | None = 
     Returns how many of each went."""
     user_filter = "" if user_id is None else "AND user_id = :user"
     with immediate_transaction(db):
-        shas = [row[0] for row in db.execute(
-            f"DELETE FROM reference_images WHERE active = 0 {user_filter} AND id NOT IN ("
-            "SELECT json_extract(request, '$.reference_id') FROM jobs "
-            "WHERE state IN ('queued', 'adapting', 'generating') "
-            "AND json_extract(request, '$.reference_id') IS NOT NULL) RETURNING sha256",
-            {"user": user_id}).fetchall()]
+        shas = [
+            row[0]
+            for row in db.execute(
+                f"DELETE FROM reference_images WHERE active = 0 {user_filter} AND id NOT IN ("
+                "SELECT json_extract(request, '$.reference_id') FROM jobs "
+                "WHERE state IN ('queued', 'adapting', 'generating') "
+                "AND json_extract(request, '$.reference_id') IS NOT NULL) RETURNING sha256",
+                {"user": user_id},
+            ).fetchall()
+        ]
         orphans = sorted(set(shas))
         marks = ",".join("?" * len(orphans)) or "NULL"
-        gone = db.execute(f"DELETE FROM embeddings WHERE reference_sha256 IN ({marks}) AND reference_sha256 NOT IN "
-                          "(SELECT sha256 FROM reference_images)", orphans).rowcount
+        gone = db.execute(
+            f"DELETE FROM embeddings WHERE reference_sha256 IN ({marks}) AND reference_sha256 NOT IN "
+            "(SELECT sha256 FROM reference_images)",
+            orphans,
+        ).rowcount
     return {"references": len(shas), "embeddings": gone}

@@ -18,9 +18,17 @@ def _at(now: float | None) -> float:
     return now if now is not None else _now()
 
 
-def save_sticker(db: sqlite_utils.Database, user_id: int, job_id: str | None, image_png: bytes,
-                 emoji: str | None, request: dict | None = None, *, position: int | None = None,
-                 now: float | None = None) -> Sticker:
+def save_sticker(
+    db: sqlite_utils.Database,
+    user_id: int,
+    job_id: str | None,
+    image_png: bytes,
+    emoji: str | None,
+    request: dict | None = None,
+    *,
+    position: int | None = None,
+    now: float | None = None,
+) -> Sticker:
     """Store a sticker. With `position` (its index in the job's output), saving the same job's
     sticker again replaces it, so a job that ran twice does not leave duplicates."""
     at = _at(now)
@@ -32,12 +40,15 @@ def save_sticker(db: sqlite_utils.Database, user_id: int, job_id: str | None, im
             "request = excluded.request, emoji = excluded.emoji, image = excluded.image",
             params,
         )
-        sticker_id = db.execute("SELECT id FROM stickers WHERE job_id = ? AND position = ? AND user_id = ?",
-                                [job_id, position, user_id]).fetchone()[0]
+        sticker_id = db.execute(
+            "SELECT id FROM stickers WHERE job_id = ? AND position = ? AND user_id = ?", [job_id, position, user_id]
+        ).fetchone()[0]
     else:
         sticker_id = db.execute(
             "INSERT INTO stickers (user_id, job_id, position, request, emoji, image, created_at, last_used_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", params).lastrowid
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            params,
+        ).lastrowid
     sticker = get_sticker(db, user_id, sticker_id)
     assert sticker is not None
     return sticker
@@ -49,23 +60,36 @@ def get_sticker(db: sqlite_utils.Database, user_id: int, sticker_id: int) -> Sti
 
 
 def stickers_for_job(db: sqlite_utils.Database, user_id: int, job_id: str) -> list[Sticker]:
-    return [Sticker.from_row(r) for r in db.query(
-        "SELECT * FROM stickers WHERE job_id = ? AND user_id = ? ORDER BY position, id", [job_id, user_id])]
+    return [
+        Sticker.from_row(r)
+        for r in db.query(
+            "SELECT * FROM stickers WHERE job_id = ? AND user_id = ? ORDER BY position, id", [job_id, user_id]
+        )
+    ]
 
 
 def stickers_for_user(db: sqlite_utils.Database, user_id: int, *, limit: int = 50) -> list[Sticker]:
     """Newest first."""
-    return [Sticker.from_row(r) for r in db.query(
-        "SELECT * FROM stickers WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?", [user_id, limit])]
+    return [
+        Sticker.from_row(r)
+        for r in db.query(
+            "SELECT * FROM stickers WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?", [user_id, limit]
+        )
+    ]
 
 
 def touch_sticker(db: sqlite_utils.Database, user_id: int, sticker_id: int, *, now: float | None = None) -> bool:
-    return db.execute("UPDATE stickers SET last_used_at = ? WHERE id = ? AND user_id = ?",
-                      [_at(now), sticker_id, user_id]).rowcount == 1
+    return (
+        db.execute(
+            "UPDATE stickers SET last_used_at = ? WHERE id = ? AND user_id = ?", [_at(now), sticker_id, user_id]
+        ).rowcount
+        == 1
+    )
 
 
-def use_sticker(db: sqlite_utils.Database, user_id: int, sticker_id: int | None = None, *,
-                now: float | None = None) -> Sticker | None:
+def use_sticker(
+    db: sqlite_utils.Database, user_id: int, sticker_id: int | None = None, *, now: float | None = None
+) -> Sticker | None:
     """The sticker its owner is doing something with (a button under it, adding it to a pack
     or a server; None: their newest), marked as used now so retention keeps it. None when
     it is not theirs or gone."""
@@ -79,28 +103,42 @@ def use_sticker(db: sqlite_utils.Database, user_id: int, sticker_id: int | None 
     return get_sticker(db, user_id, sticker_id)
 
 
-def record_sent(db: sqlite_utils.Database, user_id: int, sticker_id: int, message_id: str | int | None, *,
-                now: float | None = None) -> bool:
+def record_sent(
+    db: sqlite_utils.Database, user_id: int, sticker_id: int, message_id: str | int | None, *, now: float | None = None
+) -> bool:
     """The platform accepted this sticker's message (the delivery record of one sticker)."""
-    return db.execute("UPDATE stickers SET sent_at = ?, sent_message_id = ? WHERE id = ? AND user_id = ?",
-                      [_at(now), None if message_id is None else str(message_id), sticker_id, user_id]).rowcount == 1
+    return (
+        db.execute(
+            "UPDATE stickers SET sent_at = ?, sent_message_id = ? WHERE id = ? AND user_id = ?",
+            [_at(now), None if message_id is None else str(message_id), sticker_id, user_id],
+        ).rowcount
+        == 1
+    )
 
 
 def sent_sticker_ids(db: sqlite_utils.Database, user_id: int, job_id: str) -> set[int]:
     """Which of the job's stickers were already sent (a retried delivery skips them)."""
-    return {r[0] for r in db.execute("SELECT id FROM stickers WHERE job_id = ? AND user_id = ? AND sent_at IS NOT NULL",
-                                     [job_id, user_id]).fetchall()}
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT id FROM stickers WHERE job_id = ? AND user_id = ? AND sent_at IS NOT NULL", [job_id, user_id]
+        ).fetchall()
+    }
 
 
-def set_platform_file_id(db: sqlite_utils.Database, user_id: int, sticker_id: int, platform: str,
-                         file_id: str) -> bool:
+def set_platform_file_id(db: sqlite_utils.Database, user_id: int, sticker_id: int, platform: str, file_id: str) -> bool:
     """Remember the id the platform gave the uploaded file (e.g. platform="telegram")."""
     sticker = get_sticker(db, user_id, sticker_id)
     if sticker is None:
         return False
     ids = {**sticker.platform_file_ids, platform: file_id}
-    return db.execute("UPDATE stickers SET platform_file_ids = ? WHERE id = ? AND user_id = ?",
-                      [json.dumps(ids), sticker_id, user_id]).rowcount == 1
+    return (
+        db.execute(
+            "UPDATE stickers SET platform_file_ids = ? WHERE id = ? AND user_id = ?",
+            [json.dumps(ids), sticker_id, user_id],
+        ).rowcount
+        == 1
+    )
 
 
 def delete_sticker(db: sqlite_utils.Database, user_id: int, sticker_id: int) -> bool:
@@ -116,8 +154,9 @@ def delete_unused_since(db: sqlite_utils.Database, cutoff: float) -> int:
     """Retention: drop sticker masters not used since `cutoff` (Unix seconds). Packs on the
     platforms keep their copies; only our pack membership rows go. Returns how many."""
     with db.atomic():
-        db.execute("DELETE FROM pack_stickers WHERE sticker_id IN "
-                   "(SELECT id FROM stickers WHERE last_used_at < ?)", [cutoff])
+        db.execute(
+            "DELETE FROM pack_stickers WHERE sticker_id IN (SELECT id FROM stickers WHERE last_used_at < ?)", [cutoff]
+        )
         return db.execute("DELETE FROM stickers WHERE last_used_at < ?", [cutoff]).rowcount
 
 

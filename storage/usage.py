@@ -34,8 +34,9 @@ def quota_used(db: sqlite_utils.Database, user_id: int, *, now: float | None = N
     return row[0] or 0
 
 
-def take_quota(db: sqlite_utils.Database, user_id: int, limit: int, *, count: int = 1,
-               now: float | None = None) -> bool:
+def take_quota(
+    db: sqlite_utils.Database, user_id: int, limit: int, *, count: int = 1, now: float | None = None
+) -> bool:
     """Count `count` stickers (a pack counts each of its stickers) against today's quota,
     atomically; False (nothing counted) when they would go past `limit`."""
     if limit <= 0 or count > limit:
@@ -51,14 +52,18 @@ def take_quota(db: sqlite_utils.Database, user_id: int, limit: int, *, count: in
 
 def refund_quota(db: sqlite_utils.Database, user_id: int, *, count: int = 1, now: float | None = None) -> None:
     """Give back `count` counted stickers (the request was not queued after all)."""
-    db.execute("UPDATE users SET quota_used = MAX(quota_used - ?, 0) WHERE id = ? AND quota_day = ?",
-               [count, user_id, utc_day(_at(now))])
+    db.execute(
+        "UPDATE users SET quota_used = MAX(quota_used - ?, 0) WHERE id = ? AND quota_day = ?",
+        [count, user_id, utc_day(_at(now))],
+    )
 
 
 def reset_daily_quotas(db: sqlite_utils.Database, *, now: float | None = None) -> int:
     """Midnight: every user starts the day at zero. Returns how many counters changed."""
-    return db.execute("UPDATE users SET quota_used = 0, quota_day = ? WHERE quota_used != 0 OR quota_day IS NOT ?",
-                      [utc_day(_at(now)), utc_day(_at(now))]).rowcount
+    return db.execute(
+        "UPDATE users SET quota_used = 0, quota_day = ? WHERE quota_used != 0 OR quota_day IS NOT ?",
+        [utc_day(_at(now)), utc_day(_at(now))],
+    ).rowcount
 
 
 STICKER = "sticker"  # a /mysticker or /again that was queued
@@ -67,8 +72,9 @@ REFERENCE = "reference"  # a /setref that stored a picture
 
 def record_event(db: sqlite_utils.Database, user_id: int, kind: str, *, now: float | None = None) -> int:
     """Count one request of `kind` at `now`; returns its id (for `remove_event`)."""
-    event_id = db.execute("INSERT INTO usage_events (user_id, kind, at) VALUES (?, ?, ?)",
-                          [user_id, kind, _at(now)]).lastrowid
+    event_id = db.execute(
+        "INSERT INTO usage_events (user_id, kind, at) VALUES (?, ?, ?)", [user_id, kind, _at(now)]
+    ).lastrowid
     assert event_id is not None
     return event_id
 
@@ -80,8 +86,12 @@ def remove_event(db: sqlite_utils.Database, event_id: int) -> None:
 
 def event_times_since(db: sqlite_utils.Database, user_id: int, kind: str, since: float) -> list[float]:
     """When the user's requests of `kind` after `since` were made, oldest first."""
-    return [r[0] for r in db.execute("SELECT at FROM usage_events WHERE user_id = ? AND kind = ? AND at > ? "
-                                     "ORDER BY at", [user_id, kind, since]).fetchall()]
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT at FROM usage_events WHERE user_id = ? AND kind = ? AND at > ? ORDER BY at", [user_id, kind, since]
+        ).fetchall()
+    ]
 
 
 def request_times_since(db: sqlite_utils.Database, user_id: int, since: float) -> list[float]:

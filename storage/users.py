@@ -11,8 +11,9 @@ from storage.transactions import now
 
 
 def find_user(db: sqlite_utils.Database, platform: str, platform_user_id: str) -> User | None:
-    rows = list(db.query("SELECT * FROM users WHERE platform = ? AND platform_user_id = ?",
-                         [platform, str(platform_user_id)]))
+    rows = list(
+        db.query("SELECT * FROM users WHERE platform = ? AND platform_user_id = ?", [platform, str(platform_user_id)])
+    )
     return User.from_row(rows[0]) if rows else None
 
 
@@ -21,8 +22,9 @@ def get_user(db: sqlite_utils.Database, user_id: int) -> User | None:
     return User.from_row(rows[0]) if rows else None
 
 
-def get_or_create_user(db: sqlite_utils.Database, platform: str, platform_user_id: str,
-                       display_name: str | None = None) -> User:
+def get_or_create_user(
+    db: sqlite_utils.Database, platform: str, platform_user_id: str, display_name: str | None = None
+) -> User:
     """The user's row, created on first contact; a changed display name is updated."""
     platform_user_id = str(platform_user_id)
     user = find_user(db, platform, platform_user_id)
@@ -40,9 +42,12 @@ def get_or_create_user(db: sqlite_utils.Database, platform: str, platform_user_i
         return user
     if user.forgotten_at is not None or (display_name and display_name != user.display_name):
         # A forgotten user who comes back is the same user again (their limits still apply).
-        db.execute("UPDATE users SET display_name = COALESCE(?, display_name), forgotten_at = NULL WHERE id = ?",
-                   [display_name or None, user.id])
+        db.execute(
+            "UPDATE users SET display_name = COALESCE(?, display_name), forgotten_at = NULL WHERE id = ?",
+            [display_name or None, user.id],
+        )
         user = get_user(db, user.id)
+        assert user is not None
     return user
 
 
@@ -67,4 +72,6 @@ def delete_spent_tombstones(db: sqlite_utils.Database, today: str) -> int:
     return db.execute(
         "DELETE FROM users WHERE forgotten_at IS NOT NULL AND banned = 0 AND daily_quota IS NULL "
         "AND (quota_day IS NOT ? OR quota_used = 0) "
-        "AND NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.user_id = users.id)", [today]).rowcount
+        "AND NOT EXISTS (SELECT 1 FROM usage_events e WHERE e.user_id = users.id)",
+        [today],
+    ).rowcount

@@ -36,7 +36,7 @@ class HandMutant:
 MUTANTS = (
     HandMutant(
         "claim_delivery ignores a live claim of another sender",
-        "storage/jobs.py",
+        "storage/deliveries.py",
         "AND (delivery_owner IS NULL OR delivery_expires_at < ?) AND COALESCE(delivery_next_at, 0) <= ?\",\n"
         "        [worker_id, at + lease_seconds, at, job_id, at, at],",
         "AND COALESCE(delivery_next_at, 0) <= ?\",\n        [worker_id, at + lease_seconds, at, job_id, at],",
@@ -44,7 +44,7 @@ MUTANTS = (
     ),
     HandMutant(
         "confirm_delivery accepts a sender that does not hold the claim",
-        "storage/jobs.py",
+        "storage/deliveries.py",
         "\"updated_at = ? WHERE id = ? AND delivery_owner = ? AND delivered_at IS NULL\",\n"
         "        [at, at, job_id, worker_id],",
         "\"updated_at = ? WHERE id = ? AND delivered_at IS NULL\",\n        [at, at, job_id],",
@@ -73,7 +73,7 @@ MUTANTS = (
     ),
     HandMutant(
         "Telegram /forget confirmations never expire",
-        "adapters/telegram/handlers.py",
+        "adapters/telegram/handlers/account.py",
         "    if confirmations.expired(int(until), d.clock()):\n",
         "    if False:\n",
         ("tests/test_telegram_adapter.py::test_a_forget_confirmation_expires_after_ten_minutes_for_its_owner_too",),

@@ -109,6 +109,32 @@ def test_only_the_cli_wires_the_runtime_into_the_app():
     assert bad == []
 
 
+PLATFORM_ADAPTERS = ("adapters/telegram", "adapters/discord")
+
+
+@pytest.mark.parametrize("folder", PLATFORM_ADAPTERS)
+def test_platform_adapters_reach_storage_only_through_the_bot(folder):
+    """A chat adapter parses the event, calls bot/, renders the answer: it never reads or writes
+    a table itself (bot/sticker_library.py, bot/platform_packs.py, bot/guild_rules.py serve it)."""
+    assert violations(folder, lambda n: top(n) == "storage") == []
+
+
+def test_the_adapter_rule_sees_a_storage_import(tmp_path):
+    (tmp_path / "adapters" / "telegram" / "handlers").mkdir(parents=True)
+    (tmp_path / "adapters" / "telegram" / "handlers" / "planted.py").write_text(
+        "from storage import stickers\n\n\ndef f(db):\n    import storage.jobs\n"
+    )
+    globals()["ROOT"], saved = tmp_path, ROOT
+    try:
+        assert violations("adapters/telegram", lambda n: top(n) == "storage") == [
+            "adapters/telegram/handlers/planted.py imports storage",
+            "adapters/telegram/handlers/planted.py imports storage.jobs",
+            "adapters/telegram/handlers/planted.py imports storage.stickers",
+        ]
+    finally:
+        globals()["ROOT"] = saved
+
+
 def test_no_module_edits_sys_path():
     offenders = []
     for folder in PRODUCT:

@@ -11,7 +11,7 @@ from benchmarks.fakes.reliability_stub import CrashingStub
 from benchmarks.fakes.stub_runtime import running_stub_runtime
 from bot.errors import UserError
 from bot.job_worker import JobWorker
-from bot.messages import JobView, ProgressUpdate, StickerOut, UserRef
+from bot.messages import JobView, ProgressEvent, StickerOut, UserRef
 from bot.pack_plan import plan_pack
 from bot.pack_service import PackService
 from bot.schema.prompt_parser import parse_prompt
@@ -33,7 +33,7 @@ class PackSink:
         self.delivered = collections.defaultdict(list)
         self.failed = collections.defaultdict(list)
 
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+    async def progress(self, job: JobView, update: ProgressEvent) -> None:
         self.progress_seen[job.job_id].append((update.stage, update.step, update.total))
 
     async def deliver(self, job: JobView, out: list[StickerOut]) -> None:

@@ -4,6 +4,7 @@ existing database to the delivery-claim and quota columns."""
 import sqlite3
 import threading
 from dataclasses import replace
+from datetime import datetime, timezone
 
 import sqlite_utils
 
@@ -11,7 +12,7 @@ from adapters.cli.backup import backup_database
 from adapters.cli.commands import main as cli_main
 from bot.retention import DAY_S, expire_unused, sweep_timed_out
 from bot.settings import Settings
-from storage import embeddings, jobs, references, stickers, usage, users
+from storage import deliveries, embeddings, jobs, references, stickers, usage, users
 from storage.database import open_database
 from storage.migrations import MIGRATIONS, migrate
 
@@ -56,7 +57,7 @@ def test_the_sweep_fails_attempts_that_overran_and_the_user_is_told_through_deli
     assert sweep_timed_out(db, settings, now=NOW + 105) == []  # within timeout + one lease
     assert sweep_timed_out(db, settings, now=NOW + 111) == [job.id]
     assert not jobs.heartbeat(db, job.id, "hung-worker", 10, now=NOW + 112)  # so the worker stops
-    assert [j.id for j in jobs.undelivered_finished_jobs(db, now=NOW + 112)] == [job.id]
+    assert [j.id for j in deliveries.undelivered_finished_jobs(db, now=NOW + 112)] == [job.id]
 
 
 def test_backup_is_a_consistent_copy_taken_while_the_bot_writes(tmp_path, capsys):
@@ -119,7 +120,7 @@ def test_upgrading_a_database_with_jobs_in_flight_to_delivery_claims_and_quotas(
             "delivery_error"} <= set(db["jobs"].columns_dict)
     job = jobs.get_job(db, finished.id)
     assert job.delivery_attempts == 0 and job.delivered_at is None
-    assert [j.id for j in jobs.undelivered_finished_jobs(db)] == [finished.id]  # still owed to its user
-    assert jobs.claim_delivery(db, finished.id, "w", 60) and jobs.confirm_delivery(db, finished.id, "w")
+    assert [j.id for j in deliveries.undelivered_finished_jobs(db)] == [finished.id]  # still owed to its user
+    assert deliveries.claim_delivery(db, finished.id, "w", 60) and deliveries.confirm_delivery(db, finished.id, "w")
     assert jobs.claim_next_job(db, "w", 60).id == queued.id
     assert usage.quota_used(db, user.id) == 0 and usage.take_quota(db, user.id, 1)

@@ -14,7 +14,7 @@ from bot.messages import UserRef
 from bot.service import StickerService
 from seal_runtime.api.client import RuntimeClient
 from seal_runtime.api.protocol import RuntimeJobError
-from storage import jobs, stickers
+from storage import deliveries, jobs, stickers
 from storage.database import open_database
 from storage.records import RUNNING_STATES
 
@@ -250,11 +250,11 @@ async def test_a_sender_that_died_mid_send_is_replaced_after_its_claim_expires(b
     # w2 ran the job and claimed the delivery, then died before sending.
     stickers.save_sticker(bed.db, job.user_id, job_id, character_png(0), "😀", {}, position=0)
     assert jobs.finish_job(bed.db, job_id, {}, worker_id="w2")
-    assert jobs.claim_delivery(bed.db, job_id, "w2", 300)
+    assert deliveries.claim_delivery(bed.db, job_id, "w2", 300)
     assert await bed.worker.deliver_pending() == 0  # w2's claim is still live
     bed.db.execute("UPDATE jobs SET delivery_expires_at = 0 WHERE id = ?", [job_id])
     assert await bed.worker.deliver_pending() == 1
-    assert not jobs.confirm_delivery(bed.db, job_id, "w2")  # the dead sender cannot confirm any more
+    assert not deliveries.confirm_delivery(bed.db, job_id, "w2")  # the dead sender cannot confirm any more
     assert bed.sink.deliveries[job_id] == 1
 
 

@@ -91,3 +91,26 @@ def test_a_setting_every_job_would_be_refused_for_is_a_configuration_error():
     with pytest.raises(SettingsError, match="attention_loss"):
         load_settings(None, environ={"STICKERBOT_ADAPTATION__ATTENTION_LOSS": "mse"})
     assert load_settings(None, environ={"STICKERBOT_ADAPTATION__STEPS": "300"}).adaptation.steps == 300
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field"),
+    [
+        ("ADAPTATION__METHOD", "dreambooth", "method"),
+        ("ADAPTATION__MERGE_RULE", "sum", "merge_rule"),
+        ("ADAPTATION__PROFILE", "sdxl", "profile"),
+        ("GENERATION__SCHEDULER", "euler", "scheduler"),
+        ("GENERATION__SCENE_FRAME", "square", "scene_frame"),
+    ],
+)
+def test_every_enumerated_setting_is_checked_when_settings_load(variable, value, field):
+    with pytest.raises(SettingsError, match=field):
+        load_settings(None, environ={f"STICKERBOT_{variable}": value})
+
+
+def test_the_profile_type_names_exactly_the_profiles_that_exist():
+    from typing import get_args
+
+    from seal_runtime.api.config import ADAPTATION_PROFILES, AdaptationProfile
+
+    assert set(get_args(AdaptationProfile)) == {"auto", *ADAPTATION_PROFILES}

@@ -1,6 +1,6 @@
 import pytest
 
-from storage import jobs, users
+from storage import deliveries, jobs, users
 from storage.database import open_database
 
 LEASE = 30.0
@@ -106,7 +106,7 @@ def test_poison_job_fails_after_max_attempts_of_dying_workers(db):
     job = jobs.get_job(db, job_id)
     assert job.state == "failed"
     assert "2 attempts" in job.error
-    assert [j.id for j in jobs.undelivered_finished_jobs(db)] == [job_id]
+    assert [j.id for j in deliveries.undelivered_finished_jobs(db)] == [job_id]
 
 
 def test_fail_job_retries_with_backoff_then_fails(db):
@@ -151,10 +151,10 @@ def test_mark_delivered_is_true_only_once(db):
     (job_id,) = queue(db, ann, 1)
     jobs.claim_next_job(db, "w", LEASE, now=10.0)
     jobs.finish_job(db, job_id, {}, now=11.0)
-    assert [j.id for j in jobs.undelivered_finished_jobs(db)] == [job_id]
-    assert jobs.mark_delivered(db, job_id) is True
-    assert jobs.mark_delivered(db, job_id) is False
-    assert jobs.undelivered_finished_jobs(db) == []
+    assert [j.id for j in deliveries.undelivered_finished_jobs(db)] == [job_id]
+    assert deliveries.mark_delivered(db, job_id) is True
+    assert deliveries.mark_delivered(db, job_id) is False
+    assert deliveries.undelivered_finished_jobs(db) == []
 
 
 def test_mark_delivered_from_two_connections_only_one_wins(tmp_path):
@@ -164,7 +164,7 @@ def test_mark_delivered_from_two_connections_only_one_wins(tmp_path):
     (job_id,) = queue(a, ann, 1)
     jobs.claim_next_job(a, "w", LEASE)
     jobs.finish_job(a, job_id, {})
-    assert [jobs.mark_delivered(a, job_id), jobs.mark_delivered(b, job_id)] == [True, False]
+    assert [deliveries.mark_delivered(a, job_id), deliveries.mark_delivered(b, job_id)] == [True, False]
 
 
 def test_requeue_running_on_shutdown_does_not_cost_an_attempt(db):
@@ -304,7 +304,7 @@ def test_every_write_uses_the_clock_it_is_given(db):
     assert jobs.set_progress(db, a, {"step": 1}, worker_id="w", now=12.0)
     assert jobs.get_job(db, a).updated_at == 12.0
     assert jobs.finish_job(db, a, {}, now=13.0)
-    assert jobs.mark_delivered(db, a, now=14.0) and jobs.get_job(db, a).delivered_at == 14.0
+    assert deliveries.mark_delivered(db, a, now=14.0) and jobs.get_job(db, a).delivered_at == 14.0
     assert jobs.cancel_job(db, ann, b, now=15.0)
     cancelled = jobs.get_job(db, b)
     assert (cancelled.state, cancelled.finished_at, cancelled.updated_at) == ("cancelled", 15.0, 15.0)

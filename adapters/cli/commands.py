@@ -294,37 +294,28 @@ def _serve_chat_bot(settings: Settings, make_bot, describe_error) -> int:
     return asyncio.run(serve())
 
 
-def _token_from(settings_section, what: str) -> str:
-    from bot.settings import read_token
+def _cmd_chat_bot(args, platform: str) -> int:
+    from adapters.cli.chat_adapters import chat_bot_factory, start_error_describer
 
-    token = read_token(settings_section.token, settings_section.token_file, what)
-    register_secret(token)  # a token read from a token file is redacted from logs too
-    return token
+    settings = _settings(args)
+    make_bot = chat_bot_factory(settings, platform)
+    describe = start_error_describer(platform)
+    return _serve_chat_bot(settings, make_bot, lambda exc: describe(exc, settings))
 
 
 def cmd_telegram(args) -> int:
     """Run the Telegram bot (long polling) and its job worker."""
-    from adapters.telegram.app import TelegramBot, describe_start_error
-
-    settings = _settings(args)
-    token = _token_from(settings.telegram, "Telegram")
-    return _serve_chat_bot(settings, lambda db, client: TelegramBot(settings, token, db, client),
-                           lambda exc: describe_start_error(exc, settings))
+    return _cmd_chat_bot(args, "telegram")
 
 
 def cmd_discord(args) -> int:
     """Run the Discord bot (gateway + slash commands) and its job worker."""
-    from adapters.discord.app import DiscordBot, describe_start_error
-
-    settings = _settings(args)
-    token = _token_from(settings.discord, "Discord")
-    return _serve_chat_bot(settings, lambda db, client: DiscordBot(settings, token, db, client),
-                           lambda exc: describe_start_error(exc, settings))
+    return _cmd_chat_bot(args, "discord")
 
 
 # -- run / backup -----------------------------------------------------------------------------
 def cmd_run(args) -> int:
-    """Runtime child + configured adapters + one job worker + housekeeping (adapters/supervisor.py)."""
+    """Runtime child + configured adapters + one job worker + housekeeping (adapters/cli/supervisor.py)."""
     from adapters.cli import supervisor
 
     return supervisor.run(args, _settings(args))

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -43,9 +43,10 @@ from urllib.parse import urlparse
 
 from aiohttp import web
 
+from adapters.cli.chat_adapters import PLATFORMS, chat_bot_factory, start_error_describer
+from adapters.cli.runtime_child import runtime_command, spawn_child
 from adapters.cli.runtime_guard import ChildRuntimeClient, fresh_secret
-from bot.delivery import DeliverySink
-from bot.messages import JobView, ProgressUpdate, StickerOut
+from bot.delivery import DeliverySink, RoutingSink
 from bot.settings import Settings
 from seal_runtime.api.client import RuntimeClient
 from seal_runtime.api.protocol import RuntimeJobError
@@ -72,35 +73,6 @@ def runtime_client(settings: Settings) -> RuntimeClient | RedisRuntimeClient:
             raise SupervisorError(str(exc)) from None
     return RuntimeClient(settings.general.runtime_url, secret=settings.runtime.shared_secret,
                          job_timeout_s=settings.limits.job_timeout_s)
-
-
-def runtime_command(port: int, config_path: str | None = None) -> list[str]:
-    command = [sys.executable, "-m", "adapters.cli.commands", "runtime", "--host", "127.0.0.1", "--port", str(port)]
-    if config_path:
-        command += ["--config", str(config_path)]
-    return command
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the runtime gets SIGTERM if the supervisor is killed, so no orphan holds the GPU."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-# The runtime needs no bot token: its environment carries none.
-BOT_TOKEN_VARIABLES = ("TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN", "STICKERBOT_TELEGRAM__TOKEN",
-                       "STICKERBOT_DISCORD__TOKEN")
-
-
-def spawn_child(command: list[str], extra_env: dict | None = None, **popen) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in BOT_TOKEN_VARIABLES}
-    env.update(extra_env or {})
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
-    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, preexec_fn=preexec, **popen)
 
 
 @dataclass
@@ -295,74 +267,18 @@ class _ChatBotHandle:
         await self.bot.stop()
 
 
-def _token(section, what: str) -> str:
-    from bot.log_format import register_secret
-    from bot.settings import read_token
-
-    token = read_token(section.token, section.token_file, what)
-    register_secret(token)
-    return token
-
-
-def _telegram(settings: Settings, db, client: RuntimeClient) -> AdapterHandle:
-    from adapters.telegram.app import TelegramBot
-
-    token = _token(settings.telegram, "Telegram")
-    return _ChatBotHandle("telegram", TelegramBot(settings, token, db, client, worker_id="telegram-unused"))
-
-
-def _discord(settings: Settings, db, client: RuntimeClient) -> AdapterHandle:
+def _chat_adapter(platform: str, settings: Settings, db, client: RuntimeClient) -> AdapterHandle:
+    """One chat adapter without a worker of its own (the supervisor runs the one worker)."""
     try:
-        from adapters.discord.app import DiscordBot  # type: ignore[import-not-found]
+        make_bot = chat_bot_factory(settings, platform)
     except ImportError as exc:
-        raise SupervisorError(f"the discord adapter is not available in this build ({exc})") from None
-    token = _token(settings.discord, "Discord")
-    return _ChatBotHandle("discord", DiscordBot(settings, token, db, client))
+        raise SupervisorError(f"the {platform} adapter is not available in this build ({exc})") from None
+    return _ChatBotHandle(platform, make_bot(db, client, worker_id=f"{platform}-unused"))
 
 
 ADAPTER_FACTORIES: dict[str, Callable[[Settings, object, RuntimeClient], AdapterHandle]] = {
-    "telegram": _telegram,
-    "discord": _discord,
+    platform: functools.partial(_chat_adapter, platform) for platform in PLATFORMS
 }
-
-
-def _telegram_start_errors():
-    from adapters.telegram.app import describe_start_error as describe
-
-    return describe
-
-
-def _discord_start_errors():
-    from adapters.discord.app import describe_start_error as describe
-
-    return describe
-
-
-# Imported only for the adapters configured: each pulls in its platform SDK.
-START_ERRORS: dict[str, Callable[[], Callable]] = {"telegram": _telegram_start_errors,
-                                                   "discord": _discord_start_errors}
-
-
-class RoutingSink:
-    """Delivers each job through the adapter of its user's platform."""
-
-    def __init__(self, sinks: dict[str, DeliverySink]) -> None:
-        self.sinks = sinks
-
-    def _sink(self, job: JobView) -> DeliverySink:
-        try:
-            return self.sinks[job.user.platform]
-        except KeyError:
-            raise LookupError(f"no adapter running for platform {job.user.platform!r}") from None
-
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
-        await self._sink(job).progress(job, update)
-
-    async def deliver(self, job: JobView, stickers: list[StickerOut]) -> None:
-        await self._sink(job).deliver(job, stickers)
-
-    async def failed(self, job: JobView, message: str) -> None:
-        await self._sink(job).failed(job, message)
 
 
 # -- the whole bot ---------------------------------------------------------------------------
@@ -558,7 +474,7 @@ def install_signal_handlers(stop: asyncio.Event) -> None:
 
 
 def run(args, settings: Settings) -> int:
-    """`stickerbot run` (wired in adapters/cli.py)."""
+    """`stickerbot run` (wired in adapters/cli/commands.py)."""
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -586,8 +502,7 @@ def describe_start_error(exc: BaseException, settings: Settings) -> tuple[int, s
     """What the configured adapters know about a start-up failure (a rejected token, an
     unreachable platform), as (exit code, one line)."""
     for name in settings.general.adapters:
-        describer = START_ERRORS.get(name)
-        known = describer()(exc, settings) if describer else None
+        known = start_error_describer(name)(exc, settings) if name in PLATFORMS else None
         if known is not None:
             return known
     return None

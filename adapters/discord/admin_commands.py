@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.context import PLATFORM, Refused, deps, send_ephemeral
-from storage import guild_settings
+from bot.guild_rules import GuildSettings
 
 
 def is_bot_admin(interaction: discord.Interaction) -> bool:
@@ -23,7 +23,7 @@ def is_bot_admin(interaction: discord.Interaction) -> bool:
         return True
     if interaction.guild_id is None or not isinstance(interaction.user, discord.Member):
         return False
-    role = guild_settings.get_guild_settings(d.db, PLATFORM, interaction.guild_id).admin_role_id
+    role = d.guilds.get(interaction.guild_id).admin_role_id
     return role is not None and interaction.user.get_role(int(role)) is not None
 
 
@@ -84,7 +84,7 @@ def _managers_only(interaction: discord.Interaction) -> bool:
     return True
 
 
-def _describe(settings: guild_settings.GuildSettings) -> str:
+def _describe(settings: GuildSettings) -> str:
     channels = ", ".join(f"<#{c}>" for c in settings.allowed_channels) or "every channel"
     role = f"<@&{settings.admin_role_id}>" if settings.admin_role_id else "none (only the bot's admins)"
     return f"Sticker commands work in: {channels}.\nAdmin role: {role}."
@@ -93,13 +93,12 @@ def _describe(settings: guild_settings.GuildSettings) -> str:
 @config_group.command(name="show", description="Show this server's settings")
 @app_commands.check(_managers_only)
 async def show(interaction: discord.Interaction) -> None:
-    current = guild_settings.get_guild_settings(deps(interaction).db, PLATFORM, interaction.guild_id)
+    current = deps(interaction).guilds.get(interaction.guild_id)
     await send_ephemeral(interaction, _describe(current))
 
 
 async def _set_channel(interaction: discord.Interaction, channel: discord.TextChannel, allowed: bool) -> None:
-    updated = guild_settings.set_channel_allowed(deps(interaction).db, PLATFORM, interaction.guild_id, channel.id,
-                                                 allowed)
+    updated = deps(interaction).guilds.allow_channel(interaction.guild_id, channel.id, allowed)
     await send_ephemeral(interaction, _describe(updated))
 
 
@@ -118,8 +117,7 @@ async def disallow_channel(interaction: discord.Interaction, channel: discord.Te
 @config_group.command(name="admin-role", description="The role that may use /stickeradmin here (leave out to clear)")
 @app_commands.check(_managers_only)
 async def admin_role(interaction: discord.Interaction, role: discord.Role | None = None) -> None:
-    updated = guild_settings.set_admin_role(deps(interaction).db, PLATFORM, interaction.guild_id,
-                                            role.id if role else None)
+    updated = deps(interaction).guilds.set_admin_role(interaction.guild_id, role.id if role else None)
     await send_ephemeral(interaction, _describe(updated))
 
 

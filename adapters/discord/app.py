@@ -25,8 +25,8 @@ from discord import app_commands
 from adapters.chat_bot import ChatBotProcess
 from adapters.discord import admin_commands, commands
 from adapters.discord.buttons import ForgetButton, StickerButton
-from adapters.discord.gallery import PackSelect
 from adapters.discord.context import DiscordDeps, Refused, send_ephemeral
+from adapters.discord.gallery import PackSelect
 from adapters.discord.sink import DiscordSink
 from bot.admin import AdminService
 from bot.errors import UserError

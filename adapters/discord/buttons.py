@@ -17,7 +17,6 @@ from adapters.discord.context import deps, queue_and_track, send_ephemeral, user
 from adapters.discord.server_stickers import add_server_sticker
 from bot import confirmations
 from bot.errors import UserError
-from storage import jobs, stickers
 
 log = logging.getLogger(__name__)
 
@@ -72,26 +71,21 @@ class StickerButton(_OwnedButton, discord.ui.DynamicItem[discord.ui.Button], tem
         d = deps(interaction)
         try:
             user_id = d.service.user_id(user_ref(interaction))  # refuses banned members
-            sticker = stickers.use_sticker(d.db, user_id, self.sticker_id)  # only ever the presser's own
-            if sticker is None:
-                raise UserError("That sticker is gone (deleted, or /forget was used).", code="no_sticker")
+            sticker = d.service.stickers.own(user_id, self.sticker_id)  # only ever the presser's own
             if self.action == AGAIN:
                 await self._again(interaction, user_id, sticker)
             elif self.action == ADD:
                 await add_server_sticker(interaction, user_id, sticker)
             else:
-                stickers.delete_sticker(d.db, user_id, sticker.id)
+                d.service.stickers.delete(user_id, sticker.id)
                 await interaction.response.edit_message(content="🗑️ Sticker deleted.", attachments=[], view=None)
         except UserError as exc:
             await send_ephemeral(interaction, exc.user_message)
 
     async def _again(self, interaction: discord.Interaction, user_id: int, sticker) -> None:
         d = deps(interaction)
-        job = jobs.get_job(d.db, sticker.job_id, user_id=user_id) if sticker.job_id else None
-        if job is None:
-            raise UserError("I no longer know how this sticker was made. Try /mysticker.", code="no_job")
-        await queue_and_track(interaction, lambda chat: d.service.request_sticker(
-            user_ref(interaction), job.request["text"], chat))
+        words = d.service.words_of(user_id, sticker)
+        await queue_and_track(interaction, lambda chat: d.service.request_sticker(user_ref(interaction), words, chat))
 
 
 class ForgetButton(_OwnedButton, discord.ui.DynamicItem[discord.ui.Button], template=r"fg:(?P<answer>yes|no):(?P<owner>\d+):(?P<until>\d+)"):

@@ -19,9 +19,8 @@ from adapters.discord.context import deps, queue_and_track, send_ephemeral, user
 from adapters.discord.server_stickers import add_server_sticker
 from bot.errors import UserError
 from bot.exports.builder import encode_export, select_export
-from bot.service import help_text
 from bot.schema.prompt_parser import suggest_prompts
-from storage import stickers
+from bot.service import help_text
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +111,7 @@ async def again(interaction: discord.Interaction) -> None:
 async def sticker_add(interaction: discord.Interaction, name: app_commands.Range[str, 2, 30]) -> None:
     d = deps(interaction)
     user_id = d.service.user_id(user_ref(interaction))
-    newest = stickers.use_sticker(d.db, user_id)
+    newest = d.service.stickers.use(user_id)
     if newest is None:
         raise UserError("You have no sticker yet. Make one with /mysticker first.", code="no_sticker")
     await add_server_sticker(interaction, user_id, newest, name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import discord
 import sqlite_utils
@@ -16,11 +16,11 @@ from discord import app_commands
 
 from bot.admin import AdminService
 from bot.errors import UserError
+from bot.guild_rules import GuildRules
 from bot.messages import QueuedJob, QueuedPack, UserRef
 from bot.pack_service import PackService
 from bot.service import StickerService
 from bot.settings import Settings
-from storage.guild_settings import get_guild_settings
 
 PLATFORM = "discord"
 
@@ -34,6 +34,10 @@ class DiscordDeps:
     sink: object  # adapters.discord.sink.DiscordSink (import cycle otherwise)
     packs: PackService | None = None  # /makepack
     clock: Callable[[], float] = time.time  # wall clock of the /forget deadline (tests set their own)
+    guilds: GuildRules = field(init=False)  # each server's channels and admin role
+
+    def __post_init__(self) -> None:
+        self.guilds = GuildRules(self.db, PLATFORM)
 
 
 class Refused(app_commands.CheckFailure):
@@ -66,7 +70,7 @@ def check_channel(interaction: discord.Interaction) -> None:
     default); DMs always work."""
     if interaction.guild_id is None:
         return
-    settings = get_guild_settings(deps(interaction).db, PLATFORM, interaction.guild_id)
+    settings = deps(interaction).guilds.get(interaction.guild_id)
     if not settings.allows_channel(interaction.channel_id):
         places = ", ".join(f"<#{c}>" for c in settings.allowed_channels)
         raise UserError(f"In this server I make stickers in {places}. You can also DM me.", code="channel")

@@ -20,7 +20,6 @@ from adapters.discord.server_stickers import add_server_stickers, check_can_add
 from bot.errors import UserError
 from bot.messages import PackInfo, StickerOut
 from bot.sticker_spec import DISCORD_FILES_PER_MESSAGE
-from storage import stickers, users
 
 OPTION_LABEL_MAX = 100  # Discord's limit on a select option's label
 
@@ -83,11 +82,8 @@ class PackSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"pks:(?P<o
         try:
             check_can_add(interaction)
             d = deps(interaction)
-            owner = users.find_user(d.db, "discord", str(self.owner_id))
-            chosen = (
-                [s for s in (stickers.get_sticker(d.db, owner.id, int(v)) for v in self.item.values) if s is not None]
-                if owner is not None
-                else []
+            owner_id, chosen = d.service.stickers.of_platform_user(
+                "discord", str(self.owner_id), (int(v) for v in self.item.values)
             )
             if not chosen:
                 raise UserError(
@@ -96,7 +92,7 @@ class PackSelect(discord.ui.DynamicItem[discord.ui.Select], template=r"pks:(?P<o
         except UserError as exc:
             await send_ephemeral(interaction, exc.user_message)
             return
-        await add_server_stickers(interaction, owner.id, chosen)
+        await add_server_stickers(interaction, owner_id, chosen)
 
 
 def _label(number: int, sticker: StickerOut) -> str:

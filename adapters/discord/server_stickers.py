@@ -18,9 +18,8 @@ import discord
 
 from adapters.discord.context import deps, send_ephemeral
 from bot.errors import UserError
-from bot.sticker_spec import DISCORD_STICKER_DESCRIPTION_MAX, discord_sticker_name, to_discord_server_sticker
 from bot.schema.vocabulary import emoji_for_emotion
-from storage import stickers
+from bot.sticker_spec import DISCORD_STICKER_DESCRIPTION_MAX, discord_sticker_name, to_discord_server_sticker
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +59,8 @@ async def add_server_stickers(interaction: discord.Interaction, user_id: int, ch
                 file=discord.File(io.BytesIO(png), filename="sticker.png"),
                 reason=f"stickerbot: added by {interaction.user} ({interaction.user.id})",
             )
-            stickers.set_platform_file_id(d.db, user_id, sticker.id, f"discord_guild:{interaction.guild_id}",
-                                          str(created.id))
+            d.service.stickers.record_file_id(user_id, sticker.id, f"discord_guild:{interaction.guild_id}",
+                                              str(created.id))
             added.append(created)
     except UserError as exc:
         await send_ephemeral(interaction, exc.user_message)

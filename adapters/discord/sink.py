@@ -26,9 +26,9 @@ import sqlite_utils
 
 from adapters.discord.buttons import sticker_view
 from adapters.discord.gallery import files_of, gallery_pages, gallery_text, pack_view
-from bot.messages import JobView, ProgressUpdate, StickerOut
+from bot.messages import JobView, ProgressEvent, StickerOut, progress_text
+from bot.sticker_library import StickerLibrary
 from bot.sticker_spec import to_discord_message
-from storage import stickers
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class DiscordSink:
     def __init__(self, client: discord.Client, db: sqlite_utils.Database, *, progress_interval_s: float = 2.0,
                  button_timeout_s: float = 3600.0) -> None:
         self.client = client
-        self.db = db
+        self.stickers = StickerLibrary(db)
         self.interval = progress_interval_s
         self.button_timeout_s = button_timeout_s
         self._live: dict[str, _Live] = {}
@@ -78,11 +78,11 @@ class DiscordSink:
             live.gone = live.gone or not ok
             live.answered.set()
 
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+    async def progress(self, job: JobView, update: ProgressEvent) -> None:
         live = self._live.get(job.job_id)
         if live is None or live.gone:
             return
-        text = update.user_message()
+        text = progress_text(update)
         if text == live.shown:
             return
         live.text = text
@@ -129,7 +129,7 @@ class DiscordSink:
             await self._deliver_gallery(job, chat, out)
             return
         live = self._finish(job.job_id)
-        already_sent = stickers.sent_sticker_ids(self.db, job.user_id, job.job_id)
+        already_sent = self.stickers.sent_ids(job.user_id, job.job_id)
         for index, sticker in enumerate(out):
             if sticker.sticker_id in already_sent:
                 continue  # a retry after a later sticker of this job failed: not again
@@ -140,7 +140,7 @@ class DiscordSink:
                 try:
                     message = await live.interaction.edit_original_response(
                         content=content, attachments=[_file(webp)], view=view)
-                    stickers.record_sent(self.db, job.user_id, sticker.sticker_id, message.id)
+                    self.stickers.record_sent(job.user_id, sticker.sticker_id, message.id)
                     continue
                 except discord.HTTPException as exc:
                     if not _answer_gone(exc):
@@ -149,7 +149,7 @@ class DiscordSink:
             posted = await self._post(job, chat, f"<@{job.user.platform_user_id}> {content}", view=view,
                                       file=_file(webp))
             if posted is not None:
-                stickers.record_sent(self.db, job.user_id, sticker.sticker_id, posted.id)
+                self.stickers.record_sent(job.user_id, sticker.sticker_id, posted.id)
 
     async def _deliver_gallery(self, job: JobView, chat: dict, out: list[StickerOut]) -> None:
         """A finished /makepack: its stickers in gallery messages (adapters/discord/gallery.py),

@@ -22,8 +22,8 @@ from telegram.ext import Application, ApplicationBuilder
 
 from adapters.chat_bot import ChatBotProcess
 from adapters.telegram import handlers
-from adapters.telegram.packs import TelegramPacks
 from adapters.telegram.pacing import ChatPacedRateLimiter, PerChatUpdateProcessor
+from adapters.telegram.packs import TelegramPacks
 from adapters.telegram.sink import TelegramSink
 from bot.admin import AdminService
 from bot.job_worker import JobWorker
@@ -35,10 +35,10 @@ from seal_runtime.api.client import RuntimeClient
 log = logging.getLogger(__name__)
 
 # httpcore (under PTB's httpx) runs `import sniffio` on every request; when sniffio is not
-# installed (anyio 4 no longer pulls it in) each failed import walks sys.path again, about
-# 0.3 ms per request on this machine, a quarter of the bot's cost per command. Recording the
-# absence once makes that import fail instantly; behaviour is otherwise unchanged (httpcore
-# then assumes asyncio, which is what we run).
+# installed (anyio 4 no longer pulls it in) each failed import walks sys.path again (what
+# that cost: docs/measurements.md). Recording the absence once makes that import fail
+# instantly; behaviour is otherwise unchanged (httpcore then assumes asyncio, which is what
+# we run).
 if importlib.util.find_spec("sniffio") is None:
     sys.modules.setdefault("sniffio", None)
 

@@ -21,7 +21,9 @@ from telegram.error import BadRequest, Forbidden
 
 from bot.errors import UserError
 from bot.messages import UserRef
+from bot.platform_packs import Pack, PlatformPacks
 from bot.settings import Settings
+from bot.sticker_library import Sticker, StickerLibrary
 from bot.sticker_spec import (
     TELEGRAM_SET,
     pack_keywords,
@@ -30,8 +32,6 @@ from bot.sticker_spec import (
     to_telegram_sticker,
     to_telegram_thumbnail,
 )
-from storage import packs, stickers
-from storage.records import Pack, Sticker
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +102,13 @@ class TelegramPacks:
     """/pack and /mypack for one bot. One pack operation per user at a time."""
 
     def __init__(self, db: sqlite_utils.Database, settings: Settings) -> None:
-        self.db = db
+        self.records = PlatformPacks(db, PLATFORM)
+        self.stickers = StickerLibrary(db)
         self.settings = settings
         self._locks: dict[int, asyncio.Lock] = {}
 
     def current_pack(self, user_id: int) -> Pack | None:
-        owned = packs.packs_for_user(self.db, user_id, PLATFORM)
-        return owned[-1] if owned else None
+        return self.records.current(user_id)
 
     async def add(self, bot: Bot, user: UserRef, user_id: int, sticker_id: int | None = None) -> PackOutcome:
         """Add the sticker (default: the user's newest) to their set, creating the set if needed."""
@@ -124,11 +124,11 @@ class TelegramPacks:
             remote_count = await self._remote_count(bot, pack)
             if remote_count is None:  # the user deleted the set
                 log.info("sticker set gone, making a new one", extra={"user_id": user_id, "set": pack.name})
-                packs.delete_pack(self.db, user_id, pack.id)
+                self.records.forget(user_id, pack.id)
                 pack = None
             else:
-                packs.set_sticker_count(self.db, user_id, pack.id, remote_count)
-                if sticker.id in packs.pack_sticker_ids(self.db, user_id, pack.id):
+                self.records.set_count(user_id, pack.id, remote_count)
+                if sticker.id in self.records.sticker_ids(user_id, pack.id):
                     return PackOutcome("already", pack.name, remote_count)
                 if remote_count >= MAX_STATIC_STICKERS:
                     return PackOutcome("full", pack.name, remote_count)
@@ -140,19 +140,19 @@ class TelegramPacks:
                 await bot.add_sticker_to_set(user_id=owner, name=pack.name, sticker=input_sticker)
             except BadRequest as exc:
                 if "too_much" in exc.message.lower() or "too much" in exc.message.lower():
-                    packs.set_sticker_count(self.db, user_id, pack.id, MAX_STATIC_STICKERS)
+                    self.records.set_count(user_id, pack.id, MAX_STATIC_STICKERS)
                     return PackOutcome("full", pack.name, MAX_STATIC_STICKERS)
                 if "stickerset_invalid" not in exc.message.lower():
                     raise _telegram_refused(exc) from exc
-                packs.delete_pack(self.db, user_id, pack.id)  # deleted between our check and the add
+                self.records.forget(user_id, pack.id)  # deleted between our check and the add
                 pack = None
             else:
-                packs.add_sticker_to_pack(self.db, user_id, pack.id, sticker.id, platform_file_id=input_sticker.sticker)
+                self.records.add_sticker(user_id, pack.id, sticker.id, platform_file_id=input_sticker.sticker)
                 count = self.current_pack(user_id).sticker_count
                 return PackOutcome("added", pack.name, count)
 
         pack = await self._create(bot, user, user_id, owner, [input_sticker])
-        packs.add_sticker_to_pack(self.db, user_id, pack.id, sticker.id, platform_file_id=input_sticker.sticker)
+        self.records.add_sticker(user_id, pack.id, sticker.id, platform_file_id=input_sticker.sticker)
         return PackOutcome("created", pack.name, 1)
 
     async def add_many(self, bot: Bot, user: UserRef, user_id: int, sticker_ids: list[int]) -> PackOutcome:
@@ -164,7 +164,7 @@ class TelegramPacks:
             return await self._add_many(bot, user, user_id, sticker_ids)
 
     async def _add_many(self, bot: Bot, user: UserRef, user_id: int, sticker_ids: list[int]) -> PackOutcome:
-        chosen = [s for s in (stickers.get_sticker(self.db, user_id, i) for i in sticker_ids) if s is not None]
+        chosen = self.stickers.get_many(user_id, sticker_ids)
         if not chosen:
             raise UserError("Those stickers are gone (deleted, or /forget was used).", code="no_sticker")
         owner = int(user.platform_user_id)
@@ -173,13 +173,13 @@ class TelegramPacks:
         if pack is not None:
             remote_count = await self._remote_count(bot, pack)
             if remote_count is None:  # the user deleted the set
-                packs.delete_pack(self.db, user_id, pack.id)
+                self.records.forget(user_id, pack.id)
                 pack = None
             else:
                 count = remote_count
-                packs.set_sticker_count(self.db, user_id, pack.id, count)
+                self.records.set_count(user_id, pack.id, count)
         if pack is not None:
-            present = set(packs.pack_sticker_ids(self.db, user_id, pack.id))
+            present = set(self.records.sticker_ids(user_id, pack.id))
             chosen = [s for s in chosen if s.id not in present]
             if not chosen:  # all in already (a retry of a delivery that had got through)
                 return PackOutcome("already", pack.name, count, added=0)
@@ -190,7 +190,7 @@ class TelegramPacks:
             inputs = [await self._upload(bot, owner, s) for s in first]
             pack = await self._create(bot, user, user_id, owner, inputs)
             for sticker, input_sticker in zip(first, inputs, strict=True):
-                packs.add_sticker_to_pack(self.db, user_id, pack.id, sticker.id, platform_file_id=input_sticker.sticker)
+                self.records.add_sticker(user_id, pack.id, sticker.id, platform_file_id=input_sticker.sticker)
             await self._set_thumbnail(bot, owner, pack, first[0])
             status, added, count, todo = "created", len(first), len(first), todo[len(first):]
         for sticker in todo:
@@ -204,9 +204,9 @@ class TelegramPacks:
                     count = MAX_STATIC_STICKERS
                     break
                 raise _telegram_refused(exc) from exc
-            packs.add_sticker_to_pack(self.db, user_id, pack.id, sticker.id, platform_file_id=input_sticker.sticker)
+            self.records.add_sticker(user_id, pack.id, sticker.id, platform_file_id=input_sticker.sticker)
             count, added = count + 1, added + 1
-        packs.set_sticker_count(self.db, user_id, pack.id, count)
+        self.records.set_count(user_id, pack.id, count)
         left_out = len(chosen) - added
         if added == 0 and left_out:
             status = "full"
@@ -223,7 +223,7 @@ class TelegramPacks:
             log.warning("set thumbnail refused", extra={"set": pack.name, "error": exc.message})
 
     def _sticker(self, user_id: int, sticker_id: int | None) -> Sticker:
-        sticker = stickers.use_sticker(self.db, user_id, sticker_id)
+        sticker = self.stickers.use(user_id, sticker_id)
         if sticker is None and sticker_id is None:
             raise UserError("You have no sticker to add yet. Make one with /mysticker happy waving first.",
                             code="no_sticker")
@@ -256,7 +256,7 @@ class TelegramPacks:
         title = set_title(self.settings.telegram.pack_title, user.display_name)
         for generation in range(1, NAME_ATTEMPTS + 1):
             name = set_name(user.platform_user_id, bot.username, generation)
-            if packs.name_taken(self.db, PLATFORM, name):
+            if self.records.name_taken(name):
                 continue
             try:
                 await bot.create_new_sticker_set(user_id=owner, name=name, title=title, stickers=input_stickers)
@@ -266,8 +266,8 @@ class TelegramPacks:
                 raise _telegram_refused(exc) from exc
             except Forbidden as exc:
                 raise _telegram_refused(exc) from exc
-            pack = packs.create_pack(self.db, user_id, PLATFORM, name, title)
-            packs.set_sticker_count(self.db, user_id, pack.id, len(input_stickers))
+            pack = self.records.create(user_id, name, title)
+            self.records.set_count(user_id, pack.id, len(input_stickers))
             return pack
         raise UserError("I could not find a free name for your sticker pack. Please tell the bot's admin.",
                         code="pack_name")

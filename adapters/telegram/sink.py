@@ -27,8 +27,8 @@ from telegram.ext import ContextTypes, JobQueue
 
 from adapters.telegram.packs import TelegramPacks, telegram_webp
 from bot.errors import UserError
-from bot.messages import JobView, ProgressUpdate, StickerOut
-from storage import stickers
+from bot.messages import JobView, ProgressEvent, StickerOut, progress_text
+from bot.sticker_library import StickerLibrary
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class TelegramSink:
     def __init__(self, bot: Bot, db: sqlite_utils.Database, *, job_queue: JobQueue | None,
                  progress_interval_s: float = 2.0, packs: TelegramPacks | None = None) -> None:
         self.bot = bot
-        self.db = db
+        self.stickers = StickerLibrary(db)
         self.packs = packs  # where a finished /makepack goes: the user's sticker set
         self.job_queue = job_queue
         self.interval = progress_interval_s
@@ -78,12 +78,12 @@ class TelegramSink:
         if entry.text is not None:
             self._request_edit(chat_id)
 
-    async def progress(self, job: JobView, update: ProgressUpdate) -> None:
+    async def progress(self, job: JobView, update: ProgressEvent) -> None:
         if not _ours(job) or job.job_id in self._finished:
             return
         chat_id = job.chat["chat_id"]
         entry = self._progress.setdefault(job.job_id, _Progress(chat_id))
-        text = update.user_message()
+        text = progress_text(update)
         if text == entry.shown:
             return
         entry.text = text
@@ -151,7 +151,7 @@ class TelegramSink:
         entry = self._finish(job.job_id)
         if entry is not None and entry.message_id is not None:
             await self._delete(entry.chat_id, entry.message_id)
-        already_sent = stickers.sent_sticker_ids(self.db, job.user_id, job.job_id)
+        already_sent = self.stickers.sent_ids(job.user_id, job.job_id)
         for sticker in out:
             if sticker.sticker_id in already_sent:
                 continue  # a retry after a later sticker of this job failed: not again
@@ -165,10 +165,9 @@ class TelegramSink:
             except (Forbidden, BadRequest) as exc:
                 log.warning("sticker not deliverable", extra={"job_id": job.job_id, "error": str(exc)})
                 return
-            stickers.record_sent(self.db, job.user_id, sticker.sticker_id, message.message_id)
+            self.stickers.record_sent(job.user_id, sticker.sticker_id, message.message_id)
             if message.sticker is not None:
-                stickers.set_platform_file_id(self.db, job.user_id, sticker.sticker_id, "telegram",
-                                              message.sticker.file_id)
+                self.stickers.record_file_id(job.user_id, sticker.sticker_id, "telegram", message.sticker.file_id)
 
     async def _deliver_pack(self, job: JobView, chat: dict, out: list[StickerOut]) -> None:
         """A finished /makepack: into the user's sticker set (created in one call when new),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 from dataclasses import dataclass, field
 
 from aiohttp import web

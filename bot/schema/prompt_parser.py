@@ -76,7 +76,7 @@ def parse_prompt(text: str, *, max_chars: int = 200) -> StickerRequest:
     i = 0
     while i < len(words):
         for size in range(min(MAX_PHRASE_WORDS, len(words) - i), 0, -1):
-            match = _PHRASES.get(tuple(words[i:i + size]))
+            match = _PHRASES.get(tuple(words[i : i + size]))
             if match is None:
                 continue
             attribute, key = match
@@ -86,7 +86,7 @@ def parse_prompt(text: str, *, max_chars: int = 200) -> StickerRequest:
             elif attribute not in slots:
                 slots[attribute] = key
             else:
-                free.extend(words[i:i + size])
+                free.extend(words[i : i + size])
             i += size
             break
         else:
@@ -130,7 +130,7 @@ def suggest_prompts(text: str, *, limit: int = 25) -> list[str]:
     for vocabulary in (EMOTION, ACTION, BACKGROUND, COMPOSITION, STYLE, APPEARANCE):
         if vocabulary.attribute in filled:
             continue
-        for key in vocabulary.keys():
+        for key in vocabulary.keys():  # noqa: SIM118 - AttributeVocabulary's own method, not a dict
             if key.startswith(partial) and key not in used:
                 suggestions.append(f"{head} {key}".strip())
     if partial and not suggestions:

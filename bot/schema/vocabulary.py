@@ -54,18 +54,37 @@ class AttributeVocabulary:
 EMOTION = AttributeVocabulary(
     Attribute.EMOTION,
     (
-        AttributeValue("happy", "happy smiling face",
-                       ("glad", "joyful", "smiling", "smile", "cheerful", "pleased", "content", "yay"), "😊"),
-        AttributeValue("sad", "sad crying face",
-                       ("unhappy", "crying", "cry", "teary", "upset", "down", "blue mood", "sorrowful"), "😢"),
-        AttributeValue("angry", "angry frowning face",
-                       ("mad", "furious", "grumpy", "annoyed", "rage", "cross"), "😠"),
-        AttributeValue("surprised", "surprised open mouth face",
-                       ("shocked", "amazed", "wow", "astonished", "surprise", "omg"), "😮"),
-        AttributeValue("sleepy", "sleepy closed eyes face",
-                       ("tired", "sleeping", "asleep", "drowsy", "exhausted", "zzz", "bored"), "😴"),
-        AttributeValue("love", "loving heart eyes face",
-                       ("in love", "loving", "heart eyes", "hearts", "romantic", "adoring", "crush"), "😍"),
+        AttributeValue(
+            "happy",
+            "happy smiling face",
+            ("glad", "joyful", "smiling", "smile", "cheerful", "pleased", "content", "yay"),
+            "😊",
+        ),
+        AttributeValue(
+            "sad",
+            "sad crying face",
+            ("unhappy", "crying", "cry", "teary", "upset", "down", "blue mood", "sorrowful"),
+            "😢",
+        ),
+        AttributeValue("angry", "angry frowning face", ("mad", "furious", "grumpy", "annoyed", "rage", "cross"), "😠"),
+        AttributeValue(
+            "surprised",
+            "surprised open mouth face",
+            ("shocked", "amazed", "wow", "astonished", "surprise", "omg"),
+            "😮",
+        ),
+        AttributeValue(
+            "sleepy",
+            "sleepy closed eyes face",
+            ("tired", "sleeping", "asleep", "drowsy", "exhausted", "zzz", "bored"),
+            "😴",
+        ),
+        AttributeValue(
+            "love",
+            "loving heart eyes face",
+            ("in love", "loving", "heart eyes", "hearts", "romantic", "adoring", "crush"),
+            "😍",
+        ),
     ),
     default="happy",
 )
@@ -76,8 +95,9 @@ ACTION = AttributeVocabulary(
         AttributeValue("standing", "standing", ("stand", "idle", "still")),
         AttributeValue("waving", "waving one arm", ("wave", "waves", "hello", "hi", "bye", "greeting")),
         AttributeValue("jumping", "jumping in the air", ("jump", "jumps", "hopping", "hop", "leaping")),
-        AttributeValue("thumbs up", "giving a thumbs up",
-                       ("thumbs-up", "thumbsup", "thumb up", "like", "approve", "ok", "okay")),
+        AttributeValue(
+            "thumbs up", "giving a thumbs up", ("thumbs-up", "thumbsup", "thumb up", "like", "approve", "ok", "okay")
+        ),
         AttributeValue("sitting", "sitting down", ("sit", "sits", "seated", "sitting down")),
         AttributeValue("dancing", "dancing with arms up", ("dance", "dances", "party", "celebrating", "celebrate")),
     ),
@@ -87,13 +107,20 @@ ACTION = AttributeVocabulary(
 COMPOSITION = AttributeVocabulary(
     Attribute.COMPOSITION,
     (
-        AttributeValue("full body", "full body shot, centered",
-                       ("full-body", "whole body", "fullbody", "full shot", "centered", "centred")),
-        AttributeValue("close up", "close up on the face",
-                       ("close-up", "closeup", "face", "portrait", "headshot", "zoom", "zoomed in")),
+        AttributeValue(
+            "full body",
+            "full body shot, centered",
+            ("full-body", "whole body", "fullbody", "full shot", "centered", "centred"),
+        ),
+        AttributeValue(
+            "close up",
+            "close up on the face",
+            ("close-up", "closeup", "face", "portrait", "headshot", "zoom", "zoomed in"),
+        ),
         AttributeValue("upper body", "upper body shot", ("half body", "half-body", "bust", "waist up")),
-        AttributeValue("wide shot", "small in a wide shot",
-                       ("wide", "far", "far away", "tiny", "small", "distant", "zoomed out")),
+        AttributeValue(
+            "wide shot", "small in a wide shot", ("wide", "far", "far away", "tiny", "small", "distant", "zoomed out")
+        ),
     ),
     default="full body",
 )
@@ -101,8 +128,9 @@ COMPOSITION = AttributeVocabulary(
 STYLE = AttributeVocabulary(
     Attribute.STYLE,
     (
-        AttributeValue("bold outline", "sticker style with a bold outline",
-                       ("sticker", "outline", "outlined", "cartoon", "bold")),
+        AttributeValue(
+            "bold outline", "sticker style with a bold outline", ("sticker", "outline", "outlined", "cartoon", "bold")
+        ),
         AttributeValue("flat", "flat colors, no outline", ("flat colors", "flat colours", "minimal", "vector")),
         AttributeValue("shaded", "soft shaded", ("shading", "3d", "soft shading", "glossy")),
         AttributeValue("pastel", "pastel palette", ("pastel colors", "pastel colours", "soft colors", "cute")),
@@ -113,17 +141,22 @@ STYLE = AttributeVocabulary(
 BACKGROUND = AttributeVocabulary(
     Attribute.BACKGROUND,
     (
-        AttributeValue("plain", "plain white background",
-                       ("white", "transparent", "no background", "none", "blank", "white background")),
-        AttributeValue("beach", "on a sunny beach",
-                       ("sea", "seaside", "ocean", "sand", "sandy", "shore", "summer")),
+        AttributeValue(
+            "plain",
+            "plain white background",
+            ("white", "transparent", "no background", "none", "blank", "white background"),
+        ),
+        AttributeValue("beach", "on a sunny beach", ("sea", "seaside", "ocean", "sand", "sandy", "shore", "summer")),
         AttributeValue("forest", "in a green forest", ("woods", "trees", "jungle", "park", "nature")),
-        AttributeValue("night sky", "under a starry night sky",
-                       ("night", "stars", "starry", "starry sky", "space", "moon", "nighttime")),
-        AttributeValue("city", "in front of a city skyline",
-                       ("town", "street", "skyline", "downtown", "buildings", "urban")),
-        AttributeValue("room", "inside a cozy room",
-                       ("indoors", "bedroom", "home", "inside", "house", "living room")),
+        AttributeValue(
+            "night sky",
+            "under a starry night sky",
+            ("night", "stars", "starry", "starry sky", "space", "moon", "nighttime"),
+        ),
+        AttributeValue(
+            "city", "in front of a city skyline", ("town", "street", "skyline", "downtown", "buildings", "urban")
+        ),
+        AttributeValue("room", "inside a cozy room", ("indoors", "bedroom", "home", "inside", "house", "living room")),
     ),
     default="plain",
 )

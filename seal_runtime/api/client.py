@@ -9,7 +9,6 @@ type escaping into the worker.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
@@ -26,22 +25,33 @@ from seal_runtime.api.protocol import (
     JobAnswer,
     JobRequest,
     JobResult,
-    LearnedConcept,
-    ProgressEvent,
+    OnConcept,
+    OnProgress,
     RuntimeJobError,
 )
 
-OnProgress = Callable[[ProgressEvent], Awaitable[None]]
-OnConcept = Callable[[LearnedConcept], Awaitable[None]]
 # What a broken stream can raise inside aiohttp or asyncio (LineTooLong is an
 # HttpProcessingError, not a ClientError).
-STREAM_ERRORS = (aiohttp.ClientError, HttpProcessingError, ConnectionError, asyncio.IncompleteReadError,
-                 FramingError, TimeoutError, ValueError)
+STREAM_ERRORS = (
+    aiohttp.ClientError,
+    HttpProcessingError,
+    ConnectionError,
+    asyncio.IncompleteReadError,
+    FramingError,
+    TimeoutError,
+    ValueError,
+)
 
 
 class RuntimeClient:
-    def __init__(self, base_url: str, *, secret: str | None = None, job_timeout_s: float = 3600,
-                 max_job_bytes: int = MAX_JOB_BYTES) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        secret: str | None = None,
+        job_timeout_s: float = 3600,
+        max_job_bytes: int = MAX_JOB_BYTES,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {SECRET_HEADER: secret} if secret else {}
         self._timeout = aiohttp.ClientTimeout(total=job_timeout_s, sock_connect=10)
@@ -66,8 +76,9 @@ class RuntimeClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise RuntimeJobError(f"runtime at {self.base_url} is not reachable: {exc}") from exc
 
-    async def run_job(self, request: JobRequest, on_progress: OnProgress | None = None,
-                      on_concept: OnConcept | None = None) -> JobResult:
+    async def run_job(
+        self, request: JobRequest, on_progress: OnProgress | None = None, on_concept: OnConcept | None = None
+    ) -> JobResult:
         """Run one job; `on_concept` gets the learned concept as soon as adaptation ends
         (before generation), so the caller can store it whatever happens next."""
         session = await self._client()
@@ -77,11 +88,13 @@ class RuntimeClient:
             async with session.post(f"{self.base_url}/v1/jobs", json=request.to_json()) as resp:
                 if resp.status != 200:
                     body = await resp.text()
-                    raise RuntimeJobError(f"runtime answered {resp.status}: {body[:200]}",
-                                          retryable=resp.status >= 500)
+                    raise RuntimeJobError(f"runtime answered {resp.status}: {body[:200]}", retryable=resp.status >= 500)
                 if resp.content_type != CONTENT_TYPE:
-                    raise RuntimeJobError(f"the runtime answered {resp.content_type!r}, not {CONTENT_TYPE!r}: "
-                                          "it speaks another protocol version (update it)", retryable=False)
+                    raise RuntimeJobError(
+                        f"the runtime answered {resp.content_type!r}, not {CONTENT_TYPE!r}: "
+                        "it speaks another protocol version (update it)",
+                        retryable=False,
+                    )
                 async for frame in read_frames(resp.content, max_total=self._max_job_bytes):
                     reading = f"a {frame.event!r} frame"
                     result = await answer.take(frame)
@@ -91,7 +104,10 @@ class RuntimeClient:
         except RuntimeJobError:
             raise
         except (*STREAM_ERRORS, KeyError) as exc:
-            raise RuntimeJobError(f"lost the runtime during job {request.job_id} while reading {reading}"
-                                  + (" (after the concept arrived)" if answer.concept else "")
-                                  + f": {type(exc).__name__}: {exc}", code=TRANSPORT) from exc
+            raise RuntimeJobError(
+                f"lost the runtime during job {request.job_id} while reading {reading}"
+                + (" (after the concept arrived)" if answer.concept else "")
+                + f": {type(exc).__name__}: {exc}",
+                code=TRANSPORT,
+            ) from exc
         raise RuntimeJobError(f"runtime closed job {request.job_id} without a result", code=TRANSPORT)

@@ -9,9 +9,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
+from typing import Literal, cast, get_args
 
-ADAPTATION_METHODS = ("textual_inversion", "lora")
-SCHEDULERS = ("ddim", "dpmpp_2m_karras", "unipc", "lcm")
+# The enumerated settings, as types (mypy checks the code) and as the tuples `check` holds a
+# loaded value to (a TOML file or a request is not typed): one list each.
+AdaptationMethod = Literal["textual_inversion", "lora"]
+AdaptationProfile = Literal["auto", "builtin", "sd15"]
+MergeRule = Literal["mean", "concat"]
+AttentionLoss = Literal["none", "fastcomposer"]
+Scheduler = Literal["ddim", "dpmpp_2m_karras", "unipc", "lcm"]
+SceneFrame = Literal["rounded", "none"]
+ADAPTATION_METHODS: tuple[str, ...] = get_args(AdaptationMethod)
+SCHEDULERS: tuple[str, ...] = get_args(Scheduler)
 MAX_ADAPTATION_STEPS = 5000
 
 # Defaults per kind of model, for the fields an operator leaves unset (None). Which set
@@ -21,14 +30,26 @@ MAX_ADAPTATION_STEPS = 5000
 ADAPTATION_PROFILES: dict[str, dict] = {
     # Tuned on the builtin model with `bench quality` (docs/seal.md): 100 steps are what
     # carries a character on it; a plateau stop is not needed at that length.
-    "builtin": {"steps": 100, "learning_rate": 5e-3, "batch_size": 2, "lora_learning_rate": 1e-4,
-                "plateau_every": 0, "plateau_min_steps": 0},
+    "builtin": {
+        "steps": 100,
+        "learning_rate": 5e-3,
+        "batch_size": 2,
+        "lora_learning_rate": 1e-4,
+        "plateau_every": 0,
+        "plateau_min_steps": 0,
+    },
     # Stable Diffusion 1.5-class: diffusers' textual-inversion example (lr 5e-4 scaled by the
     # effective batch of 4 -> 2e-3) and DreamBooth-LoRA example (lr 1e-4, 500 steps); single
     # image methods stop after a few hundred steps, so at most 500 here, ended earlier by
     # the plateau stop once a fixed evaluation loss has stopped improving.
-    "sd15": {"steps": 500, "learning_rate": 2e-3, "batch_size": 4, "lora_learning_rate": 1e-4,
-             "plateau_every": 50, "plateau_min_steps": 200},
+    "sd15": {
+        "steps": 500,
+        "learning_rate": 2e-3,
+        "batch_size": 4,
+        "lora_learning_rate": 1e-4,
+        "plateau_every": 50,
+        "plateau_min_steps": 200,
+    },
 }
 PROFILE_FIELDS = ("steps", "learning_rate", "batch_size", "lora_learning_rate", "plateau_every", "plateau_min_steps")
 
@@ -45,8 +66,9 @@ def _known_keys(cls, data, section: str) -> dict:
 def _within(name: str, value, low, high, kind) -> None:
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not numeric or (kind is int and not isinstance(value, int)) or not low <= value <= high:
-        raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'} "
-                         f"from {low:g} to {high:g}, got {value!r}")
+        raise ValueError(
+            f"{name} must be {'an integer' if kind is int else 'a number'} from {low:g} to {high:g}, got {value!r}"
+        )
 
 
 def _within_unless_none(name: str, value, low, high, kind) -> None:
@@ -75,9 +97,9 @@ class AdaptationSettings:
     at any weight tried, pulls the tokens toward "where" and away from "what".
     """
 
-    method: str = "textual_inversion"  # or "lora" (second TTF base)
+    method: AdaptationMethod = "textual_inversion"  # or "lora" (second TTF base)
     # Which ADAPTATION_PROFILES set fills the fields left None: auto (the model's) | builtin | sd15.
-    profile: str = "auto"
+    profile: AdaptationProfile = "auto"
     steps: int | None = None  # at most this many (the plateau stop may end earlier)
     learning_rate: float | None = None
     batch_size: int | None = None
@@ -86,9 +108,9 @@ class AdaptationSettings:
     # Split-merge token strategy: k tokens while learning; for generation merged into one
     # ("mean") or kept as k ("concat").
     num_tokens: int = 3
-    merge_rule: str = "concat"
+    merge_rule: MergeRule = "concat"
     # Semantic-guided spatial attention loss.
-    attention_loss: str = "none"  # "none" | "fastcomposer" (docs/seal.md: why not Break-A-Scene's MSE)
+    attention_loss: AttentionLoss = "none"  # "none" | "fastcomposer" (docs/seal.md: why not Break-A-Scene's MSE)
     attention_loss_weight: float = 1.0
     # Structure-aware layer restriction: which cross-attention layers carry the loss.
     # Selectors (seal_runtime/layer_selection.py): "deep" drops the highest-resolution level.
@@ -110,11 +132,12 @@ class AdaptationSettings:
         """These settings with every None field taken from the profile that applies."""
         name = model_profile if self.profile == "auto" else self.profile
         if name not in ADAPTATION_PROFILES:
-            raise ValueError(f"adaptation.profile must be auto or one of {', '.join(ADAPTATION_PROFILES)}, "
-                             f"got {name!r}")
+            raise ValueError(
+                f"adaptation.profile must be auto or one of {', '.join(ADAPTATION_PROFILES)}, got {name!r}"
+            )
         defaults = ADAPTATION_PROFILES[name]
         filled = {key: defaults[key] for key in PROFILE_FIELDS if getattr(self, key) is None}
-        return replace(self, profile=name, **filled)
+        return replace(self, profile=cast(AdaptationProfile, name), **filled)
 
     def with_attention_loss(self) -> AdaptationSettings:
         """These settings with SEAL's attention loss on (FastComposer's form unless one is set)."""
@@ -128,8 +151,7 @@ class AdaptationSettings:
         """Key of the embedding cache: a change to any setting or the model re-adapts. Taken
         over the resolved settings, so leaving a field to the model's default and writing the
         same value out give the same key."""
-        payload = json.dumps({"model": model_id, **asdict(self.resolved(model_profile))}, sort_keys=True,
-                             default=list)
+        payload = json.dumps({"model": model_id, **asdict(self.resolved(model_profile))}, sort_keys=True, default=list)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     @classmethod
@@ -150,10 +172,10 @@ class AdaptationSettings:
         unresolved = [key for key in PROFILE_FIELDS if getattr(self, key) is None]
         if resolved and (unresolved or self.profile not in ADAPTATION_PROFILES):
             raise ValueError(f"adaptation settings are not resolved for a model: {', '.join(unresolved) or 'profile'}")
-        _one_of("adaptation.profile", self.profile, ("auto", *ADAPTATION_PROFILES))
+        _one_of("adaptation.profile", self.profile, get_args(AdaptationProfile))
         _one_of("adaptation.method", self.method, ADAPTATION_METHODS)
-        _one_of("adaptation.merge_rule", self.merge_rule, ("mean", "concat"))
-        _one_of("adaptation.attention_loss", self.attention_loss, ("none", "fastcomposer"))
+        _one_of("adaptation.merge_rule", self.merge_rule, get_args(MergeRule))
+        _one_of("adaptation.attention_loss", self.attention_loss, get_args(AttentionLoss))
         _within_unless_none("adaptation.steps", self.steps, 1, MAX_ADAPTATION_STEPS, int)
         _within_unless_none("adaptation.batch_size", self.batch_size, 1, 16, int)
         _within("adaptation.num_tokens", self.num_tokens, 1, 8, int)
@@ -185,7 +207,7 @@ class GenerationSettings:
     denoise_px: int | None = None
     # Sampler (diffusers schedulers, seal_runtime/schedulers.py): ddim | dpmpp_2m_karras | unipc |
     # lcm (few steps, meant for an LCM model or runtime.lcm_lora).
-    scheduler: str = "ddim"
+    scheduler: Scheduler = "ddim"
     # What the guidance steers away from. None: the model's own ("" for the builtin model, a
     # sticker negative prompt for SD-class models, see models/backbone.py).
     negative_prompt: str | None = None
@@ -196,7 +218,7 @@ class GenerationSettings:
     outline: bool = True
     outline_fraction: float = 0.02
     shadow: bool = True
-    scene_frame: str = "rounded"  # "rounded" | "none"
+    scene_frame: SceneFrame = "rounded"  # "rounded" | "none"
     sticker_side: int = 512
 
     @classmethod
@@ -210,11 +232,12 @@ class GenerationSettings:
         if self.denoise_px is not None:
             _within("generation.denoise_px", self.denoise_px, 0, 15, int)
         _one_of("generation.scheduler", self.scheduler, SCHEDULERS)
-        if self.negative_prompt is not None and (not isinstance(self.negative_prompt, str)
-                                                 or len(self.negative_prompt) > 1000):
+        if self.negative_prompt is not None and (
+            not isinstance(self.negative_prompt, str) or len(self.negative_prompt) > 1000
+        ):
             raise ValueError("generation.negative_prompt must be text of at most 1000 characters")
         _within("generation.outline_fraction", self.outline_fraction, 0.0, 0.1, float)
-        _one_of("generation.scene_frame", self.scene_frame, ("rounded", "none"))
+        _one_of("generation.scene_frame", self.scene_frame, get_args(SceneFrame))
         _within("generation.sticker_side", self.sticker_side, 64, 1024, int)
         return self
 

@@ -93,8 +93,10 @@ async def read_frames(stream, *, max_total: int = MAX_JOB_BYTES) -> AsyncIterato
             try:
                 parts.append((name, await stream.readexactly(size)))
             except asyncio.IncompleteReadError as exc:
-                raise FramingError(f"stream ended inside part {name!r} of a {header['event']!r} frame "
-                                   f"({len(exc.partial)} of {size} bytes)") from exc
+                raise FramingError(
+                    f"stream ended inside part {name!r} of a {header['event']!r} frame "
+                    f"({len(exc.partial)} of {size} bytes)"
+                ) from exc
         total += declared
         yield Frame(header, tuple(parts))
 
@@ -104,8 +106,14 @@ def _part_sizes(raw) -> Sequence[tuple[str, int]]:
         raise FramingError(f"frame parts must be a list, got {type(raw).__name__}")
     sizes = []
     for item in raw:
-        if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], str)
-                or not isinstance(item[1], int) or isinstance(item[1], bool) or item[1] < 0):
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or not isinstance(item[1], int)
+            or isinstance(item[1], bool)
+            or item[1] < 0
+        ):
             raise FramingError(f"bad frame part {item!r}: expected [name, size]")
         sizes.append((item[0], item[1]))
     return sizes

@@ -11,6 +11,7 @@ between jobs, a crash loses nothing, and a retry after adaptation does not adapt
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, fields
 
 from seal_runtime.api.frames import Frame, FramingError, encode_frame
@@ -55,9 +56,14 @@ class JobRequest:
 
     def to_json(self) -> dict:
         data = asdict(self)
-        data.update(reference_png=b64(self.reference_png), mask_png=b64(self.mask_png),
-                    embedding=b64(self.embedding), adapter_weights=b64(self.adapter_weights),
-                    prompts=list(self.prompts), seeds=list(self.seeds))
+        data.update(
+            reference_png=b64(self.reference_png),
+            mask_png=b64(self.mask_png),
+            embedding=b64(self.embedding),
+            adapter_weights=b64(self.adapter_weights),
+            prompts=list(self.prompts),
+            seeds=list(self.seeds),
+        )
         return data
 
     @classmethod
@@ -75,8 +81,11 @@ class JobRequest:
                 raise BadJobRequest(f"a job has 1 to {MAX_PROMPTS} prompts, got {len(prompts)}")
             if any(len(p) > MAX_PROMPT_CHARS for p in prompts):
                 raise BadJobRequest(f"a prompt is at most {MAX_PROMPT_CHARS} characters")
-            if not isinstance(seeds, list) or len(seeds) != len(prompts) or not all(
-                    isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in seeds):
+            if (
+                not isinstance(seeds, list)
+                or len(seeds) != len(prompts)
+                or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in seeds)
+            ):
                 raise BadJobRequest("seeds must be one non-negative integer per prompt")
             request = cls(
                 job_id=str(data["job_id"])[:200],
@@ -141,10 +150,18 @@ class LearnedConcept:
     timings: dict = field(default_factory=dict)
 
     def to_frame(self) -> list[bytes]:
-        header = {"event": "concept", "job_id": self.job_id, "model_id": self.model_id,
-                  "settings_hash": self.settings_hash, "mask_source": self.mask_source, "timings": self.timings}
-        return encode_frame(header, [("embedding", self.embedding), ("adapter_weights", self.adapter_weights),
-                                     ("mask_png", self.mask_png)])
+        header = {
+            "event": "concept",
+            "job_id": self.job_id,
+            "model_id": self.model_id,
+            "settings_hash": self.settings_hash,
+            "mask_source": self.mask_source,
+            "timings": self.timings,
+        }
+        return encode_frame(
+            header,
+            [("embedding", self.embedding), ("adapter_weights", self.adapter_weights), ("mask_png", self.mask_png)],
+        )
 
     @classmethod
     def from_frame(cls, frame: Frame) -> LearnedConcept:
@@ -152,10 +169,16 @@ class LearnedConcept:
         if not embedding:
             raise FramingError("a concept frame without its embedding")
         header = frame.header
-        return cls(job_id=str(header["job_id"]), model_id=str(header["model_id"]),
-                   settings_hash=str(header["settings_hash"]), embedding=embedding,
-                   adapter_weights=frame.part("adapter_weights"), mask_png=frame.part("mask_png"),
-                   mask_source=header.get("mask_source"), timings=dict(header.get("timings") or {}))
+        return cls(
+            job_id=str(header["job_id"]),
+            model_id=str(header["model_id"]),
+            settings_hash=str(header["settings_hash"]),
+            embedding=embedding,
+            adapter_weights=frame.part("adapter_weights"),
+            mask_png=frame.part("mask_png"),
+            mask_source=header.get("mask_source"),
+            timings=dict(header.get("timings") or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -175,8 +198,14 @@ class JobResult:
     def to_frame(self) -> list[bytes]:
         """The result frame: the images. The concept went ahead in its own frame (when the job
         adapted) or came with the request (a cache hit), so it is not sent twice."""
-        header = {"event": "result", "job_id": self.job_id, "model_id": self.model_id,
-                  "settings_hash": self.settings_hash, "adapted": self.adapted, "timings": self.timings}
+        header = {
+            "event": "result",
+            "job_id": self.job_id,
+            "model_id": self.model_id,
+            "settings_hash": self.settings_hash,
+            "adapted": self.adapted,
+            "timings": self.timings,
+        }
         return encode_frame(header, [("image", png) for png in self.images_png])
 
     @classmethod
@@ -222,14 +251,18 @@ class RuntimeJobError(Exception):
         self.code = code
 
     def to_frame(self, job_id: str) -> list[bytes]:
-        return encode_frame({"event": "error", "job_id": job_id, "message": str(self),
-                             "retryable": self.retryable, "code": self.code})
+        return encode_frame(
+            {"event": "error", "job_id": job_id, "message": str(self), "retryable": self.retryable, "code": self.code}
+        )
 
     @classmethod
     def from_frame(cls, frame: Frame) -> RuntimeJobError:
         header = frame.header
-        return cls(str(header.get("message", "runtime error")), retryable=bool(header.get("retryable", True)),
-                   code=header.get("code"))
+        return cls(
+            str(header.get("message", "runtime error")),
+            retryable=bool(header.get("retryable", True)),
+            code=header.get("code"),
+        )
 
 
 class BadJobRequest(ValueError):
@@ -247,7 +280,7 @@ class JobAnswer:
         self.on_concept = on_concept
         self.concept: LearnedConcept | None = None
 
-    async def take(self, frame: Frame) -> "JobResult | None":
+    async def take(self, frame: Frame) -> JobResult | None:
         """The result once it came (None before); raises RuntimeJobError for an error frame."""
         if frame.event == "progress":
             if self.on_progress is not None:
@@ -261,3 +294,8 @@ class JobAnswer:
         elif frame.event == "error":
             raise RuntimeJobError.from_frame(frame)
         return None
+
+
+# The callbacks a runtime client (HTTP or Redis) reports a job's progress and concept through.
+OnProgress = Callable[[ProgressEvent], Awaitable[None]]
+OnConcept = Callable[[LearnedConcept], Awaitable[None]]

@@ -27,7 +27,6 @@ import json
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
 
 from arq.connections import ArqRedis, create_pool
 from arq.constants import abort_jobs_ss
@@ -41,15 +40,13 @@ from seal_runtime.api.protocol import (
     JobAnswer,
     JobRequest,
     JobResult,
-    LearnedConcept,
-    ProgressEvent,
+    OnConcept,
+    OnProgress,
     RuntimeJobError,
 )
 
 log = logging.getLogger(__name__)
 
-OnProgress = Callable[[ProgressEvent], Awaitable[None]]
-OnConcept = Callable[[LearnedConcept], Awaitable[None]]
 REDIS_ERRORS = (RedisError, ConnectionError, OSError, TimeoutError)
 MAX_REDOS = 5
 

@@ -1,0 +1,70 @@
+"""/forget: delete everything stored for a user, after a confirmation only they can press."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from adapters.telegram.handlers.common import deps, reply, user_ref
+from bot import confirmations
+
+log = logging.getLogger(__name__)
+
+FORGET = "fg"
+
+
+async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    owner = update.effective_user.id
+    until = confirmations.deadline(deps(context).clock())
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Yes, delete everything", callback_data=f"{FORGET}:yes:{owner}:{until}"),
+                InlineKeyboardButton("Cancel", callback_data=f"{FORGET}:no:{owner}:{until}"),
+            ]
+        ]
+    )
+    await reply(
+        update,
+        "Delete your character, its learned version, your queued jobs and every sticker I "
+        "stored for you? This cannot be undone.",
+        reply_markup=keyboard,
+    )
+
+
+async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    _, answer, owner, until = query.data.split(":")
+    if query.from_user.id != int(owner):
+        await query.answer("Only the person who sent /forget can confirm it.", show_alert=True)
+        return
+    if answer == "no":
+        await query.answer("Cancelled.")
+        await _edit_or_ignore(query.message, "OK, nothing was deleted.")
+        return
+    d = deps(context)
+    if confirmations.expired(int(until), d.clock()):
+        await query.answer("This confirmation expired: send /forget again.", show_alert=True)
+        return
+    user = user_ref(update)
+    had_pack = d.packs.records.has_any(user.platform_user_id)
+    counts = d.service.forget(user)
+    await query.answer("Deleted.")
+    text = (
+        "Done: I deleted your character and everything I stored for you." if counts else "I had nothing stored for you."
+    )
+    if had_pack:
+        text += " Your Telegram sticker pack belongs to you and stays; delete it in @Stickers if you want."
+    await _edit_or_ignore(query.message, text)
+
+
+async def _edit_or_ignore(message: Message | None, text: str) -> None:
+    if message is None:
+        return
+    try:
+        await message.edit_text(text)
+    except TelegramError as exc:
+        log.info("could not edit the confirmation", extra={"error": str(exc)})
