@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # imports of the runtime.
 TYPED := bot storage seal_runtime/api
 
-.PHONY: demo test lint install clean bench lock redis-server catalogs
+.PHONY: demo test lint install clean bench lock redis-server catalogs mutation mutation-changed hand-mutants
 
 # Installs exactly what requirements.lock names (resolved once with pip-compile), so a new
 # release upstream cannot break a fresh clone; torch is pinned there to the CPU 2.13.0 build.
@@ -60,6 +60,22 @@ catalogs: $(STAMP)
 		-c TRANSLATORS: -o bot/locales/messages.pot .
 	$(BIN)/pybabel update -i bot/locales/messages.pot -d bot/locales -D messages -w 120 --ignore-pot-creation-date
 	$(BIN)/pybabel compile -d bot/locales -D messages --statistics
+# Mutation testing (docs/mutation.md): each guarded module group against its own tests, the
+# score table at the end; fails when a module is under 90 % killed. MUTATION_JOBS workers (2).
+mutation: $(STAMP)
+	nice -n 10 $(BIN)/python -m tests.mutation
+
+# The same for the groups whose modules or tests differ from MUTATION_BASE (by default where
+# this branch left main, or the last commit on main itself): what CI runs.
+# MUTATION_BUDGET (minutes, CI: 12) runs only the selected groups that fit it by their measured time.
+MUTATION_BASE ?= auto
+MUTATION_BUDGET ?=
+mutation-changed: $(STAMP)
+	nice -n 10 $(BIN)/python -m tests.mutation --changed $(MUTATION_BASE) $(if $(MUTATION_BUDGET),--budget-min $(MUTATION_BUDGET))
+
+# The hand-made bugs of issue #24, each applied to a scratch copy: a test must fail on each.
+hand-mutants: $(STAMP)
+	nice -n 10 $(BIN)/python -m tests.hand_mutants
 
 bench: $(STAMP)
 	$(BIN)/stickerbot bench perf --json bench/perf.json

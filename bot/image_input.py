@@ -163,16 +163,15 @@ def _high_bit_depth(image: Image.Image) -> bool:
 
 
 def _to_rgba(image: Image.Image) -> Image.Image:
-    mode = image.mode
     if _high_bit_depth(image):
         return _high_bit_depth_gray(image).convert("RGBA")
-    if mode == "CMYK":
-        # Print files: the embedded profile gives the real colours; the naive formula is a fallback.
+    if image.mode == "CMYK":
+        # Print files: the embedded profile gives the real colours; Pillow's formula is the fallback.
         converted = _icc_to_srgb(image)
-        return (converted if converted is not None else image.convert("RGB")).convert("RGBA")
-    if mode in ("LAB", "HSV"):
-        return image.convert("RGB").convert("RGBA")
-    # RGBA, RGB, P (its `transparency` becomes alpha), PA, LA, L, 1, YCbCr, RGBa, La.
+        if converted is not None:
+            return converted.convert("RGBA")
+    # RGBA, RGB, P (its `transparency` becomes alpha), PA, LA, L, 1, YCbCr, RGBa, La, and CMYK, LAB
+    # and HSV, which Pillow converts through RGB itself (pixel for pixel what RGB then RGBA gives).
     return image.convert("RGBA")
 
 

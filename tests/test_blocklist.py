@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import pytest
 
+from bot.blocklist import Blocklist, word_forms
 from bot.errors import UserError
 from bot.service import StickerService
 from bot.settings import Settings
@@ -72,4 +73,13 @@ def test_words_that_only_look_alike_pass(service, text):
 def test_an_entry_that_is_only_punctuation_blocks_nothing(tmp_path):
     base = Settings()
     settings = replace(base, limits=replace(base.limits, blocklist=("'", " - ", "")))
-    StickerService(open_database(tmp_path / "bot.sqlite"), settings).parse("happy waving beach")
+    service = StickerService(open_database(tmp_path / "bot.sqlite"), settings)
+    service.parse("happy waving beach")
+    service.parse("happy ' waving - beach")  # a lone apostrophe is no word to match either
+    assert not Blocklist(("'", " - ", "")) and not Blocklist(()) and Blocklist(("gore",))
+
+
+def test_each_text_is_read_with_apostrophes_as_breaks_and_without_them_once_each():
+    assert word_forms("don't go") == (("don", "t", "go"), ("dont", "go"))
+    assert word_forms("gore ' bath") == (("gore", "bath"),)  # the same both ways: one form
+    assert word_forms("'") == ((),)

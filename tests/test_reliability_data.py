@@ -1,18 +1,16 @@
 """Data lifecycle: retention, the housekeeping schedule, online backup, and upgrading an
 existing database to the delivery-claim and quota columns."""
 
-import asyncio
 import sqlite3
 import threading
 from dataclasses import replace
 from datetime import datetime, timezone
 
 import sqlite_utils
-from apscheduler.triggers.cron import CronTrigger
 
 from adapters.cli.backup import backup_database
 from adapters.cli.commands import main as cli_main
-from bot.retention import DAY_S, build_scheduler, expire_unused, sweep_timed_out
+from bot.retention import DAY_S, expire_unused, sweep_timed_out
 from bot.settings import Settings
 from storage import deliveries, embeddings, jobs, references, stickers, usage, users
 from storage.database import open_database
@@ -60,29 +58,6 @@ def test_the_sweep_fails_attempts_that_overran_and_the_user_is_told_through_deli
     assert sweep_timed_out(db, settings, now=NOW + 111) == [job.id]
     assert not jobs.heartbeat(db, job.id, "hung-worker", 10, now=NOW + 112)  # so the worker stops
     assert [j.id for j in deliveries.undelivered_finished_jobs(db, now=NOW + 112)] == [job.id]
-
-
-async def test_the_schedule_has_the_three_housekeeping_jobs_and_runs_on_the_event_loop(tmp_path):
-    db = open_database(tmp_path / "bot.sqlite")
-    user_id = users.get_or_create_user(db, "console", "ann").id
-    usage.take_quota(db, user_id, 5)
-    scheduler = build_scheduler(db, Settings())
-    by_id = {job.id: job for job in scheduler.get_jobs()}
-    assert set(by_id) == {"reset_daily_quotas", "retention", "timed_out_jobs"}
-    trigger = by_id["reset_daily_quotas"].trigger
-    assert isinstance(trigger, CronTrigger) and str(trigger.timezone) == "UTC"
-    assert {f.name: str(f) for f in trigger.fields}["hour"] == "0"
-    scheduler.start()
-    try:
-        by_id = {job.id: job for job in scheduler.get_jobs()}
-        by_id["reset_daily_quotas"].modify(next_run_time=datetime.now(timezone.utc))  # "midnight" now
-        for _ in range(100):
-            if usage.quota_used(db, user_id) == 0:
-                break
-            await asyncio.sleep(0.02)
-        assert usage.quota_used(db, user_id) == 0
-    finally:
-        scheduler.shutdown(wait=False)
 
 
 def test_backup_is_a_consistent_copy_taken_while_the_bot_writes(tmp_path, capsys):

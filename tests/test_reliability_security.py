@@ -131,6 +131,7 @@ def _write_sites():
                 yield rel, enclosing(node), node.lineno, ast.unparse(target)
 
 
+@pytest.mark.slow  # parses every product module
 def test_no_file_is_written_under_a_user_controlled_name():
     sites = list(_write_sites())
     assert any(rel == "adapters/console.py" for rel, *_ in sites)  # the scan finds real writes

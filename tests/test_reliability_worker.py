@@ -2,6 +2,7 @@
 shutdown, and delivery that is neither lost nor doubled."""
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -15,6 +16,7 @@ from seal_runtime.api.client import RuntimeClient
 from seal_runtime.api.protocol import RuntimeJobError
 from storage import deliveries, jobs, stickers
 from storage.database import open_database
+from storage.records import RUNNING_STATES
 
 ANN = UserRef("console", "ann", "Ann")
 BOB = UserRef("console", "bob", "Bob")
@@ -132,29 +134,58 @@ async def test_the_reference_deleted_before_the_job_ran_fails_at_once_with_a_cle
     assert "character was deleted" in bed.sink.failures[job_id][0]
 
 
+class HeldStub(CrashingStub):
+    """A runtime that takes a job and then holds it until `release` is set: a test waits for
+    `arrived` (the job is in the runtime's hands) instead of guessing how long a job takes."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.arrived = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def run_job(self, request):
+        self.arrived.set()
+        await self.release.wait()
+        return await super().run_job(request)
+
+
+@contextlib.asynccontextmanager
+async def held_stub():
+    stub = HeldStub()
+    async with running_stub_runtime(stub):
+        try:
+            yield stub
+        finally:
+            stub.release.set()  # held handlers answer, so the server can close at once
+
+
 async def test_an_attempt_that_overruns_the_job_timeout_is_retried_then_failed(tmp_path):
-    async with running_stub_runtime(CrashingStub(step_delay_s=0.2)) as stub:
+    # The runtime never answers: each attempt overruns the job timeout however fast or slow
+    # this machine is; the drain waits for the job's end state, with a minute to get there.
+    async with held_stub() as stub:
         bed = Bed(tmp_path, stub.url, job_timeout_s=0.3, job_attempts=2)
         job_id = bed.ask()
-        await bed.drain()
+        await bed.drain(timeout=60)
         job = jobs.get_job(bed.db, job_id)
-        assert (job.state, job.attempts) == ("failed", 2)
+        assert (job.state, job.attempts) == ("failed", 2) and stub.served[job_id] == 0
         assert "timed out" in job.error and "took too long" in bed.sink.failures[job_id][0]
         await bed.close()
 
 
 async def test_cancelling_the_worker_mid_job_requeues_it_without_costing_an_attempt(tmp_path):
-    async with running_stub_runtime(CrashingStub(step_delay_s=0.05)) as stub:
+    async with held_stub() as stub:
         bed = Bed(tmp_path, stub.url)
         job_id = bed.ask()
         task = asyncio.create_task(bed.worker.run_forever(asyncio.Event(), idle_sleep=0.01))
-        while jobs.get_job(bed.db, job_id).state == "queued":
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(stub.arrived.wait(), 60)  # mid-job: the runtime holds it
+        held = jobs.get_job(bed.db, job_id)
+        assert held.state in RUNNING_STATES and held.attempts == 1 and held.lease_owner == "w1"
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         job = jobs.get_job(bed.db, job_id)
         assert (job.state, job.attempts, job.lease_owner) == ("queued", 0, None)
-        await bed.drain()
+        stub.release.set()
+        await bed.drain(timeout=60)
         assert bed.sink.deliveries[job_id] == 1
         await bed.close()
 

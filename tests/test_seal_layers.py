@@ -103,3 +103,71 @@ def test_selectors_by_block_resolution_path_and_exclusion(tiny_backbone):
     assert describe(select_layers(layers, ("mid_block",))) == ["mid_block.attentions.0 (4²)"]
     with pytest.raises(ValueError, match="matches no layer"):
         select_layers(layers, ("down_blocks.2",))
+
+
+def _layer(name: str, resolution: int, order: int):
+    from seal_runtime.seal.attention_capture import CrossAttentionLayer
+
+    block = "mid_block" if name.startswith("mid_block") else ".".join(name.split(".")[:2])
+    return CrossAttentionLayer(f"{name}.transformer_blocks.0.attn2", block, resolution, order)
+
+
+# The builtin model's seven layers, written out (no model needed).
+BUILTIN = [_layer("down_blocks.0.attentions.0", 16, 0), _layer("down_blocks.0.attentions.1", 16, 1),
+           _layer("down_blocks.1.attentions.0", 8, 2), _layer("mid_block.attentions.0", 4, 3),
+           _layer("up_blocks.1.attentions.0", 8, 4), _layer("up_blocks.2.attentions.0", 16, 5),
+           _layer("up_blocks.2.attentions.1", 16, 6)]
+
+
+def names(layers) -> list[str]:
+    return [layer.name.removesuffix(".transformer_blocks.0.attn2") for layer in layers]
+
+
+def test_deep_drops_only_the_highest_resolution_and_keeps_forward_order():
+    assert names(select_layers(BUILTIN, ["deep"])) == [
+        "down_blocks.1.attentions.0", "mid_block.attentions.0", "up_blocks.1.attentions.0"]
+    # No selector, or only blanks, means the default: deep.
+    assert select_layers(BUILTIN, []) == select_layers(BUILTIN, [" ", ""]) == select_layers(BUILTIN, ["deep"])
+
+
+def test_a_model_with_one_attention_resolution_keeps_every_layer_under_deep():
+    flat = [_layer("down_blocks.0.attentions.0", 8, 0), _layer("up_blocks.0.attentions.0", 8, 1)]
+    assert select_layers(flat, ["deep"]) == flat
+
+
+def test_selectors_are_trimmed_unioned_in_forward_order_and_excluded():
+    assert names(select_layers(BUILTIN, [" mid_block ", "down_blocks.1"])) == [
+        "down_blocks.1.attentions.0", "mid_block.attentions.0"]
+    assert names(select_layers(BUILTIN, ["res:8", "-up_blocks.1"])) == ["down_blocks.1.attentions.0"]
+    assert names(select_layers(BUILTIN, ["all", "-deep"])) == [
+        "down_blocks.0.attentions.0", "down_blocks.0.attentions.1", "up_blocks.2.attentions.0",
+        "up_blocks.2.attentions.1"]
+    # Only removals: start from all.
+    assert names(select_layers(BUILTIN, ["-res:16", "-mid_block"])) == [
+        "down_blocks.1.attentions.0", "up_blocks.1.attentions.0"]
+
+
+def test_a_path_prefix_matches_whole_path_parts_only():
+    assert names(select_layers(BUILTIN, ["up_blocks.2.attentions"])) == [
+        "up_blocks.2.attentions.0", "up_blocks.2.attentions.1"]
+    full = "up_blocks.2.attentions.1.transformer_blocks.0.attn2"
+    assert [layer.name for layer in select_layers(BUILTIN, [full])] == [full]
+    with pytest.raises(ValueError, match=r"selector 'up_blocks.2.attent' matches no layer"):
+        select_layers(BUILTIN, ["up_blocks.2.attent"])
+    assert names(select_layers(BUILTIN, ["up_blocks"])) == names(BUILTIN[4:])
+
+
+def test_selector_errors_say_what_is_wrong_and_what_the_model_has():
+    with pytest.raises(ValueError, match=r"^attention layer selector 'res:x': expected res:<int>$"):
+        select_layers(BUILTIN, ["res:x"])
+    with pytest.raises(ValueError, match="'res:32' matches no layer; this model has: down_blocks.0 \\(16²\\), "
+                                         "down_blocks.0 \\(16²\\), down_blocks.1 \\(8²\\), mid_block \\(4²\\)"):
+        select_layers(BUILTIN, ["res:32"])
+    with pytest.raises(ValueError, match="'-res:32' matches no layer|'res:32' matches no layer"):
+        select_layers(BUILTIN, ["all", "-res:32"])  # a removal that removes nothing is a typo too
+    with pytest.raises(ValueError, match=r"selectors \['mid_block', '-res:4'\] leave no layer"):
+        select_layers(BUILTIN, ["mid_block", "-res:4"])
+
+
+def test_describe_names_each_layer_by_its_attention_path_and_map_side():
+    assert describe(BUILTIN[2:4]) == ["down_blocks.1.attentions.0 (8²)", "mid_block.attentions.0 (4²)"]

@@ -172,3 +172,92 @@ def test_forget_keeps_a_ban(db):
     counts = forget_user(db, uid)
     assert counts["users"] == 0 and counts["references"] == 1
     assert users.find_user(db, "telegram", "1").banned
+
+
+def test_forget_is_one_transaction_a_failure_midway_deletes_nothing(db):
+    """Half a /forget would leave a user with stickers but no character (or the reverse):
+    when the last delete fails, the earlier ones are undone too."""
+    uid, _ = _fill(db, "1", "red")
+    db.execute("CREATE TRIGGER refuse BEFORE DELETE ON reference_images BEGIN SELECT RAISE(ABORT, 'disk'); END")
+    with pytest.raises(Exception, match="disk"):
+        forget_user(db, uid)
+    assert not db.conn.in_transaction
+    for table in ("reference_images", "jobs", "stickers", "packs", "pack_stickers", "embeddings"):
+        assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] > 0, table
+    assert users.get_user(db, uid) is not None
+    db.execute("DROP TRIGGER refuse")
+    assert forget_user(db, uid)["references"] == 1
+
+
+
+T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC: far from the real clock, so a mix-up shows
+
+
+def _ann_with_pictures(db, *colors):
+    uid = users.get_or_create_user(db, "telegram", "1", "Ann").id
+    for color in colors:
+        ref = references.save_reference(db, uid, png(color), None, None)
+        embeddings.put_embedding(db, ref.sha256, "m", "h", b"e")
+    return uid
+
+
+def test_forget_deletes_the_embeddings_of_every_picture_of_the_user(db):
+    uid = _ann_with_pictures(db, "red", "green", "blue")
+    counts = forget_user(db, uid, now=T0)
+    assert (counts["references"], counts["embeddings"]) == (3, 3)
+    assert db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 0
+
+
+def test_forget_of_a_user_who_never_saved_a_picture(db):
+    uid = users.get_or_create_user(db, "telegram", "1", "Ann").id
+    assert forget_user(db, uid, now=T0) == {"embeddings": 0, "pack_stickers": 0, "packs": 0, "stickers": 0,
+                                            "pack_orders": 0, "jobs": 0, "references": 0, "users": 1}
+
+
+def test_a_tombstone_is_dated_with_the_given_time_or_else_now(db):
+    import time
+
+    first = users.get_or_create_user(db, "telegram", "1", "Ann").id
+    users.set_banned(db, first)
+    forget_user(db, first, now=T0)
+    assert users.get_user(db, first).forgotten_at == T0 and users.get_user(db, first).display_name is None
+    second = users.get_or_create_user(db, "telegram", "2", "Bob").id
+    users.set_banned(db, second)
+    before = time.time()
+    forget_user(db, second)
+    assert before <= users.get_user(db, second).forgotten_at <= time.time()
+
+
+def test_todays_count_on_the_given_day_keeps_the_tombstone_and_yesterdays_does_not(db):
+    from storage import usage
+
+    uid = users.get_or_create_user(db, "telegram", "1", "Ann").id
+    usage.take_quota(db, uid, 5, now=T0)
+    db.execute("DELETE FROM usage_events")
+    forget_user(db, uid, now=T0 + 60)  # the same UTC day as the count: it still counts
+    assert users.get_user(db, uid) is not None
+    forget_user(db, uid, now=T0 + 86_400)  # the next day the count is spent
+    assert users.get_user(db, uid) is None
+
+
+def test_any_request_keeps_the_tombstone_unless_it_is_before_counted_since(db):
+    from storage import usage
+
+    uid = users.get_or_create_user(db, "telegram", "1", "Ann").id
+    usage.record_event(db, uid, usage.STICKER, now=0.0)  # the earliest instant there is
+    forget_user(db, uid, now=T0)  # no counted_since: every request still counts
+    assert users.get_user(db, uid) is not None
+    forget_user(db, uid, now=T0, counted_since=0.5)
+    assert users.get_user(db, uid) is None
+    assert db.execute("SELECT COUNT(*) FROM usage_events").fetchone()[0] == 0
+
+
+def test_dropping_one_users_old_pictures_leaves_everyone_elses(db):
+    ann = _ann_with_pictures(db, "red", "green")  # red is now inactive
+    bob = users.get_or_create_user(db, "telegram", "2", "Bob").id
+    references.save_reference(db, bob, png("white"), None, None)
+    references.save_reference(db, bob, png("black"), None, None)  # white is now inactive
+    assert references.delete_unneeded_references(db, ann) == {"references": 1, "embeddings": 1}
+    assert len(references.references_for_user(db, bob)) == 2
+    assert references.delete_unneeded_references(db) == {"references": 1, "embeddings": 0}
+    assert len(references.references_for_user(db, bob)) == 1

@@ -246,3 +246,109 @@ def test_concurrent_workers_never_claim_the_same_job(tmp_path):
         t.join(timeout=60)
     assert len(claimed) == 50
     assert len(set(claimed)) == 50
+
+
+def test_release_job_gives_the_job_back_after_a_delay_and_refunds_the_attempt(db):
+    ann = make_user(db, "ann")
+    (job_id,) = queue(db, ann, 1)
+    jobs.claim_next_job(db, "w1", LEASE, now=10.0)
+    assert not jobs.release_job(db, job_id, "w2", delay=5, now=11.0)  # not w2's to give back
+    assert jobs.release_job(db, job_id, "w1", delay=5, now=11.0)
+    job = jobs.get_job(db, job_id)
+    assert (job.state, job.attempts, job.lease_owner, job.lease_expires_at) == ("queued", 0, None, None)
+    assert (job.next_attempt_at, job.updated_at) == (16.0, 11.0)
+    assert not jobs.release_job(db, job_id, "w1", now=12.0)  # queued: nothing to release
+    assert jobs.claim_next_job(db, "w2", LEASE, now=15.999) is None
+    assert jobs.claim_next_job(db, "w2", LEASE, now=16.0).attempts == 1
+
+
+def test_release_job_counts_the_attempt_when_asked_and_never_waits_a_negative_delay(db):
+    ann = make_user(db, "ann")
+    (job_id,) = queue(db, ann, 1)
+    jobs.claim_next_job(db, "w1", LEASE, now=10.0)
+    assert jobs.release_job(db, job_id, "w1", delay=-30, count_attempt=True, now=11.0)
+    job = jobs.get_job(db, job_id)
+    assert (job.attempts, job.next_attempt_at) == (1, 11.0)
+    assert jobs.claim_next_job(db, "w1", LEASE, now=11.0).attempts == 2
+    assert jobs.release_job(db, job_id, "w1", now=12.0)  # no delay given: runnable at once
+    assert jobs.get_job(db, job_id).next_attempt_at == 12.0
+
+
+def test_create_job_stores_the_request_and_bounds_the_attempts(db):
+    ann = make_user(db, "ann")
+    job = jobs.create_job(db, ann, "sticker", {"text": "hi", "seed": 3}, now=5.0)
+    assert (job.request, job.max_attempts, job.attempts, job.state) == ({"text": "hi", "seed": 3}, 3, 0, "queued")
+    assert (job.created_at, job.updated_at, job.next_attempt_at, job.chat) == (5.0, 5.0, 5.0, None)
+    assert jobs.create_job(db, ann, "sticker", {}, max_attempts=1).max_attempts == 1
+    assert jobs.create_job(db, ann, "sticker", {}, max_attempts=0).max_attempts == 1  # at least one try
+    assert jobs.create_job(db, ann, "sticker", {}, job_id="mine").id == "mine"
+
+
+def test_claims_can_be_limited_to_the_platforms_a_worker_delivers_to(db):
+    tg = users.get_or_create_user(db, "telegram", "1", "t").id
+    dc = users.get_or_create_user(db, "discord", "2", "d").id
+    cs = users.get_or_create_user(db, "console", "3", "c").id
+    (tg_job,), (dc_job,), (cs_job,) = queue(db, tg, 1), queue(db, dc, 1, start=1.0), queue(db, cs, 1, start=2.0)
+    assert jobs.claim_next_job(db, "w", LEASE, now=10.0, platforms=()) is None
+    assert jobs.claim_next_job(db, "w", LEASE, now=10.0, platforms=("discord",)).id == dc_job
+    assert jobs.claim_next_job(db, "w", LEASE, now=10.0, platforms=("console", "telegram")).id == tg_job
+    assert jobs.claim_next_job(db, "w", LEASE, now=10.0, platforms=("console", "telegram")).id == cs_job
+    assert jobs.claim_next_job(db, "w", LEASE, now=10.0, platforms=("console", "telegram", "discord")) is None
+
+
+def test_every_write_uses_the_clock_it_is_given(db):
+    ann = make_user(db, "ann")
+    a, b = queue(db, ann, 2)
+    jobs.claim_next_job(db, "w", LEASE, now=10.0)
+    assert jobs.set_state(db, a, "generating", worker_id="w", now=11.0)
+    assert jobs.get_job(db, a).updated_at == 11.0
+    assert jobs.set_progress(db, a, {"step": 1}, worker_id="w", now=12.0)
+    assert jobs.get_job(db, a).updated_at == 12.0
+    assert jobs.finish_job(db, a, {}, now=13.0)
+    assert deliveries.mark_delivered(db, a, now=14.0) and jobs.get_job(db, a).delivered_at == 14.0
+    assert jobs.cancel_job(db, ann, b, now=15.0)
+    cancelled = jobs.get_job(db, b)
+    assert (cancelled.state, cancelled.finished_at, cancelled.updated_at) == ("cancelled", 15.0, 15.0)
+
+
+def test_set_state_refuses_a_state_that_is_not_running_by_name(db):
+    with pytest.raises(ValueError, match=r"^set_state is for running states .*'adapting'.*, got 'done'$"):
+        jobs.set_state(db, "any", "done", worker_id="w")
+
+
+def test_failing_a_gone_or_finished_job_is_final_and_changes_nothing(db):
+    ann = make_user(db, "ann")
+    (job_id,) = queue(db, ann, 1)
+    assert jobs.fail_job(db, "no-such-job", "x", retry_delay=1, now=1.0) is True
+    jobs.claim_next_job(db, "w", LEASE, now=10.0)
+    jobs.finish_job(db, job_id, {"sticker_ids": [1]}, now=11.0)
+    assert jobs.fail_job(db, job_id, "late", retry_delay=1, now=12.0) is True
+    job = jobs.get_job(db, job_id)
+    assert (job.state, job.error, job.result) == ("done", None, {"sticker_ids": [1]})
+
+
+def test_a_retry_without_delay_is_runnable_at_once(db):
+    ann = make_user(db, "ann")
+    (job_id,) = queue(db, ann, 1)
+    jobs.claim_next_job(db, "w", LEASE, now=10.0)
+    assert jobs.fail_job(db, job_id, "blip", retry_delay=0, now=11.0) is False
+    assert jobs.get_job(db, job_id).next_attempt_at == 11.0
+    assert jobs.claim_next_job(db, "w", LEASE, now=11.0).id == job_id
+
+
+def test_the_timeout_sweep_leaves_attempts_within_their_time_and_names_the_limit(db):
+    ann = make_user(db, "ann")
+    (job_id,) = queue(db, ann, 1, max_attempts=2)
+    jobs.claim_next_job(db, "w", LEASE, now=10.0)
+    assert jobs.fail_timed_out(db, 100, now=110.0) == []
+    assert jobs.get_job(db, job_id).state == "adapting"  # claimed exactly 100 s ago: not over yet
+    assert jobs.fail_timed_out(db, 100, now=110.5) == []
+    job = jobs.get_job(db, job_id)
+    assert (job.state, job.error, job.next_attempt_at) == ("queued", "timed out after 100 s", 110.5)
+
+
+def test_last_job_of_someone_with_none_is_none(db):
+    ann = make_user(db, "ann")
+    assert jobs.last_job(db, ann) is None and jobs.last_job(db, ann, kind="sticker") is None
+    (job_id,) = queue(db, ann, 1)
+    assert jobs.last_job(db, ann, kind="other") is None and jobs.last_job(db, ann).id == job_id

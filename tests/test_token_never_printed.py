@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from benchmarks.fakes.fake_bot_api import running_fake_bot_api
 
 REJECTED = "987654:THIS-token-is-secret-and-wrong"
@@ -20,6 +22,7 @@ def clean_env(**extra) -> dict:
     return env
 
 
+@pytest.mark.slow  # a real `stickerbot` process
 async def test_stickerbot_run_with_a_rejected_telegram_token_says_so_without_the_token(
     tmp_path,
 ):

@@ -127,7 +127,7 @@ class DiscordBot(ChatBotProcess):
                                 button_timeout_s=settings.discord.button_timeout_s)
         service = StickerService(db, settings)
         self.client.deps = DiscordDeps(settings, db, service, AdminService(db, settings), self.sink,
-                                       PackService(db, settings, service))
+                                       packs=PackService(db, settings, service))
         super().__init__(JobWorker(db, settings, runtime, self.sink, worker_id=worker_id, platforms=("discord",)))
         self.gateway: asyncio.Task | None = None
 

@@ -17,6 +17,7 @@ import discord
 
 from adapters.discord.context import deps, queue_and_track, send_ephemeral, use_language, user_ref
 from adapters.discord.server_stickers import add_server_sticker
+from bot import confirmations
 from bot.errors import UserError
 from bot.i18n import N_, _
 from bot.messages import cancel_message
@@ -109,7 +110,7 @@ class ForgetButton(_OwnedButton, discord.ui.DynamicItem[discord.ui.Button], temp
         if self.answer == "no":
             await interaction.response.edit_message(content=_("OK, nothing was deleted."), view=None)
             return
-        if time.time() > self.until:
+        if confirmations.expired(self.until, deps(interaction).clock()):
             await interaction.response.edit_message(content=_("This confirmation expired: use /forget again."),
                                                     view=None)
             return
@@ -154,8 +155,8 @@ def cancel_view(request_id: str, owner_id: int) -> discord.ui.View:
     return view
 
 
-def forget_view(owner_id: int, valid_s: float = 600) -> discord.ui.View:
-    until = int(time.time() + valid_s)
+def forget_view(owner_id: int, now: float) -> discord.ui.View:
+    until = confirmations.deadline(now)
     view = discord.ui.View(timeout=None)
     view.add_item(ForgetButton("yes", owner_id, until))
     view.add_item(ForgetButton("no", owner_id, until))

@@ -200,7 +200,7 @@ async def language(interaction: discord.Interaction, choice: app_commands.Choice
 async def forget(interaction: discord.Interaction) -> None:
     await send_ephemeral(interaction, _("Delete your character, its learned version, your queued stickers and every "
                                         "sticker I stored for you? This cannot be undone."),
-                         view=forget_view(interaction.user.id))
+                         view=forget_view(interaction.user.id, deps(interaction).clock()))
 
 
 @app_commands.command(name=N_("help"), description=N_("What I do, and the words I understand"))

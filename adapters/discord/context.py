@@ -6,6 +6,7 @@ modules stay plain functions and nothing Discord-specific leaks into `bot/`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ class DiscordDeps:
     admin: AdminService
     sink: object  # adapters.discord.sink.DiscordSink (import cycle otherwise)
     packs: PackService | None = None  # /makepack
+    clock: Callable[[], float] = time.time  # wall clock of the /forget deadline (tests set their own)
     guilds: GuildRules = field(init=False)  # each server's channels and admin role
 
     def __post_init__(self) -> None:

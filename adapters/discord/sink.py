@@ -102,7 +102,6 @@ class DiscordSink:
         text, live.text = live.text, None
         if text is None:
             return
-        live.last_edit = time.monotonic()
         try:
             await live.interaction.edit_original_response(content=text)
             live.shown = text
@@ -111,6 +110,10 @@ class DiscordSink:
                 live.gone = True  # dismissed, deleted or expired: the sticker still comes
             else:
                 log.warning("progress edit failed", extra={"status": exc.status, "error": exc.text})
+        finally:
+            # The interval counts from the end of this edit: a slow request never brings the
+            # next one closer than `interval` to it at Discord's end.
+            live.last_edit = time.monotonic()
 
     async def forget_progress(self, request_id: str) -> _Live | None:
         """The request was cancelled: no more progress for it, and a progress edit already on

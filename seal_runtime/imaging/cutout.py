@@ -162,7 +162,7 @@ def _work_rgb(rgba: Image.Image) -> np.ndarray:
     return np.asarray(rgb)
 
 
-def _dominant_border_colour(rgb: np.ndarray, *, asked: bool = False) -> BackgroundColour | None:
+def _dominant_border_colour(rgb: np.ndarray, *, asked: bool) -> BackgroundColour | None:
     colours = background_colours(rgb, max_colours=1)
     if not colours:
         return None

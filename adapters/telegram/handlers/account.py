@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from adapters.telegram.handlers.common import deps, reply, user_ref
+from bot import confirmations
 from bot.i18n import _
 
 log = logging.getLogger(__name__)
 
 FORGET = "fg"
-FORGET_VALID_S = 600
 
 
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     owner = update.effective_user.id
-    issued = int(time.time())
+    until = confirmations.deadline(deps(context).clock())
     keyboard = InlineKeyboardMarkup(
         [
             [
-                InlineKeyboardButton(_("Yes, delete everything"), callback_data=f"{FORGET}:yes:{owner}:{issued}"),
-                InlineKeyboardButton(_("Cancel"), callback_data=f"{FORGET}:no:{owner}:{issued}"),
+                InlineKeyboardButton(_("Yes, delete everything"), callback_data=f"{FORGET}:yes:{owner}:{until}"),
+                InlineKeyboardButton(_("Cancel"), callback_data=f"{FORGET}:no:{owner}:{until}"),
             ]
         ]
     )
@@ -39,7 +38,7 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
-    _prefix, answer, owner, issued = query.data.split(":")
+    _prefix, answer, owner, until = query.data.split(":")
     if query.from_user.id != int(owner):
         await query.answer(_("Only the person who sent /forget can confirm it."), show_alert=True)
         return
@@ -47,10 +46,10 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await query.answer(_("Cancelled."))
         await _edit_or_ignore(query.message, _("OK, nothing was deleted."))
         return
-    if time.time() - int(issued) > FORGET_VALID_S:
+    d = deps(context)
+    if confirmations.expired(int(until), d.clock()):
         await query.answer(_("This confirmation expired: send /forget again."), show_alert=True)
         return
-    d = deps(context)
     user = user_ref(update)
     had_pack = d.packs.records.has_any(user.platform_user_id)
     counts = d.service.forget(user)

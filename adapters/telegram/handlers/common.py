@@ -7,6 +7,8 @@ callbacks, admin); `registration.register(application)` wires them in one place.
 from __future__ import annotations
 
 import functools
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from telegram import Message, Update
@@ -36,6 +38,7 @@ class TelegramDeps:
     packs: TelegramPacks
     sink: TelegramSink
     pack_service: PackService
+    clock: Callable[[], float] = time.time  # wall clock of the /forget deadline (tests set their own)
 
 
 def deps(context: ContextTypes.DEFAULT_TYPE) -> TelegramDeps:
