@@ -67,8 +67,8 @@ MUTANTS = (
     HandMutant(
         "random bytes are called damaged instead of not a picture",
         "bot/image_input.py",
-        "            raise UserError(NOT_AN_IMAGE, code=\"not_an_image\") from None",
-        "            raise UserError(DAMAGED, code=\"damaged_image\") from None",
+        "            raise UserError(_(NOT_AN_IMAGE), code=\"not_an_image\") from None",
+        "            raise UserError(_(DAMAGED), code=\"damaged_image\") from None",
         ("tests/test_image_input.py::test_random_bytes_are_refused_as_not_a_picture",),
     ),
     HandMutant(

@@ -103,7 +103,7 @@ def test_only_finished_jobs_can_be_claimed_for_delivery(db):
     assert not deliveries.claim_delivery(db, queued.id, "a", LEASE, now=2.0)
     jobs.claim_next_job(db, "runner", LEASE, now=3.0)
     assert not deliveries.claim_delivery(db, queued.id, "a", LEASE, now=4.0)  # running
-    assert jobs.cancel_job(db, user, jobs.create_job(db, user, "sticker", {}, now=5.0).id, now=6.0)
+    assert jobs.cancel_jobs(db, user, [jobs.create_job(db, user, "sticker", {}, now=5.0).id], now=6.0)
     cancelled = jobs.last_job(db, user)
     assert cancelled.state == "cancelled" and not deliveries.claim_delivery(db, cancelled.id, "a", LEASE, now=7.0)
     assert not deliveries.claim_delivery(db, "no-such-job", "a", LEASE, now=7.0)

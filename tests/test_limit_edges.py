@@ -261,7 +261,7 @@ def test_a_quota_of_one_is_said_as_one_sticker_used(tmp_path):
     policy.admit(ann)
     with pytest.raises(QuotaExceededError) as refused:
         policy.admit(ann)
-    assert refused.value.user_message == ("You have had your 1 stickers for today. "
+    assert refused.value.user_message == ("You have had your 1 sticker for today. "
                                           "The counter resets at midnight (UTC).")
 
 
@@ -288,8 +288,7 @@ def test_the_per_user_queue_cap_message_word_for_word(tmp_path):
     queued(db, ann, 1)
     with pytest.raises(UserQueueFullError) as refused:
         policy.admit(ann)
-    assert refused.value.user_message == ("You already have 1 stickers on the way. Wait for one of them to arrive, "
-                                          "then ask again.")
+    assert refused.value.user_message == "You already have 1 sticker on the way. Wait for it to arrive, then ask again."
 
 
 def test_the_setref_wait_is_rounded_up_to_whole_minutes(tmp_path):

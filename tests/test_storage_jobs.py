@@ -306,7 +306,7 @@ def test_every_write_uses_the_clock_it_is_given(db):
     assert jobs.get_job(db, a).updated_at == 12.0
     assert jobs.finish_job(db, a, {}, now=13.0)
     assert deliveries.mark_delivered(db, a, now=14.0) and jobs.get_job(db, a).delivered_at == 14.0
-    assert jobs.cancel_job(db, ann, b, now=15.0)
+    assert jobs.cancel_jobs(db, ann, [b], now=15.0)
     cancelled = jobs.get_job(db, b)
     assert (cancelled.state, cancelled.finished_at, cancelled.updated_at) == ("cancelled", 15.0, 15.0)
 
