@@ -96,7 +96,7 @@ def build_scheduler(db: sqlite_utils.Database, settings: Settings) -> AsyncIOSch
         sweep_timed_out(db, settings)
 
     # coalesce + a grace: after a pause (laptop sleep, a long GC) each job runs once, late.
-    common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600, "replace_existing": True}
+    common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
     scheduler.add_job(quotas, CronTrigger(hour=0, minute=0, timezone="UTC"), id="reset_daily_quotas", **common)
     scheduler.add_job(retention, IntervalTrigger(hours=1), id="retention", next_run_time=_soon(), **common)
     scheduler.add_job(timed_out, IntervalTrigger(seconds=60), id="timed_out_jobs", **common)

@@ -69,6 +69,30 @@ def test_resetting_the_quotas_twice_at_the_same_moment_changes_nothing_the_secon
     assert reset_daily_quotas(db, now=NOW) == 2  # ann's count, and bob's first day
     assert reset_daily_quotas(db, now=NOW) == 0
     assert usage.quota_used(db, ann, now=NOW) == 0
+    assert db.execute("SELECT DISTINCT quota_day FROM users").fetchall() == [(usage.utc_day(NOW),)]
+    assert reset_daily_quotas(db, now=NOW + DAY_S) == 2  # the next day starts for both
+
+
+def test_retention_adds_the_embeddings_it_expired_to_those_of_the_pictures_it_removed(tmp_path):
+    db = open_database(tmp_path / "bot.sqlite")
+    user_id, _, _ = owner_of_data(db, "ann", used_at=NOW)
+    second = references.save_reference(db, user_id, b"png-second", None, None, width=64, height=64)
+    embeddings.put_embedding(db, second.sha256, "m", "h", b"emb", now=NOW - 31 * DAY_S)  # the active one, unused
+    assert expire_unused(db, 30, now=NOW) == {"embeddings": 2, "stickers": 0, "references": 1}
+
+
+def test_the_sweep_names_every_failed_job_in_one_warning(tmp_path, caplog):
+    base = Settings()
+    settings = replace(base, limits=replace(base.limits, job_timeout_s=100, job_lease_s=10))
+    db = open_database(tmp_path / "bot.sqlite")
+    owners = [users.get_or_create_user(db, "console", name).id for name in ("ann", "bob")]
+    ids = {jobs.create_job(db, owner, "sticker", {}, max_attempts=1, now=NOW).id for owner in owners}
+    jobs.claim_next_job(db, "w1", 10, now=NOW)
+    jobs.claim_next_job(db, "w2", 10, now=NOW)
+    caplog.set_level(logging.INFO, logger="bot.retention")
+    assert set(sweep_timed_out(db, settings, now=NOW + 200)) == ids
+    (record,) = caplog.records
+    assert set(record.jobs.split(",")) == ids
 
 
 def test_each_housekeeping_job_tells_the_operator_what_it_did(tmp_path, caplog):
@@ -136,6 +160,7 @@ def test_the_schedule_midnight_utc_hourly_and_every_minute_each_once_after_a_pau
     before = datetime.now(UTC)
     scheduler = build_scheduler(db, Settings())
     after = datetime.now(UTC)
+    assert str(scheduler.timezone) == "UTC"
     by_id = {job.id: job for job in scheduler.get_jobs()}
     assert set(by_id) == {"reset_daily_quotas", "retention", "timed_out_jobs"}
     cron = by_id["reset_daily_quotas"].trigger

@@ -5,6 +5,7 @@ import io
 import json
 import logging
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,48 @@ def test_configure_logging_installs_one_handler_and_quiets_the_http_libraries(mo
         assert isinstance(root.handlers[0].formatter, JsonFormatter) and root.level == logging.INFO
     finally:
         root.setLevel(level)
+
+
+def test_configure_logging_defaults_to_json_at_info_on_stderr(monkeypatch):
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    level = root.level
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    try:
+        log_format.configure_logging()
+        (handler,) = root.handlers
+        assert isinstance(handler.formatter, JsonFormatter) and root.level == logging.INFO
+        assert handler.stream is err  # operators read the logs on stderr, stdout stays the command's
+    finally:
+        root.setLevel(level)
+
+
+def test_a_secret_with_more_colons_blanks_everything_after_the_first():
+    log_format.register_secret("123456:AB:cdefgh")
+    assert redact("tail AB:cdefgh") == "tail ***"
+
+
+def test_a_six_character_secret_half_is_a_secret_alone():
+    log_format.register_secret("123456:ABCDEF")
+    assert redact("half ABCDEF") == "half ***"
+
+
+def test_the_json_formatter_keeps_the_traceback_under_exc_and_writes_any_extra_as_text():
+    try:
+        raise KeyError("gone")
+    except KeyError:
+        record = _record(exc_info=sys.exc_info(), path=Path("/srv/x.png"))
+    payload = json.loads(JsonFormatter().format(record))
+    assert payload["exc"].startswith("Traceback") and "KeyError: 'gone'" in payload["exc"]
+    assert payload["path"] == "/srv/x.png"
+
+
+def test_the_text_formatter_separates_extras_by_spaces_and_puts_the_traceback_on_its_own_lines():
+    try:
+        raise KeyError("gone")
+    except KeyError:
+        record = _record(exc_info=sys.exc_info(), job="j1", n=2)
+    first, second, *_ = TextFormatter().format(record).split("\n")
+    assert first == "warning bot.test: hello world [job=j1 n=2]"
+    assert second == "Traceback (most recent call last):"

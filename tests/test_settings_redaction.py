@@ -83,3 +83,10 @@ def test_read_token_errors_name_the_platform_and_the_file_but_no_secret(tmp_path
         read_token(None, str(empty), "Telegram")
     with pytest.raises(SettingsError, match=r"^no Discord token: set the environment variable or token_file$"):
         read_token("", None, "Discord")
+
+
+def test_the_redis_url_is_shown_with_its_password_replaced():
+    settings = load_settings(None, environ={"STICKERBOT_GENERAL__REDIS_URL": "redis://bot:pa55word@10.0.0.5:6380/2"})
+    shown = settings.redacted()
+    assert "pa55word" not in repr(shown)
+    assert shown["general"]["redis_url"] == "redis://bot:***@10.0.0.5:6380/2"

@@ -215,6 +215,26 @@ def test_fail_timed_out_requeues_then_fails(db):
     jobs.claim_next_job(db, "w", LEASE, now=112.0)
     assert jobs.fail_timed_out(db, 100, now=213.0) == [job_id]
     assert jobs.get_job(db, job_id).state == "failed"
+    assert jobs.get_job(db, job_id).error_code == jobs.TIMED_OUT  # the user is told it took too long
+
+
+def test_cancel_takes_back_several_jobs_at_once_and_nothing_for_none(db):
+    ann = make_user(db, "ann")
+    first, second, third = queue(db, ann, 3)
+    assert jobs.cancel_jobs(db, ann, []) == []
+    assert jobs.cancel_jobs(db, ann, ["no-such-job"]) == []
+    assert [job.id for job in jobs.cancel_jobs(db, ann, [third, first], now=5.0)] == [first, third]
+    assert [jobs.get_job(db, i).state for i in (first, second, third)] == ["cancelled", "queued", "cancelled"]
+
+
+def test_a_worker_holds_its_running_job_until_it_is_cancelled_or_taken_over(db):
+    ann = make_user(db, "ann")
+    first, second = queue(db, ann, 2)
+    jobs.claim_next_job(db, "w1", LEASE, now=10.0)
+    assert jobs.holds(db, first, "w1")
+    assert not jobs.holds(db, first, "w2") and not jobs.holds(db, second, "w1")  # queued: nobody holds it
+    jobs.cancel_jobs(db, ann, [first], now=11.0)
+    assert not jobs.holds(db, first, "w1")
 
 
 def test_concurrent_workers_never_claim_the_same_job(tmp_path):
