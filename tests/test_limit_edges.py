@@ -239,6 +239,9 @@ def test_a_pack_of_two_past_a_quota_of_one_and_a_pack_with_nothing_left(tmp_path
     with pytest.raises(PackQuotaError) as refused:
         policy.admit(ann, count=2)
     assert (refused.value.size, refused.value.left) == (2, 1)
+    assert refused.value.user_message == (  # the singular form, as written for one left
+        "A pack of 2 stickers counts 2 against your daily quota, and you have 1 left today. "
+        "Ask for a smaller pack (e.g. /makepack 1) or try again after midnight (UTC).")
     policy.admit(ann)
     with pytest.raises(PackQuotaError) as refused:
         policy.admit(ann, count=2)
@@ -356,3 +359,9 @@ def test_an_event_recorded_without_a_time_is_at_the_current_time(tmp_path):
     usage.record_event(db, ann, usage.STICKER)
     (at,) = usage.request_times_since(db, ann, 0)
     assert before <= at <= time.time()
+
+
+def test_one_change_an_hour_is_told_in_the_singular():
+    refused = SetrefRateLimitedError(per_hour=1, retry_in_s=90)
+    assert refused.user_message == ("You have changed your character 1 time in the last hour. "
+                                    "You can save a new one in 2 min.")
