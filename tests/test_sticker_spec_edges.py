@@ -141,6 +141,8 @@ def test_problems_are_worded_for_the_operator():
     with pytest.raises(InvalidStickerError) as invalid:
         spec.validate_sticker(small, spec.WHATSAPP_STATIC)
     assert str(invalid.value) == "not a valid whatsapp_static sticker: size 500×400, expected 512×512"
+    assert str(InvalidStickerError(spec.WHATSAPP_STATIC, ["one", "two"])) == (
+        "not a valid whatsapp_static sticker: one; two")
 
 
 @pytest.mark.parametrize("base, bot, expected", [
@@ -150,6 +152,7 @@ def test_problems_are_worded_for_the_operator():
     ("____", "bot", "stickers_by_bot"),
     ("Cats", "b" * 60, "s_by_" + "b" * 60),  # no room left for any of the stem
     ("word_" * 20, "seal_bot12", "word_" * 9 + "word_by_seal_bot12"),  # cut at 50, just after an underscore
+    ("Cats", "@XmasBot", "Cats_by_XmasBot"),  # only the @ goes, not an X after it
 ])
 def test_telegram_set_names_word_for_word(base, bot, expected):
     assert spec.telegram_set_name(base, bot) == expected
@@ -163,6 +166,8 @@ def test_telegram_set_name_problems_word_for_word():
         "length 0, expected 1–64", "must start with a letter and use only English letters, digits and underscores",
         "must end in _by_b"]
     assert spec.telegram_set_name_problems("a__b_by_b", "b") == ["must not contain consecutive underscores"]
+    assert spec.telegram_set_name_problems("Cats_by_XmasBot", "@XmasBot") == []
+    assert spec.telegram_set_name_problems("Cats_by_mas", "@XmasBot") == ["must end in _by_XmasBot"]
 
 
 def test_telegram_titles_are_stripped_cut_at_64_and_never_empty():
