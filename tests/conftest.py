@@ -6,6 +6,16 @@ import torch
 # Two cores here: keep torch from oversubscribing them when tests run subprocesses too.
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+if os.environ.get("STICKERBOT_MUTATION"):
+    # `make mutation` (tests/mutation.py sets it) runs the same property tests for every mutant.
+    # Fixed inputs, checked on the clean code first, and no example database: a shared one
+    # replayed each saved failure against every later mutant, so an input that failed on the
+    # clean code too (a real bug, then) "killed" every mutant after it.
+    from hypothesis import settings
+
+    settings.register_profile("mutation", database=None, derandomize=True)
+    settings.load_profile("mutation")
+
 
 @pytest.fixture(scope="session")
 def tiny_backbone():

@@ -192,6 +192,7 @@ def run_group(group: Group, jobs: int) -> float:
     # the child inherits MUTANT_UNDER_TEST from the worker.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder / "mutants"), env.get("PYTHONPATH")]))
     env.setdefault("OMP_NUM_THREADS", "1")
+    env["STICKERBOT_MUTATION"] = "1"  # tests/conftest.py: property tests without a shared example database
     command = mutmut_command() + ["run", "--max-children", str(jobs)]
     started = time.monotonic()
     with open(folder / "mutmut.log", "w") as log:

@@ -93,7 +93,9 @@ def test_well_formed_pictures_in_any_mode_load_unless_too_small_or_thin(data):
         assert ref == refusal, (stored.format, stored.mode, stored.size)
         return
     assert not isinstance(ref, str), (ref, stored.format, stored.mode, stored.size)
-    upright = (height, width) if stored.getexif().get(0x0112) in TURNED else (width, height)
+    # Pillow (13) turns a TIFF by its orientation tag itself when it opens it: its size is upright already.
+    turned = stored.format != "TIFF" and stored.getexif().get(0x0112) in TURNED
+    upright = (height, width) if turned else (width, height)
     assert ref.image.mode == "RGBA" and ref.size == upright and ref.original_size == (width, height)
     assert ref.original_format == stored.format and ref.notes == []
     assert ref.image.getchannel("A").getextrema() == (255, 255)  # every one is opaque
