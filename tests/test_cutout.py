@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -199,6 +201,34 @@ def test_a_failing_or_implausible_segmenter_falls_back_to_the_flood_fill(answer)
 
     flood = np.asarray(cut_out(image, background="plain").getchannel("A"))
     assert np.array_equal(np.asarray(cut_out(image, background="plain", masker=masker).getchannel("A")), flood)
+
+
+def test_a_mask_value_of_exactly_128_counts_as_kept():
+    image = generated(64)
+    # Half the picture at 128 and the rest clear: kept 50 %, a plausible cut, used as it is.
+    alpha = np.asarray(cut_out(image, background="plain", masker=lambda rgb: band_mask(64, (0, 128))).getchannel("A"))
+    assert alpha[32, 32] == 128 and alpha[0, 32] == 0
+    # At 127 nothing counts as kept: the flood fill's cut instead.
+    alpha = np.asarray(cut_out(image, background="plain", masker=lambda rgb: band_mask(64, (0, 127))).getchannel("A"))
+    assert np.array_equal(alpha, np.asarray(cut_out(image, background="plain").getchannel("A")))
+
+
+def test_a_two_level_mask_is_read_as_clear_and_solid():
+    # SAM-style boolean masks come as mode "1": read as 0 and 255, not as 0 and 1.
+    alpha = np.asarray(cut_out(generated(64), background="plain",
+                               masker=lambda rgb: band_mask(64).convert("1")).getchannel("A"))
+    assert (alpha[16:48] == 255).all() and (alpha[:16] == 0).all()
+
+
+def test_a_failing_segmenter_is_logged_with_its_traceback(caplog):
+    def masker(rgb):
+        raise RuntimeError("segmenter crashed")
+
+    with caplog.at_level(logging.WARNING, logger="seal_runtime.imaging.cutout"):
+        cut_out(generated(64), background="plain", masker=masker)
+    (record,) = caplog.records
+    assert record.getMessage() == "segmenter failed on a sticker; using the flood fill"
+    assert record.exc_info and record.exc_info[0] is RuntimeError
 
 
 def _one_pixel_mask(size):
