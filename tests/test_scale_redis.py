@@ -27,8 +27,12 @@ class TrackingStub(StubRuntime):
 
     @property
     def active(self) -> int:
-        """Jobs running for a client still connected (one whose worker was just killed is not)."""
-        return sum(1 for r in self.running.values() if r.transport is not None and not r.transport.is_closing())
+        """Jobs mid-way, for a client still connected (one whose worker was just killed is not):
+        in their steps, the result not yet sent. A worker killed after it had the result may be
+        killed before arq marked the job complete; arq then runs it again, but the bot, told
+        already, no longer watches it: that kill proves nothing about a takeover."""
+        return sum(1 for key, r in self.running.items()
+                   if key in self.stepping and r.transport is not None and not r.transport.is_closing())
 
     async def run_job(self, request: web.Request) -> web.StreamResponse:
         self.running[id(request)] = request

@@ -65,6 +65,9 @@ class StubRuntime:
     url: str = ""
     jobs: list[JobRequest] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)  # jobs whose client went away before the end
+    # id() of the requests now in their steps, with the result still to come (a client cut off
+    # now loses the job's work; one cut off after the result has it already).
+    stepping: set[int] = field(default_factory=set)
 
     def create_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -99,6 +102,7 @@ class StubRuntime:
         adapted = job.embedding is None
         settings_hash = AdaptationSettings.from_dict(job.adaptation).settings_hash(MODEL_ID)
         stages = ([("adapting", self.adapt_steps)] if adapted else []) + [("generating", self.generate_steps)]
+        self.stepping.add(id(request))
         try:
             for stage, total in stages:
                 for step in range(1, total + 1):
@@ -110,6 +114,8 @@ class StubRuntime:
         except (ConnectionError, asyncio.CancelledError):  # the client went away: stop, like the runtime
             self.stopped.append(job.job_id)
             raise
+        finally:
+            self.stepping.discard(id(request))
         embedding = STUB_EMBEDDING if adapted else job.embedding
         await send(JobResult(job.job_id, MODEL_ID, settings_hash, embedding, tuple(self.png for _ in job.prompts),
                              adapted=adapted, timings={"adapt_s": 0.0, "generate_s": 0.0}).to_frame())
