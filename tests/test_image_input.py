@@ -428,3 +428,41 @@ def test_a_multi_picture_jpeg_is_decoded_at_a_reduced_scale_too(drafts):
 def test_big_pictures_of_other_formats_are_not_drafted(drafts):
     assert load_reference_image(encode(character((2100, 1400)), "PNG")).size == (1024, 683)
     assert drafts == []
+
+
+def message_of(data: bytes, **kw) -> str:
+    with pytest.raises(UserError) as info:
+        load_reference_image(data, **kw)
+    return info.value.user_message
+
+
+def test_the_default_limits_are_ten_megabytes_and_forty_megapixels():
+    assert code_of(b"x" * 10_000_001) == "image_too_big"
+    assert code_of(b"x" * 10_000_000) == "not_an_image"  # inside the limit: decoded, and not a picture
+    assert code_of(raw_png(40_000_001, 1)) == "image_too_large"
+    assert code_of(raw_png(40_000_000, 1)) == "image_too_small"  # inside the limit: the next check
+
+
+def test_a_too_small_or_transparent_picture_is_told_word_for_word():
+    assert message_of(encode(character((31, 40)), "PNG")) == (
+        "That picture is too small (31×40 px). Please send one at least 32 px on each side.")
+    assert message_of(encode(character((40, 40)), "PNG"), min_side=48) == (
+        "That picture is too small (40×40 px). Please send one at least 48 px on each side.")
+    assert message_of(encode(Image.new("RGBA", (64, 64), (255, 0, 0, 0)), "PNG")) == (
+        "That picture is completely transparent. Please send one where your character is visible.")
+
+
+def test_a_picture_the_decoder_fails_on_is_logged_for_the_operator_with_the_error(caplog, monkeypatch):
+    import logging
+
+    from bot import image_input
+
+    def broken(image):
+        raise TypeError("x" * 300)
+
+    monkeypatch.setattr(image_input, "_to_rgba", broken)
+    with caplog.at_level(logging.INFO, logger="bot.image_input"):
+        assert code_of(encode(character(), "PNG")) == "damaged_image"
+    (record,) = caplog.records
+    assert record.getMessage() == "reference image rejected"
+    assert record.error == ("TypeError: " + "x" * 300)[:200]
