@@ -147,11 +147,18 @@ def v4_manifest(model_id: str = V4_MODEL_NAME) -> dict:
             "adaptation_profile": "builtin", "default_negative_prompt": ""}
 
 
+def v4_scheduler() -> DDPMScheduler:
+    """v3's schedule (cosine, v-prediction) with SD's `steps_offset` of 1, which
+    StableDiffusionPipeline would otherwise rewrite (with a warning) when it loads the folder."""
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
+                         clip_sample=False, steps_offset=1)
+
+
 def v4_pipeline(tokenizer, text_encoder, unet, vae, scheduler=None):
     from diffusers import StableDiffusionPipeline
 
     return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler or noise_scheduler(), safety_checker=None,
+                                   scheduler=scheduler or v4_scheduler(), safety_checker=None,
                                    feature_extractor=None, requires_safety_checker=False)
 
 
