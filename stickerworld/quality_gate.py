@@ -65,7 +65,7 @@ def generate(backbone, scenes, steps: int, guidance_scale: float, seed: int, bat
 
 
 def run(count: int = 96, steps: int = 20, guidance_scale: float = 5.0, seed: int = 0, batch: int = 8,
-        sheet: Path | None = None, model: str = "builtin", swapped: bool = False) -> dict:
+        sheet: Path | None = None, model: str = "builtin", swapped: bool = False, device: str = "cpu") -> dict:
     import dataclasses
 
     import numpy as np
@@ -78,7 +78,7 @@ def run(count: int = 96, steps: int = 20, guidance_scale: float = 5.0, seed: int
     from stickerworld.identities import held_out_identities
     from stickerworld.train_builtin_v4 import high_frequency_residual
 
-    backbone = load_backbone(RuntimeSettings(device="cpu", model=model))
+    backbone = load_backbone(RuntimeSettings(device=device, model=model, dtype="float32"))
     recognizer = recognition.load()
     rng = random.Random(seed)
     scenes = [random_scene(rng, held_out_identities()) for _ in range(count)]
@@ -176,11 +176,13 @@ def main(argv: list[str] | None = None) -> int:
                              "training run's --out, before it replaces the shipped weights)")
     parser.add_argument("--swapped", action="store_true",
                         help="also generate every scene with the next emotion (the leniency check; twice the time)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda (fp32 either way)")
     parser.add_argument("--json", dest="json_path")
     parser.add_argument("--sheet", help="write a contact sheet PNG of the generations")
     args = parser.parse_args(argv)
     result = run(args.count, args.steps, args.guidance_scale, seed=args.seed,
-                 sheet=Path(args.sheet) if args.sheet else None, model=args.model, swapped=args.swapped)
+                 sheet=Path(args.sheet) if args.sheet else None, model=args.model, swapped=args.swapped,
+                 device=args.device)
     print(json.dumps(result, indent=2))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")

@@ -52,20 +52,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command_line() -> str:
-    return " ".join(["stickerbot", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith(("stickerbot", "commands.py")) \
-        else " ".join(sys.argv)
+    """This run's command line, as typed (`stickerbot ...` or `python -m stickerworld.train_builtin_v4 ...`)."""
+    program = sys.argv[0] if sys.argv else ""
+    if program.endswith(("stickerbot", "commands.py")):
+        return " ".join(["stickerbot", *sys.argv[1:]])
+    if program.endswith("train_builtin_v4.py"):
+        return " ".join(["python -m stickerworld.train_builtin_v4", *sys.argv[1:]])
+    return " ".join(sys.argv)
 
 
 # -- data ------------------------------------------------------------------------------------------
-def render_dataset(count: int, seed: int, size: int):
-    from stickerworld.dataset import generate
+def _render_rgb(job) -> np.ndarray:
+    from stickerworld.render import render
 
-    samples = generate(count, seed=seed, size=size)
-    pixels = np.stack([np.asarray(s.image.convert("RGB"), dtype=np.uint8) for s in samples])
-    return samples, torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+    scene, size, seed = job
+    return np.asarray(render(scene, size, seed)[0].convert("RGB"), dtype=np.uint8)
 
 
-def emotion_fractions(samples, processes: int, side: int) -> torch.Tensor:
+def render_dataset(count: int, seed: int, size: int, processes: int = 1):
+    """(scenes, captions, uint8 pixels (N, 3, size, size)): the samples `dataset.generate(count,
+    seed, size)` draws, rendered on `processes` processes (256 px renders cost 30 ms each)."""
+    from multiprocessing import get_context
+
+    from stickerworld.dataset import caption_for, random_scene
+
+    rng = random.Random(seed)
+    jobs = []
+    for _ in range(count):  # the draws of dataset.generate, in its order
+        scene = random_scene(rng)
+        jobs.append((scene, size, rng.randrange(2**31)))
+    if processes > 1:
+        with get_context("spawn").Pool(processes) as pool:
+            arrays = pool.map(_render_rgb, jobs, chunksize=64)
+    else:
+        arrays = [_render_rgb(job) for job in jobs]
+    scenes = [job[0] for job in jobs]
+    pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return scenes, [caption_for(scene) for scene in scenes], pixels
+
+
+def emotion_fractions(scenes, processes: int, side: int) -> torch.Tensor:
     """(N, 1, side, side) float: the share of each latent cell that depends on the emotion
     (found at 64 px, where it costs 8 ms a scene, and averaged to the latent grid)."""
     from multiprocessing import get_context
@@ -73,7 +99,7 @@ def emotion_fractions(samples, processes: int, side: int) -> torch.Tensor:
     from stickerworld.render import emotion_region
 
     with get_context("spawn").Pool(max(1, processes)) as pool:
-        masks = pool.map(emotion_region, [s.scene for s in samples], chunksize=256)
+        masks = pool.map(emotion_region, scenes, chunksize=256)
     regions = torch.from_numpy(np.stack([np.asarray(m) > 0 for m in masks]))[:, None].float()
     return F.interpolate(regions, size=(side, side), mode="area").half()
 
@@ -251,8 +277,7 @@ def run(args) -> int:
     latent_side = resolution // 4
 
     # 1. Data: rendered once (the same for the same seed), kept in memory as uint8.
-    samples, pixels = render_dataset(samples_count, data_seed, resolution)
-    captions = [s.caption for s in samples]
+    samples, captions, pixels = render_dataset(samples_count, data_seed, resolution, args.threads)
     fractions = emotion_fractions(samples, args.threads, latent_side) if args.emotion_weight > 0 else None
     print(f"rendered {len(samples)} samples at {resolution} px in {time.perf_counter() - started:.0f}s", flush=True)
 
@@ -464,3 +489,19 @@ def run(args) -> int:
     print(f"done: VAE {vae_step} steps ({vae_seconds / 60:.1f} min), U-Net {unet_step} steps "
           f"({unet_seconds / 60:.1f} min); rendering {render_seconds / 60:.1f} min this run", flush=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m stickerworld.train_builtin_v4 ...`: the same as `stickerbot train-builtin --arch v4`
+    without the CLI's imports (the GPU script runs it on a machine with only the ML stack)."""
+    from stickerworld.train_builtin import add_arguments as shared_arguments
+
+    parser = argparse.ArgumentParser(prog="python -m stickerworld.train_builtin_v4", description=__doc__.splitlines()[0])
+    shared_arguments(parser)
+    args = parser.parse_args(argv)
+    args.arch = "v4"
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
