@@ -131,7 +131,7 @@ def test_every_seal_switch_off_is_plain_textual_inversion_on_v4(v4_backbone):
 @pytest.mark.slow  # two adaptations on the 128-px latent model
 def test_attention_loss_moves_the_concepts_attention_into_the_mask_on_v4(v4_backbone):
     reference, mask = character_on_a_background()
-    loss_off = AdaptationSettings(steps=12, batch_size=1, learning_rate=0.05, seed=3, num_tokens=1,
+    loss_off = AdaptationSettings(steps=16, batch_size=1, learning_rate=0.05, seed=3, num_tokens=1,
                                   attention_loss="none")
     loss_on = replace(loss_off, attention_loss="fastcomposer", attention_loss_weight=1.0)
 

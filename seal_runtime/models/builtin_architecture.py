@@ -189,5 +189,13 @@ def random_v4_components(seed: int = 0, tokenizer=None, resolution: int = V4_RES
 
 
 def save_random_v4(folder: Path, seed: int = 0, resolution: int = V4_RESOLUTION) -> Path:
+    """A random v4 folder. Its VAE's scaling factor is set as training sets it (latents of unit
+    variance), or the noise schedule would drown the random encoder's small latents."""
     tokenizer, text_encoder, unet, vae = random_v4_components(seed, resolution=resolution)
+    ramp = torch.linspace(-1, 1, resolution)
+    picture = torch.stack([ramp[None].expand(resolution, -1), ramp[:, None].expand(-1, resolution),
+                           (ramp[None] * ramp[:, None])])[None]
+    with torch.no_grad():
+        spread = vae.encode(picture).latent_dist.mean.std()
+    vae.register_to_config(scaling_factor=float(1.0 / spread))
     return save_v4_folder(folder, tokenizer, text_encoder, unet, vae, v4_manifest("builtin-random-v4"), half=False)
