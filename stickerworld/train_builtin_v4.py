@@ -503,14 +503,18 @@ def run(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m stickerworld.train_builtin_v4 ...`: the same as `stickerbot train-builtin --arch v4`
-    without the CLI's imports (the GPU script runs it on a machine with only the ML stack)."""
+def build_parser() -> argparse.ArgumentParser:
     from stickerworld.train_builtin import add_arguments as shared_arguments
 
     parser = argparse.ArgumentParser(prog="python -m stickerworld.train_builtin_v4", description=__doc__.splitlines()[0])
     shared_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m stickerworld.train_builtin_v4 ...`: the same as `stickerbot train-builtin --arch v4`
+    without the CLI's imports (the GPU script runs it on a machine with only the ML stack)."""
+    args = build_parser().parse_args(argv)
     args.arch = "v4"
     return run(args)
 

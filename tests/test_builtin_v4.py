@@ -195,3 +195,18 @@ def test_a_short_v4_run_exports_a_folder_the_runtime_loads_and_resume_continues_
     assert set(result["recogniser_on_vae_round_trip"]) == set(result["accuracy"]) >= {"identity", "pattern"}
     assert set(result["gate"]) == {"emotion", "composition", "background", "action", "identity"}
     assert result["hf_residual"]["ratio"] > 0 and set(result["swapped_emotion"]) == {"reads_asked", "reads_original"}
+
+
+def test_the_gpu_script_passes_only_options_the_trainer_and_the_gate_know():
+    import re
+    from pathlib import Path
+
+    from stickerworld.train_builtin_v4 import build_parser
+
+    script = (Path(__file__).resolve().parent.parent / "deploy" / "gpu" / "train_builtin_v4.sh").read_text()
+    train = script[script.index("-m stickerworld.train_builtin_v4"):script.index('tee "$OUT/train.log"')]
+    known = {option for action in build_parser()._actions for option in action.option_strings}
+    assert set(re.findall(r"--[a-z][a-z-]*", train)) <= known
+    gate = script[script.index("-m stickerworld.quality_gate"):script.index('tee "$OUT/gate.log"')]
+    assert set(re.findall(r"--[a-z][a-z-]*", gate)) <= {"--model", "--device", "--count", "--swapped", "--json",
+                                                        "--sheet", "--steps", "--seed", "--guidance-scale"}
