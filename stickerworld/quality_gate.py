@@ -64,8 +64,49 @@ def generate(backbone, scenes, steps: int, guidance_scale: float, seed: int, bat
     return images
 
 
+def cutout_check(backbone, per_composition: int = 6, steps: int = 20, guidance_scale: float = 5.0,
+                 seed: int = 0) -> dict:
+    """Issue 19: with the default plain background every composition, close-up included, is cut
+    out. Per composition, the share of plain-background generations that the runtime's cut-out
+    (`background="plain"`, as a request with no background words gets) made transparent."""
+    import numpy as np
+
+    from bot.schema.vocabulary import COMPOSITION
+    from seal_runtime.imaging.cutout import cut_out
+    from seal_runtime.sampling import denoise
+    from stickerworld.dataset import random_scene
+    from stickerworld.identities import held_out_identities
+
+    rng = random.Random(seed + 7)
+    shares = {}
+    for composition in COMPOSITION.keys():
+        scenes = [random_scene(rng, held_out_identities(), composition=composition, background="plain")
+                  for _ in range(per_composition)]
+        images = generate(backbone, scenes, steps, guidance_scale, seed, per_composition)
+        cut = [np.asarray(cut_out(denoise(i, backbone), background="plain").getchannel("A")) for i in images]
+        shares[composition] = round(sum(float((a < 128).mean()) > 0.02 for a in cut) / len(cut), 3)
+    return {"per_composition": per_composition, "cut_out_share": shares, "passed": min(shares.values()) == 1.0}
+
+
+def round_trip_sheet(exact, decoded, path: Path, count: int = 8) -> None:
+    """Exact renders (top row) over their VAE round trips (bottom row), at 2 x."""
+    from PIL import Image
+
+    from seal_runtime.sampling import to_pil_images
+
+    tops, bottoms = to_pil_images(exact[:count]), to_pil_images(decoded[:count])
+    side = tops[0].size[0] * 2
+    sheet = Image.new("RGB", (side * len(tops), side * 2), "white")
+    for i, (top, bottom) in enumerate(zip(tops, bottoms)):
+        sheet.paste(top.resize((side, side), Image.Resampling.NEAREST), (i * side, 0))
+        sheet.paste(bottom.resize((side, side), Image.Resampling.NEAREST), (i * side, side))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
 def run(count: int = 96, steps: int = 20, guidance_scale: float = 5.0, seed: int = 0, batch: int = 8,
-        sheet: Path | None = None, model: str = "builtin", swapped: bool = False, device: str = "cpu") -> dict:
+        sheet: Path | None = None, model: str = "builtin", swapped: bool = False, device: str = "cpu",
+        cutout: bool = False) -> dict:
     import dataclasses
 
     import numpy as np
@@ -106,6 +147,10 @@ def run(count: int = 96, steps: int = 20, guidance_scale: float = 5.0, seed: int
                 for k in range(0, count, 16)])
         ceilings["recogniser_on_vae_round_trip"] = with_identity(recognition.agreement(recognition.predict(
             recognizer, recognition.resize_for_recogniser(trip)), scenes, ATTRIBUTES))
+        ceilings["vae_round_trip_hf_residual_ratio"] = round(
+            high_frequency_residual(trip) / high_frequency_residual(exact_tensor), 3)
+        if sheet is not None:
+            round_trip_sheet(exact_tensor, trip, sheet.with_name(sheet.stem + "_vae_round_trip.png"))
     generated = torch.from_numpy(np.stack([np.asarray(i) for i in raw])).permute(0, 3, 1, 2).float() / 127.5 - 1
     hf_ratio = high_frequency_residual(generated) / high_frequency_residual(exact_tensor)
     # Which emotions are taken for which: where to look when the gate fails on emotion.
@@ -144,6 +189,8 @@ def run(count: int = 96, steps: int = 20, guidance_scale: float = 5.0, seed: int
             "reads_asked": round(sum(p["emotion"] == m.emotion for p, m in zip(read, moved)) / count, 3),
             "reads_original": round(sum(p["emotion"] == s.emotion for p, s in zip(read, scenes)) / count, 3),
         }
+    if cutout:
+        result["cutout"] = cutout_check(backbone, steps=steps, guidance_scale=guidance_scale, seed=seed)
     return result
 
 
@@ -176,13 +223,15 @@ def main(argv: list[str] | None = None) -> int:
                              "training run's --out, before it replaces the shipped weights)")
     parser.add_argument("--swapped", action="store_true",
                         help="also generate every scene with the next emotion (the leniency check; twice the time)")
+    parser.add_argument("--cutout", action="store_true",
+                        help="also check that plain-background generations of every composition are cut out")
     parser.add_argument("--device", default="cpu", help="cpu | cuda (fp32 either way)")
     parser.add_argument("--json", dest="json_path")
     parser.add_argument("--sheet", help="write a contact sheet PNG of the generations")
     args = parser.parse_args(argv)
     result = run(args.count, args.steps, args.guidance_scale, seed=args.seed,
                  sheet=Path(args.sheet) if args.sheet else None, model=args.model, swapped=args.swapped,
-                 device=args.device)
+                 device=args.device, cutout=args.cutout)
     print(json.dumps(result, indent=2))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")

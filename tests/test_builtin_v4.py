@@ -191,10 +191,11 @@ def test_a_short_v4_run_exports_a_folder_the_runtime_loads_and_resume_continues_
 
     from stickerworld.quality_gate import run as gate
 
-    result = gate(count=2, steps=2, batch=2, model=str(out), swapped=True)
+    result = gate(count=2, steps=2, batch=2, model=str(out), swapped=True, cutout=True)
     assert set(result["recogniser_on_vae_round_trip"]) == set(result["accuracy"]) >= {"identity", "pattern"}
     assert set(result["gate"]) == {"emotion", "composition", "background", "action", "identity"}
     assert result["hf_residual"]["ratio"] > 0 and set(result["swapped_emotion"]) == {"reads_asked", "reads_original"}
+    assert set(result["cutout"]["cut_out_share"]) == {"full body", "close up", "upper body", "wide shot"}
 
 
 def test_the_gpu_script_passes_only_options_the_trainer_and_the_gate_know():
@@ -208,5 +209,5 @@ def test_the_gpu_script_passes_only_options_the_trainer_and_the_gate_know():
     known = {option for action in build_parser()._actions for option in action.option_strings}
     assert set(re.findall(r"--[a-z][a-z-]*", train)) <= known
     gate = script[script.index("-m stickerworld.quality_gate"):script.index('tee "$OUT/gate.log"')]
-    assert set(re.findall(r"--[a-z][a-z-]*", gate)) <= {"--model", "--device", "--count", "--swapped", "--json",
+    assert set(re.findall(r"--[a-z][a-z-]*", gate)) <= {"--model", "--device", "--count", "--swapped", "--cutout", "--json",
                                                         "--sheet", "--steps", "--seed", "--guidance-scale"}

@@ -35,7 +35,7 @@ set -o pipefail
     --minutes "$UNET_MINUTES" --batch-size 128 --lr 1e-3 --ema 0.999 --emotion-weight 4 \
     --checkpoint-minutes 3 --seed 0 --out "$MODEL" 2>&1 | tee "$OUT/train.log"
 trained=$(date +%s)
-"$PYTHON" -m stickerworld.quality_gate --model "$MODEL" --device cuda --count 96 --swapped \
+"$PYTHON" -m stickerworld.quality_gate --model "$MODEL" --device cuda --count 96 --swapped --cutout \
     --json "$OUT/quality_gate_v4_${RESOLUTION}.json" --sheet "$MODEL/gate_sheet.png" 2>&1 | tail -n 60 | tee "$OUT/gate.log"
 echo "{\"train_seconds\": $((trained - started)), \"gate_seconds\": $(( $(date +%s) - trained ))}" > "$OUT/timing.json"
 tar -cf "$OUT/builtin_model_v4_${RESOLUTION}.tar" -C "$OUT" "builtin_model_v4_${RESOLUTION}"
