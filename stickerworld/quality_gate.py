@@ -79,7 +79,7 @@ def cutout_check(backbone, per_composition: int = 6, steps: int = 20, guidance_s
 
     rng = random.Random(seed + 7)
     shares = {}
-    for composition in COMPOSITION.keys():
+    for composition in list(COMPOSITION.keys()):
         scenes = [random_scene(rng, held_out_identities(), composition=composition, background="plain")
                   for _ in range(per_composition)]
         images = generate(backbone, scenes, steps, guidance_scale, seed, per_composition)

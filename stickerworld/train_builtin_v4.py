@@ -243,16 +243,16 @@ def run(args) -> int:
         BUILTIN_V4_DIR,
         V4_MODEL_NAME,
         V4_RESOLUTION,
-        v4_scheduler,
         save_v4_folder,
         text_encoder_config,
         unet_config_v4,
         v4_manifest,
+        v4_scheduler,
         vae_config_v4,
     )
     from seal_runtime.ttf.adaptation import prediction_target
-    from stickerworld.train_builtin import plot_losses
     from stickerworld.tokenizer_training import build_tokenizer, vocabulary_corpus
+    from stickerworld.train_builtin import plot_losses
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

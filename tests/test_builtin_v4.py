@@ -154,7 +154,7 @@ def train_v4(out, *extra):
         [sys.executable, "-m", "adapters.cli.commands", "train-builtin", "--arch", "v4", "--out", str(out),
          "--samples", "24", "--batch-size", "4", "--vae-batch-size", "4", "--vae-steps", "3", "--threads", "1",
          *extra],
-        capture_output=True, text=True, timeout=600,
+        check=False, capture_output=True, text=True, timeout=600,
     )
 
 

@@ -106,19 +106,19 @@ def vae_config_v4(resolution: int = V4_RESOLUTION) -> dict:
     channels. At 8 x (16 x 16 latents at 128 px) the small faces, marks and patterns did not
     survive the round trip (docs/builtin_model.md). No mid-block attention: it is SD's option
     and costs most at full resolution on this CPU."""
-    return dict(
-        in_channels=3,
-        out_channels=3,
-        latent_channels=4,
-        layers_per_block=1,
-        block_out_channels=(32, 64, 64),
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        norm_num_groups=16,
-        mid_block_add_attention=False,
-        sample_size=resolution,
-        scaling_factor=1.0,  # set from the trained encoder's latents (train_builtin_v4)
-    )
+    return {
+        "in_channels": 3,
+        "out_channels": 3,
+        "latent_channels": 4,
+        "layers_per_block": 1,
+        "block_out_channels": (32, 64, 64),
+        "down_block_types": ("DownEncoderBlock2D",) * 3,
+        "up_block_types": ("UpDecoderBlock2D",) * 3,
+        "norm_num_groups": 16,
+        "mid_block_add_attention": False,
+        "sample_size": resolution,
+        "scaling_factor": 1.0,  # set from the trained encoder's latents (train_builtin_v4)
+    }
 
 
 def unet_config_v4(resolution: int = V4_RESOLUTION) -> dict:
@@ -127,18 +127,18 @@ def unet_config_v4(resolution: int = V4_RESOLUTION) -> dict:
     and cross-attention sits at 16, 8 and 4 and in the mid block. Self-attention at 32 x 32
     (1,024 positions) cost 4 x the step time on this CPU (docs/builtin_model.md). SEAL's
     "shallow, highest-resolution" layers are then the 16 x 16 ones (down_blocks.1, up_blocks.2)."""
-    return dict(
-        sample_size=resolution // 4,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        block_out_channels=(32, 64, 96, 96),
-        layers_per_block=1,
-        attention_head_dim=32,
-        cross_attention_dim=TEXT_HIDDEN,
-        norm_num_groups=16,
-    )
+    return {
+        "sample_size": resolution // 4,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        "block_out_channels": (32, 64, 96, 96),
+        "layers_per_block": 1,
+        "attention_head_dim": 32,
+        "cross_attention_dim": TEXT_HIDDEN,
+        "norm_num_groups": 16,
+    }
 
 
 def v4_manifest(model_id: str = V4_MODEL_NAME) -> dict:
