@@ -58,6 +58,13 @@ def to_tensor(images: list[Image.Image]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays) / 127.5 - 1.0).permute(0, 3, 1, 2)
 
 
+def resize_for_recogniser(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [-1, 1] at any size -> the recogniser's 64 x 64 (antialiased, as `to_tensor`)."""
+    if x.shape[-1] == 64:
+        return x
+    return F.interpolate(x, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+
+
 def truth_of(scene) -> dict[str, str]:
     """What each head should read in a render of `scene`."""
     return {**scene.tags(), "shape": scene.identity.shape, "colour": scene.identity.colour,

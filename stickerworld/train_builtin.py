@@ -45,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "0 trains on the plain MSE")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the checkpoint in --out (weights, tokenizer, step count, loss log)")
+    parser.add_argument("--arch", choices=("v3", "v4"), default="v3",
+                        help="v3: the 64-px pixel-space model (builtin_model/); v4: the latent SD-1.5-class "
+                             "pipeline (builtin_model_v4/, stickerworld/train_builtin_v4.py)")
+    from stickerworld import train_builtin_v4
+
+    train_builtin_v4.add_arguments(parser)
 
 
 def render_dataset(count: int, seed: int):
@@ -78,6 +84,10 @@ def loss_weights(regions: torch.Tensor, extra: float, fold: int) -> torch.Tensor
 
 
 def run(args) -> int:
+    if args.arch == "v4":
+        from stickerworld import train_builtin_v4
+
+        return train_builtin_v4.run(args)
     from seal_runtime.ttf.adaptation import prediction_target
     from seal_runtime.models.backbone import DiffusionBackbone
     from seal_runtime.models.builtin_architecture import (
@@ -247,7 +257,8 @@ def read_loss_log(folder: Path) -> list[tuple[int, float, float]]:
         return [(int(r["step"]), float(r["seconds"]), float(r["loss"])) for r in csv.DictReader(handle)]
 
 
-def plot_losses(losses, path: Path) -> None:
+def plot_losses(losses, path: Path,
+                title: str = "builtin model: training loss (v-prediction MSE, mean of 25 steps)") -> None:
     """A loss curve drawn with Pillow (no plotting library in the stack)."""
     from PIL import Image, ImageDraw
 
@@ -267,5 +278,5 @@ def plot_losses(losses, path: Path) -> None:
         draw.text((pad + 4, pad // 2 + 4), f"loss {top:.3f}", fill=(0, 0, 0))
         draw.text((pad + 4, height - pad - 14), f"loss {bottom:.3f}", fill=(0, 0, 0))
         draw.text((width - 2 * pad - 40, height - pad + 8), f"step {steps[-1]}", fill=(0, 0, 0))
-    draw.text((pad, height - 20), "builtin model: training loss (v-prediction MSE, mean of 25 steps)", fill=(0, 0, 0))
+    draw.text((pad, height - 20), title, fill=(0, 0, 0))
     image.save(path)

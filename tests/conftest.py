@@ -28,6 +28,23 @@ def tiny_backbone():
 
 
 @pytest.fixture(scope="session")
+def v4_model_dir(tmp_path_factory):
+    """A builtin-v4-shaped diffusers folder with random weights (the shipped layout, 128 px)."""
+    from seal_runtime.models.builtin_architecture import save_random_v4
+
+    return save_random_v4(tmp_path_factory.mktemp("models") / "builtin-v4-random")
+
+
+@pytest.fixture(scope="session")
+def v4_backbone(v4_model_dir):
+    """That folder loaded by the runtime's own loader: the SD-1.5 path, no builtin branch."""
+    from seal_runtime.api.config import RuntimeSettings
+    from seal_runtime.models.loader import load_backbone
+
+    return load_backbone(RuntimeSettings(device="cpu", model=str(v4_model_dir)))
+
+
+@pytest.fixture(scope="session")
 def sd15_model_dir(tmp_path_factory):
     """A random SD-1.5-shaped diffusers folder (`stickerbot make-test-model`), built once."""
     from seal_runtime.models.sd15_architecture import save_sd15_test_model

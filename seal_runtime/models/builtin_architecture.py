@@ -86,3 +86,116 @@ def build_random_builtin(seed: int = 0):
     text_encoder = CLIPTextModel(text_encoder_config(len(tokenizer)))
     unet = UNet2DConditionModel(**unet_config())
     return tokenizer, text_encoder, unet, noise_scheduler()
+
+
+# -- v4: a latent miniature of SD 1.5 (docs/builtin_model.md, "v4") ---------------------------------
+# A diffusers pipeline folder (model_index.json, vae/, unet/, text_encoder/, tokenizer/, scheduler/)
+# loaded by the same code as an operator's SD 1.5 folder (loader.load_stable_diffusion); its
+# `seal_model.json` carries the hints any folder may carry (concept phrase, adaptation profile).
+BUILTIN_V4_DIR = Path(__file__).parent / "builtin_model_v4"
+V4_RESOLUTION = 128
+V4_MODEL_NAME = "builtin-stickerworld-v4"
+# What runtime.model = "builtin" loads: v3's pixel folder until v4's gate holds (the coordinator
+# switches it); "builtin-v4" and "builtin-v3" name each one explicitly.
+SHIPPED_BUILTIN = BUILTIN_DIR
+BUILTIN_NAMES = {"builtin": SHIPPED_BUILTIN, "builtin-v3": BUILTIN_DIR, "builtin-v4": BUILTIN_V4_DIR}
+
+
+def vae_config_v4(resolution: int = V4_RESOLUTION) -> dict:
+    """SD's AutoencoderKL with three levels, so two downsamplings: 4 x (SD: 8 x), 4 latent
+    channels. At 8 x (16 x 16 latents at 128 px) the small faces, marks and patterns did not
+    survive the round trip (docs/builtin_model.md). No mid-block attention: it is SD's option
+    and costs most at full resolution on this CPU."""
+    return {
+        "in_channels": 3,
+        "out_channels": 3,
+        "latent_channels": 4,
+        "layers_per_block": 1,
+        "block_out_channels": (32, 64, 64),
+        "down_block_types": ("DownEncoderBlock2D",) * 3,
+        "up_block_types": ("UpDecoderBlock2D",) * 3,
+        "norm_num_groups": 16,
+        "mid_block_add_attention": False,
+        "sample_size": resolution,
+        "scaling_factor": 1.0,  # set from the trained encoder's latents (train_builtin_v4)
+    }
+
+
+def unet_config_v4(resolution: int = V4_RESOLUTION) -> dict:
+    """SD 1.5's layout, four levels: SD has cross-attention at 64, 32 and 16 and a plain 8 x 8
+    level plus the mid block; here the 32 x 32 latents (128 px) go through a plain level first
+    and cross-attention sits at 16, 8 and 4 and in the mid block. Self-attention at 32 x 32
+    (1,024 positions) cost 4 x the step time on this CPU (docs/builtin_model.md). SEAL's
+    "shallow, highest-resolution" layers are then the 16 x 16 ones (down_blocks.1, up_blocks.2)."""
+    return {
+        "sample_size": resolution // 4,
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        "block_out_channels": (32, 64, 96, 96),
+        "layers_per_block": 1,
+        "attention_head_dim": 32,
+        "cross_attention_dim": TEXT_HIDDEN,
+        "norm_num_groups": 16,
+    }
+
+
+def v4_manifest(model_id: str = V4_MODEL_NAME) -> dict:
+    """The project's hints beside a diffusers folder (`seal_model.json`); see loader.py."""
+    return {"format": "diffusers", "model_id": model_id, "concept_phrase": CONCEPT_PHRASE,
+            "adaptation_profile": "builtin", "default_negative_prompt": ""}
+
+
+def v4_scheduler() -> DDPMScheduler:
+    """v3's schedule (cosine, v-prediction) with SD's `steps_offset` of 1, which
+    StableDiffusionPipeline would otherwise rewrite (with a warning) when it loads the folder."""
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction",
+                         clip_sample=False, steps_offset=1)
+
+
+def v4_pipeline(tokenizer, text_encoder, unet, vae, scheduler=None):
+    from diffusers import StableDiffusionPipeline
+
+    return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=scheduler or v4_scheduler(), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+
+
+def save_v4_folder(folder: Path, tokenizer, text_encoder, unet, vae, manifest: dict, *, half: bool = True) -> Path:
+    """Write the pipeline folder (fp16 weights unless `half` is off) and its manifest."""
+    import copy
+    import json
+
+    parts = [text_encoder, unet, vae]
+    if half:
+        parts = [copy.deepcopy(p).half() for p in parts]
+    folder = Path(folder)
+    v4_pipeline(tokenizer, *parts).save_pretrained(folder, safe_serialization=True)
+    (folder / "seal_model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return folder
+
+
+def random_v4_components(seed: int = 0, tokenizer=None, resolution: int = V4_RESOLUTION):
+    """Untrained v4 parts from configs (tests build a v4 folder from these)."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    tokenizer = tokenizer or shipped_tokenizer()
+    text_encoder = CLIPTextModel(text_encoder_config(len(tokenizer)))
+    unet = UNet2DConditionModel(**unet_config_v4(resolution))
+    vae = AutoencoderKL(**vae_config_v4(resolution))
+    return tokenizer, text_encoder.eval(), unet.eval(), vae.eval()
+
+
+def save_random_v4(folder: Path, seed: int = 0, resolution: int = V4_RESOLUTION) -> Path:
+    """A random v4 folder. Its VAE's scaling factor is set as training sets it (latents of unit
+    variance), or the noise schedule would drown the random encoder's small latents."""
+    tokenizer, text_encoder, unet, vae = random_v4_components(seed, resolution=resolution)
+    ramp = torch.linspace(-1, 1, resolution)
+    picture = torch.stack([ramp[None].expand(resolution, -1), ramp[:, None].expand(-1, resolution),
+                           (ramp[None] * ramp[:, None])])[None]
+    with torch.no_grad():
+        spread = vae.encode(picture).latent_dist.mean.std()
+    vae.register_to_config(scaling_factor=float(1.0 / spread))
+    return save_v4_folder(folder, tokenizer, text_encoder, unet, vae, v4_manifest("builtin-random-v4"), half=False)

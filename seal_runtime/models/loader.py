@@ -1,9 +1,12 @@
 """Load the configured model into a DiffusionBackbone.
 
-`builtin` is the small pixel-space model shipped in `seal_runtime/models/builtin_model/`
-(or, before it is trained, the same architecture with random weights). Anything else
-is a Stable-Diffusion-1.5-class diffusers pipeline: a local folder, or a model id
-that the operator allowed to be fetched.
+`builtin` names a folder shipped with the project (`builtin_architecture.BUILTIN_NAMES`:
+`builtin-v3`, the small pixel-space model in `seal_runtime/models/builtin_model/`, or
+`builtin-v4`, a latent SD-1.5-class pipeline folder in `builtin_model_v4/`; before v3 is
+trained, its architecture with random weights). A folder is loaded by what it holds, not by
+its name: a pixel-space manifest goes to `load_pixel_model`; anything else is a
+Stable-Diffusion-1.5-class diffusers pipeline (a local folder, or a model id that the
+operator allowed to be fetched), v4 included, through `load_stable_diffusion`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 
 from seal_runtime.api.config import RuntimeSettings
 from seal_runtime.models.backbone import DiffusionBackbone
-from seal_runtime.models.builtin_architecture import BUILTIN_DIR
+from seal_runtime.models.builtin_architecture import BUILTIN_DIR, BUILTIN_NAMES
 from seal_runtime.models.device import pick_device, pick_dtype
 from seal_runtime.models.identity import local_model_id
 
@@ -29,16 +32,16 @@ RANDOM_BUILTIN_ID = "builtin-random-v0"
 def load_backbone(settings: RuntimeSettings) -> DiffusionBackbone:
     device = pick_device(settings.device)
     dtype = pick_dtype(settings.dtype, device)
-    if settings.model == "builtin":
-        if (BUILTIN_DIR / PIXEL_MODEL_MANIFEST).exists():
-            backbone = load_pixel_model(BUILTIN_DIR, device, dtype)
-        else:
-            log.warning("builtin model has no trained weights yet; using random weights (it draws noise)")
-            backbone = random_builtin(device, dtype)
-    elif (Path(settings.model) / PIXEL_MODEL_MANIFEST).exists():
-        backbone = load_pixel_model(Path(settings.model), device, dtype)
+    source = str(BUILTIN_NAMES.get(settings.model, settings.model))
+    if settings.model in BUILTIN_NAMES and Path(source) == BUILTIN_DIR and not is_pixel_model(BUILTIN_DIR):
+        log.warning("builtin model has no trained weights yet; using random weights (it draws noise)")
+        backbone = random_builtin(device, dtype)
+    elif settings.model in BUILTIN_NAMES and not Path(source).exists():
+        raise RuntimeError(f"runtime.model {settings.model!r}: {source} is not shipped in this checkout")
+    elif is_pixel_model(Path(source)):
+        backbone = load_pixel_model(Path(source), device, dtype)
     else:
-        backbone = load_stable_diffusion(settings.model, device, dtype, allow_downloads=settings.allow_downloads)
+        backbone = load_stable_diffusion(source, device, dtype, allow_downloads=settings.allow_downloads)
     if settings.resolution:
         backbone.resolution = settings.resolution
     if settings.concept_phrase:
@@ -122,6 +125,21 @@ def _to(module, device: torch.device, dtype: torch.dtype):
     return module if next(module.parameters()).dtype == dtype else module.to(dtype)
 
 
+def is_pixel_model(folder: Path) -> bool:
+    """A folder written by `save_pixel_model` (its manifest says so); a diffusers pipeline
+    folder may carry a `seal_model.json` of hints too (`model_hints`)."""
+    manifest = folder / PIXEL_MODEL_MANIFEST
+    return manifest.exists() and json.loads(manifest.read_text()).get("format", "pixel-diffusion") == "pixel-diffusion"
+
+
+def model_hints(folder: Path) -> dict:
+    """What a diffusers folder's optional `seal_model.json` tells the runtime about the model:
+    `model_id` (the prefix of its content-hash id), `concept_phrase`, `adaptation_profile`,
+    `default_negative_prompt`. An operator's SD folder has none: SD 1.5's defaults apply."""
+    manifest = folder / PIXEL_MODEL_MANIFEST
+    return json.loads(manifest.read_text()) if manifest.exists() else {}
+
+
 def save_pixel_model(folder: Path, backbone: DiffusionBackbone, extra_manifest: dict | None = None) -> None:
     """Write a pixel-space model in diffusers' per-component layout plus a manifest."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -173,8 +191,9 @@ def load_stable_diffusion(source: str, device: torch.device, dtype: torch.dtype,
         requires_safety_checker=False,
         local_files_only=not allow_downloads,
     )
+    hints = model_hints(local) if local.exists() else {}
     # A hub id names its repository; a local folder is known by its content (models/identity.py).
-    model_id = local_model_id(local) if local.exists() else source
+    model_id = local_model_id(local, hints.get("model_id", "sd")) if local.exists() else source
     log.info("model identified", extra={"model_id": model_id, "folder": local.name if local.exists() else None})
     return DiffusionBackbone(
         model_id=model_id,
@@ -186,6 +205,7 @@ def load_stable_diffusion(source: str, device: torch.device, dtype: torch.dtype,
         resolution=pipe.unet.config.sample_size * pipe.vae_scale_factor,
         device=device,
         dtype=dtype,
-        adaptation_profile="sd15",
-        default_negative_prompt=STICKER_NEGATIVE_PROMPT,
+        concept_phrase=hints.get("concept_phrase", "{}"),
+        adaptation_profile=hints.get("adaptation_profile", "sd15"),
+        default_negative_prompt=hints.get("default_negative_prompt", STICKER_NEGATIVE_PROMPT),
     )
