@@ -83,6 +83,8 @@ REVIEWED = {
     ("adapters/console.py", "_export"): "out_dir / ExportFile.name: stickers-<our user id>.<ext>",
     ("storage/database.py", "open_database"): "the operator's configured database path",
     ("seal_runtime/models/loader.py", "save_pixel_model"): "a model folder the operator names",
+    ("seal_runtime/models/builtin_architecture.py", "save_v4_folder"):
+        "train-builtin --arch v4: fixed file names in the model folder the operator names",
     ("seal_runtime/models/sd15_architecture.py", "save_sd15_test_model"): "make-test-model: a folder the operator names",
     ("seal_runtime/models/clip_vocabulary.py", "write_clip_tokenizer"):
         "make-test-model: fixed file names in the operator's model folder",
