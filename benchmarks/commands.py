@@ -29,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="quality: processes scoring configurations side by side (default: 2, 1 with --quick)")
     parser.add_argument("--dino", help="quality: also score DINO similarity with the DINO model in this folder")
+    parser.add_argument("--model", help="quality: the model to measure (default: runtime.model's default, builtin)")
+    parser.add_argument("--identities", type=int, default=None,
+                        help="quality: held-out identities (default 8, 2 with --quick)")
+    parser.add_argument("--ablations", action="store_true",
+                        help="quality: also each SEAL component removed, and the k sweep")
 
 
 def report(figures: dict, json_path: str | None) -> None:

@@ -43,11 +43,13 @@ class Identity:
     def key(self) -> str:
         return "-".join((self.shape, self.colour, self.pattern, self.eyes, self.accessory))
 
+    def describing_words(self) -> str:
+        """Its shape, colour and pattern in words: 'round blue spotted' ('round blue' if plain)."""
+        return " ".join(w for w in (self.shape, self.colour, _PATTERN_WORDS[self.pattern]) if w)
+
     def subject_words(self) -> str:
         """How a caption names this character: 'a round blue spotted character'."""
-        pattern = _PATTERN_WORDS[self.pattern]
-        words = ["a", self.shape, self.colour, pattern, "character"]
-        return " ".join(w for w in words if w)
+        return f"a {self.describing_words()} character"
 
     def appearance(self) -> tuple[str, ...]:
         """Accessories are Appearance words of the prompt schema."""

@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kl-weight", type=float, default=1e-6)
     parser.add_argument("--state", default=None, help="v4: training-state folder (default: next to --out)")
     parser.add_argument("--device", default="cpu", help="v4: cpu | cuda (bf16 autocast on cuda)")
+    parser.add_argument("--cpu-bf16-vae", action="store_true",
+                        help="v4: bf16 autocast for the VAE stage and the encoding on the CPU (on a CPU "
+                        "with AMX a VAE step took 0.21 s against 0.49 s in fp32; the U-Net's took "
+                        "longer in bf16, so it stays fp32)")
 
 
 def command_line() -> str:
@@ -260,6 +264,7 @@ def run(args) -> int:
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    vae_autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if not cuda and args.cpu_bf16_vae else autocast)
     out = Path(args.out) if args.out else BUILTIN_V4_DIR
     state_dir = Path(args.state) if args.state else out.with_name(out.name + ".train_state")
     docs = Path(__file__).resolve().parent.parent / "docs"
@@ -369,7 +374,7 @@ def run(args) -> int:
             batch = torch.tensor([rng.randrange(len(samples)) for _ in range(args.vae_batch_size)])
             top, left = rng.randrange(resolution - crop + 1), rng.randrange(resolution - crop + 1)
             x = pixels[batch][:, :, top:top + crop, left:left + crop].to(device).float() / 127.5 - 1.0
-            with autocast:
+            with vae_autocast:
                 posterior = vae.encode(x).latent_dist
                 reconstruction = vae.decode(posterior.sample()).sample
             loss, l1 = vae_loss(reconstruction.float(), x, posterior, args.edge_weight, args.kl_weight)
@@ -409,7 +414,7 @@ def run(args) -> int:
     with torch.no_grad():
         for start in range(0, len(samples), 64):
             x = pixels[start:start + 64].to(device).float() / 127.5 - 1.0
-            with autocast:
+            with vae_autocast:
                 posterior = vae.encode(x).latent_dist
             means.append(posterior.mean.float().cpu().half())
             stds.append(posterior.std.float().cpu().half())
