@@ -44,6 +44,13 @@ def v4_backbone(v4_model_dir):
     return load_backbone(RuntimeSettings(device="cpu", model=str(v4_model_dir)))
 
 
+@pytest.fixture(params=["tiny_backbone", "v4_backbone"])
+def each_builtin_backbone(request):
+    """SEAL's invariants are checked on both builtin architectures: the pixel model that ships
+    today and the latent v4 (the SD 1.5 path), so neither can drift from them unseen."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture(scope="session")
 def sd15_model_dir(tmp_path_factory):
     """A random SD-1.5-shaped diffusers folder (`stickerbot make-test-model`), built once."""

@@ -11,22 +11,12 @@ import torch
 
 from seal_runtime.api.config import AdaptationSettings, GenerationSettings, RuntimeSettings
 from seal_runtime.seal.attention_capture import cross_attention_layers
-from seal_runtime.seal.attention_loss import SpatialAttentionLoss, measure_inside_share
+from seal_runtime.seal.attention_loss import measure_inside_share
 from seal_runtime.seal.layer_selection import select_layers
 from seal_runtime.seal.plugins import build_loss_terms
-from seal_runtime.ttf.adaptation import StepContext, adapt_concept
-from seal_runtime.ttf.concept_tokens import ensure_tokens, initializer_vector, inject_concept, placeholder_tokens
-
-
-def character_on_a_background(size: int = 128):
-    """A round orange character on a blue striped background, and its mask (at v4's size)."""
-    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    r = size / 4
-    mask = (((ys - size * 0.53) ** 2 + (xs - size * 0.47) ** 2) < r**2).float()
-    background = torch.stack([0.2 + 0.3 * torch.sin(xs / 6.0), 0.5 + 0.2 * torch.cos(ys / 10.0), 0.9 + 0 * xs])
-    character = torch.stack([0.9 + 0 * xs, 0.4 + 0.3 * torch.sin((xs + ys) / 8.0), 0.1 + 0 * xs])
-    image = character * mask + background * (1 - mask)
-    return (image * 2 - 1).unsqueeze(0).float(), mask[None, None]
+from seal_runtime.ttf.adaptation import adapt_concept
+from seal_runtime.ttf.concept_tokens import ensure_tokens, inject_concept, placeholder_tokens
+from tests.adaptation_helpers import character_on_a_background
 
 
 def test_v4_is_a_stable_diffusion_pipeline_folder_loaded_by_the_sd_path(v4_model_dir, v4_backbone):
@@ -81,56 +71,9 @@ def test_v4_generates_at_its_native_size(v4_backbone):
     assert pixels.shape == (1, 3, 128, 128) and torch.isfinite(pixels).all()
 
 
-def test_excluded_layers_get_zero_gradient_from_the_attention_loss_on_v4(v4_backbone):
-    backbone = v4_backbone
-    unet = backbone.unet
-    layers = cross_attention_layers(unet, backbone.latent_size)
-    constrained = {layer.name for layer in select_layers(layers, ("deep",))}
-    assert 0 < len(constrained) < len(layers)
-    ids = ensure_tokens(backbone, placeholder_tokens(1))
-    vectors = initializer_vector(backbone, "character")[None].clone().requires_grad_(True)
-    reference, mask = character_on_a_background()
-    projections = [unet.get_submodule(layer.name) for layer in layers]
-    term = SpatialAttentionLoss("fastcomposer", 1.0, ("deep",))
-    for attn in projections:
-        attn.to_k.weight.requires_grad_(True)
-    try:
-        term.attach(backbone, ids)
-        with inject_concept(backbone, ids, vectors):
-            text = backbone.encode_prompts([backbone.concept_words(["<concept_0>"])])
-        t = torch.tensor([300])
-        latents = backbone.encode_images(reference, generator=torch.Generator().manual_seed(0))
-        pred = unet(latents, t, encoder_hidden_states=text).sample
-        term(StepContext(0, pred, latents, t, mask, ids, vectors)).backward()
-        key_grads = {layer.name: attn.to_k.weight.grad for layer, attn in zip(layers, projections)}
-    finally:
-        term.detach()
-        for attn in projections:
-            attn.to_k.weight.requires_grad_(False)
-            attn.to_k.weight.grad = None
-    for name, grad in key_grads.items():
-        if name in constrained:
-            assert grad is not None and grad.abs().sum() > 0, name
-        else:
-            assert grad is None or torch.count_nonzero(grad) == 0, name
-    assert vectors.grad.abs().sum() > 0
-
-
-def test_every_seal_switch_off_is_plain_textual_inversion_on_v4(v4_backbone):
-    reference, mask = character_on_a_background()
-    seal = AdaptationSettings(steps=2, batch_size=1, num_tokens=3, attention_loss="fastcomposer",
-                              attention_loss_weight=1.0, masked_diffusion_loss=True)
-    off = seal.without_seal()
-    plain = AdaptationSettings(steps=2, batch_size=1, num_tokens=1, attention_loss="none")
-    switched_off = adapt_concept(v4_backbone, reference, mask, off, loss_terms=build_loss_terms(off, v4_backbone))
-    plain_ti = adapt_concept(v4_backbone, reference, mask, plain)
-    assert build_loss_terms(off, v4_backbone) == []
-    assert torch.equal(switched_off.vectors, plain_ti.vectors)
-
-
 @pytest.mark.slow  # two adaptations on the 128-px latent model
 def test_attention_loss_moves_the_concepts_attention_into_the_mask_on_v4(v4_backbone):
-    reference, mask = character_on_a_background()
+    reference, mask = character_on_a_background(v4_backbone.resolution)
     loss_off = AdaptationSettings(steps=16, batch_size=1, learning_rate=0.05, seed=3, num_tokens=1,
                                   attention_loss="none")
     loss_on = replace(loss_off, attention_loss="fastcomposer", attention_loss_weight=1.0)

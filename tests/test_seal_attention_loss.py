@@ -23,16 +23,7 @@ from seal_runtime.ttf.concept_tokens import ensure_tokens, initializer_vector, i
 from seal_runtime.api.config import AdaptationSettings
 from seal_runtime.seal.layer_selection import select_layers
 from seal_runtime.seal.plugins import build_loss_terms
-
-
-def character_on_a_background(size: int = 64):
-    """A round orange character on a blue striped background, and its mask."""
-    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    mask = (((ys - 34) ** 2 + (xs - 30) ** 2) < 16**2).float()
-    background = torch.stack([0.2 + 0.3 * torch.sin(xs / 3.0), 0.5 + 0.2 * torch.cos(ys / 5.0), 0.9 + 0 * xs])
-    character = torch.stack([0.9 + 0 * xs, 0.4 + 0.3 * torch.sin((xs + ys) / 4.0), 0.1 + 0 * xs])
-    image = character * mask + background * (1 - mask)
-    return (image * 2 - 1).unsqueeze(0).float(), mask[None, None]
+from tests.adaptation_helpers import character_on_a_background
 
 
 def test_loss_forms_prefer_attention_inside_the_mask():
@@ -61,14 +52,15 @@ def test_unknown_loss_form_is_a_configuration_error(tiny_backbone):
             build_loss_terms(AdaptationSettings(attention_loss=rejected), tiny_backbone)
 
 
-def test_excluded_layers_get_zero_gradient_from_the_attention_loss(tiny_backbone):
+def test_excluded_layers_get_zero_gradient_from_the_attention_loss(each_builtin_backbone):
+    tiny_backbone = each_builtin_backbone
     unet = tiny_backbone.unet
     layers = cross_attention_layers(unet, tiny_backbone.latent_size)
     constrained = {layer.name for layer in select_layers(layers, ("deep",))}
     assert 0 < len(constrained) < len(layers)
     ids = ensure_tokens(tiny_backbone, placeholder_tokens(1))
     vectors = initializer_vector(tiny_backbone, "character")[None].clone().requires_grad_(True)
-    reference, mask = character_on_a_background()
+    reference, mask = character_on_a_background(tiny_backbone.resolution)
     projections = [unet.get_submodule(layer.name) for layer in layers]
     term = SpatialAttentionLoss("fastcomposer", 1.0, ("deep",))
     # Let the frozen projections collect gradients for this one backward pass.
@@ -80,7 +72,7 @@ def test_excluded_layers_get_zero_gradient_from_the_attention_loss(tiny_backbone
         with inject_concept(tiny_backbone, ids, vectors):
             text = tiny_backbone.encode_prompts(["a sticker of <concept_0>"])
         t = torch.tensor([300])
-        latents = tiny_backbone.encode_images(reference)
+        latents = tiny_backbone.encode_images(reference, generator=torch.Generator().manual_seed(0))
         pred = unet(latents, t, encoder_hidden_states=text).sample
         loss = term(StepContext(0, pred, latents, t, mask, ids, vectors))
         loss.backward()

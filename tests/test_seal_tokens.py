@@ -13,7 +13,7 @@ from seal_runtime.api.config import AdaptationSettings
 from seal_runtime.ttf.embedding_io import embedding_to_bytes, read_metadata
 from seal_runtime.seal.plugins import build_loss_terms
 from seal_runtime.seal.token_strategy import SplitMergeTokens
-from tests.adaptation_helpers import reference_and_mask
+from tests.adaptation_helpers import character_on_a_background, reference_and_mask
 
 
 def test_split_tokens_give_k_rows_while_learning_and_one_merged_concept(tiny_backbone):
@@ -92,8 +92,9 @@ def test_merged_concept_loads_with_diffusers_load_textual_inversion(tiny_backbon
     torch.testing.assert_close(loaded, ours)
 
 
-def test_every_seal_switch_off_is_plain_textual_inversion(tiny_backbone):
-    reference, mask = reference_and_mask()
+def test_every_seal_switch_off_is_plain_textual_inversion(each_builtin_backbone):
+    tiny_backbone = each_builtin_backbone
+    reference, mask = character_on_a_background(tiny_backbone.resolution)
     seal = AdaptationSettings(steps=3, batch_size=1, num_tokens=4, attention_loss="fastcomposer",
                               attention_loss_weight=1.0, masked_diffusion_loss=True)
     off = seal.without_seal()
