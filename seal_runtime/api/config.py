@@ -116,6 +116,9 @@ class AdaptationSettings:
     # Selectors (seal_runtime/layer_selection.py): "deep" drops the highest-resolution level.
     attention_layers: tuple[str, ...] = ("deep",)
     masked_diffusion_loss: bool = False
+    # Extra views of the reference made once before the loop (seal_runtime/ttf/reference_views.py):
+    # the masked subject rescaled, moved and pasted on plain backgrounds. 0: the reference alone.
+    reference_views: int = 0
     # Second TTF base (method = "lora"): LoRA on the U-Net attention projections.
     lora_rank: int = 4
     lora_learning_rate: float | None = None
@@ -180,6 +183,7 @@ class AdaptationSettings:
         _within_unless_none("adaptation.batch_size", self.batch_size, 1, 16, int)
         _within("adaptation.num_tokens", self.num_tokens, 1, 8, int)
         _within("adaptation.lora_rank", self.lora_rank, 1, 128, int)
+        _within("adaptation.reference_views", self.reference_views, 0, 32, int)
         _within("adaptation.seed", self.seed, 0, 2**63 - 1, int)
         _within_unless_none("adaptation.learning_rate", self.learning_rate, 1e-8, 1.0, float)
         _within_unless_none("adaptation.lora_learning_rate", self.lora_learning_rate, 1e-8, 1.0, float)

@@ -37,6 +37,7 @@ from seal_runtime.ttf.concept_tokens import (
     placeholder_tokens,
 )
 from seal_runtime.ttf.plateau import PlateauStop
+from seal_runtime.ttf.reference_views import make_views
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +142,12 @@ def draw_batch(backbone: DiffusionBackbone, latents: torch.Tensor, mask: torch.T
     picks = torch.randint(len(TEMPLATES), (batch,), generator=generator).tolist()
     prompts = [TEMPLATES[i].format(concept) for i in picks]
     flip = torch.rand(batch, generator=generator) < 0.5
-    x0 = latents.expand(batch, -1, -1, -1).clone()
+    if latents.shape[0] > 1:  # the reference and its views (reference_views.py): one each, at random
+        views = torch.randint(latents.shape[0], (batch,), generator=generator)
+        x0, step_mask = latents[views.to(latents.device)].clone(), mask[views.to(mask.device)].clone()
+    else:
+        x0, step_mask = latents.expand(batch, -1, -1, -1).clone(), mask.expand(batch, -1, -1, -1).clone()
     x0[flip] = x0[flip].flip(-1)
-    step_mask = mask.expand(batch, -1, -1, -1).clone()
     step_mask[flip] = step_mask[flip].flip(-1)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
     timesteps = torch.randint(
@@ -194,14 +198,16 @@ def adapt_concept(
 
     # 2. Frozen parts: everything but the concept vectors. The VAE's sample is drawn from
     # the seeded generator, so a seed reproduces the embedding.
+    # With reference_views, the reference's views are made and encoded here, once.
     backbone.freeze()
+    images, masks = make_views(reference, mask, settings.reference_views, generator)
     with torch.no_grad():
-        latents = backbone.encode_images(reference, generator=generator).detach()
-    mask = mask.to(backbone.device, torch.float32)
+        latents = backbone.encode_images(images, generator=generator).detach()
+    mask = masks.to(backbone.device, torch.float32)
     plateau = PlateauStop(settings.plateau_every, settings.plateau_min_steps, settings.plateau_patience,
                           settings.plateau_min_delta)
     if plateau.enabled:
-        plateau.prepare(backbone, latents, settings.seed)
+        plateau.prepare(backbone, latents[:1], settings.seed)  # measured on the reference itself
 
     # 2b. The TTF base: textual inversion learns only the vectors; LoRA also learns
     # low-rank updates of the U-Net attention, attached for this run only.
