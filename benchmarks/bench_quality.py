@@ -229,7 +229,7 @@ def run(args) -> int:
         raise SystemExit("bench quality: --identities must be at least 2 (chance compares identities)")
     identities = spread_identities(held_out_identities(), count)
     prompts = PROMPTS[: 2 if quick else len(PROMPTS)]
-    seeds = (0, 1) if quick else (0, 1, 2)
+    seeds = tuple(range(getattr(args, "seeds", None) or (2 if quick else 3)))
     sampling_steps = 4 if quick else 20
     model = getattr(args, "model", None)
     clip_path, dino_path = getattr(args, "clip", None), getattr(args, "dino", None)
@@ -247,7 +247,9 @@ def run(args) -> int:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_load, initargs=(model, clip_path, dino_path, threads))
         model_id, profile = pool.submit(_model_facts).result()  # before the work is queued
-    base = AdaptationSettings().resolved(profile)  # the model's tuned set, as the runtime resolves it
+    overrides = parse_overrides(getattr(args, "set", None) or [])
+    # The model's tuned set, as the runtime resolves it, with the operator's --set changes.
+    base = AdaptationSettings.from_dict(overrides).resolved(profile).check()
     if quick:
         base = replace(base, steps=4, batch_size=1)
     configs, same_as = without_repeats(configurations(base, ablations=getattr(args, "ablations", False)))
@@ -284,6 +286,7 @@ def run(args) -> int:
         "sampling_steps": sampling_steps,
         "workers": workers,
         "minutes": round((time.perf_counter() - started) / 60, 1),
+        "overrides": overrides,
         "same_as_default": same_as,
         "ceiling_share": ceiling_share(table),
         "table": table,
@@ -293,6 +296,21 @@ def run(args) -> int:
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_path).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`--set key=value` pairs as adaptation settings: values read as JSON where they parse
+    (numbers, true/false, lists), as text otherwise."""
+    overrides = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator or not key:
+            raise SystemExit(f"bench quality: --set wants key=value, got {pair!r}")
+        try:
+            overrides[key] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[key] = text
+    return overrides
 
 
 def ceiling_share(table: dict) -> dict[str, float]:

@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="quality: held-out identities (default 8, 2 with --quick)")
     parser.add_argument("--ablations", action="store_true",
                         help="quality: also each SEAL component removed, and the k sweep")
+    parser.add_argument("--seeds", type=int, default=None, help="quality: adaptation seeds (default 3, 2 with --quick)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="quality: an adaptation setting for every adapted row, e.g. --set reference_views=8")
 
 
 def report(figures: dict, json_path: str | None) -> None:

@@ -10,6 +10,7 @@ from benchmarks.bench_quality import (
     EXPLICIT_WORDS,
     ceiling_share,
     chance_agreement,
+    parse_overrides,
     configurations,
     spread_identities,
     without_repeats,
@@ -69,3 +70,10 @@ def test_an_ablation_equal_to_the_default_is_run_once():
     assert "runtime default" in configs and "TTF + SEAL" in configs
     assert same.get("SEAL - attention loss") == "runtime default"
     assert len({repr(v) for v in configs.values()}) == len(configs)
+
+
+def test_set_overrides_read_json_values_and_reject_a_pair_without_a_value():
+    assert parse_overrides(["reference_views=8", "attention_loss=fastcomposer", "masked_diffusion_loss=true"]) == {
+        "reference_views": 8, "attention_loss": "fastcomposer", "masked_diffusion_loss": True}
+    with pytest.raises(SystemExit, match="key=value"):
+        parse_overrides(["reference_views"])
