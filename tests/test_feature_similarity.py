@@ -76,8 +76,11 @@ def test_bench_quality_quick_adds_clip_and_dino_columns(tmp_path, clip_folder, d
     assert stickerbot(["bench", "quality", "--quick", "--json", str(out), "--clip", str(clip_folder),
                        "--dino", str(dino_folder)]) == 0
     table = json.loads(out.read_text())["table"]
-    assert set(table) == {"TTF alone", "TTF + SEAL", "SEAL k=2"}
-    for metrics in table.values():
+    assert set(table) == {"runtime default", "TTF + SEAL", "explicit words", "chance"}
+    assert "clip_i" not in table["chance"]  # chance is identity agreement only
+    for name, metrics in table.items():
+        if name == "chance":
+            continue
         assert {"identity", "attributes", "leakage", "rigidity", "clip_i", "clip_t", "dino"} <= set(metrics)
         assert -1.0 <= metrics["clip_i"]["mean"] <= 1.0 and -1.0 <= metrics["dino"]["mean"] <= 1.0
 
