@@ -161,6 +161,10 @@ def _score(settings, seed: int, identities, prompts, sampling_steps: int) -> dic
     readable = [build_prompt(request) for request in requests]
     rows: dict[str, dict[str, list[float]]] = {}
 
+    def draw(texts: list[str], generator: torch.Generator) -> list:
+        return [denoise(image, backbone) for image in to_pil_images(
+            sample(backbone, texts, steps=sampling_steps, generator=generator))]
+
     def add(row: str, metric: str, per_sticker: list[float]) -> None:
         rows.setdefault(row, {}).setdefault(metric, []).append(statistics.fmean(per_sticker))
 
@@ -172,9 +176,7 @@ def _score(settings, seed: int, identities, prompts, sampling_steps: int) -> dic
         if settings is None:
             # The concept phrase filled with the words, as the runtime fills it with tokens.
             words = backbone.concept_phrase.format(identity.describing_words())
-            texts = [build_prompt(request, subject=words) for request in requests]
-            images = [denoise(image, backbone) for image in to_pil_images(
-                sample(backbone, texts, steps=sampling_steps, generator=generator))]
+            images = draw([build_prompt(request, subject=words) for request in requests], generator)
             row = EXPLICIT_WORDS
         else:
             mask, _ = compute_subject_mask(reference)
@@ -183,10 +185,8 @@ def _score(settings, seed: int, identities, prompts, sampling_steps: int) -> dic
                                    loss_terms=build_loss_terms(settings, backbone))
             tokens = placeholder_tokens(result.vectors.shape[0])
             ids = ensure_tokens(backbone, tokens)
-            texts = [expand_prompt(text, backbone, tokens) for text in readable]
             with inject_concept(backbone, ids, result.vectors):
-                images = [denoise(image, backbone) for image in to_pil_images(
-                    sample(backbone, texts, steps=sampling_steps, generator=generator))]
+                images = draw([expand_prompt(text, backbone, tokens) for text in readable], generator)
             row = "adapted"
         predictions = recognition.predict(recognizer, images)
         agreement = [identity_agreement(got, identity) for got in predictions]
@@ -335,7 +335,7 @@ def _model_facts() -> tuple[str, str]:
 
 def markdown_table(table: dict) -> str:
     extra = [m for m in ("clip_i", "clip_t", "dino") if any(m in metrics for metrics in table.values())]
-    columns = ["identity", *IDENTITY_PARTS, "identity_similarity", "attributes", "leakage", "rigidity", *extra]
+    columns = [m for m in METRICS if any(m in metrics for metrics in table.values())]
     titles = {"identity_similarity": "identity sim.", "attributes": "attribute acc."}
     lines = ["| row | " + " | ".join(titles.get(c, c.replace("_", "-").upper() if c in extra else c)
                                     for c in columns) + " |",
